@@ -1,0 +1,1 @@
+"""GitOps for the MLflow Model Registry: pins in git decide which model version serves where."""

@@ -1,0 +1,211 @@
+"""The command line: the only module that prints. Commands parse, call `api`, render, exit.
+
+Exit codes: 0 success (in sync), 1 expected failure (bad input, registry error, failed apply),
+2 changes pending (`plan --detailed-exitcode`), 3 a bug, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback as traceback_module
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import api, report
+from reconciler.errors import (
+    EXIT_BUG,
+    EXIT_CHANGES_PENDING,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    InvalidInput,
+    ReconcilerError,
+)
+from reconciler.redact import scrub
+from reconciler.registry.base import Registry
+
+RegistryFactory = Callable[[str | None], Registry]
+
+
+def _mlflow_registry(tracking_uri: str | None) -> Registry:
+    from reconciler.registry.mlflow_registry import MlflowRegistry
+
+    return MlflowRegistry(tracking_uri)
+
+
+@dataclass
+class AppContext:
+    """What every command needs. Tests pass one with a fake registry via `CliRunner(obj=...)`."""
+
+    registry_factory: RegistryFactory = _mlflow_registry
+    root: Path | None = None
+    tracking_uri: str | None = None
+    traceback: bool = False
+
+    def registry(self) -> Registry:
+        return self.registry_factory(self.tracking_uri)
+
+    def repository_root(self) -> Path:
+        if self.root is None:
+            from reconciler.gitrepo import repository_root
+
+            self.root = repository_root(Path.cwd())
+        return self.root
+
+
+class _Group(click.Group):
+    """Turns expected failures into one line on stderr and an exit code; bugs into exit 3."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except InvalidInput as error:
+            for problem in error.problems:
+                _error(str(problem))
+            _error(f"{len(error.problems)} problem(s) found; nothing was changed in the registry.")
+            ctx.exit(error.exit_code)
+        except ReconcilerError as error:
+            _error(str(error))
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            _error("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as error:
+            obj = ctx.find_object(AppContext)
+            if obj is not None and obj.traceback:
+                click.echo(scrub(traceback_module.format_exc()), err=True)
+            _error(
+                f"internal error (a bug, please report it): {type(error).__name__}: "
+                f"{scrub(str(error))}; rerun with --traceback for details"
+            )
+            ctx.exit(EXIT_BUG)
+
+
+def _error(message: str) -> None:
+    click.echo(f"error: {scrub(message)}", err=True)
+
+
+ENV_OPTION = click.option(
+    "--env",
+    "environments",
+    multiple=True,
+    metavar="ENV",
+    help="Only this environment (repeatable).",
+)
+MODEL_OPTION = click.option(
+    "--model", "models", multiple=True, metavar="MODEL", help="Only this model (repeatable)."
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    metavar="URI",
+    help="MLflow tracking/registry URI. Default: $MLFLOW_TRACKING_URI, else MLflow's own "
+    "default (a local sqlite:///mlflow.db).",
+)
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Repository root holding environments/. Default: the git root of the current directory.",
+)
+@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+@click.version_option(package_name="mlflow-reconciler", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, tracking_uri: str | None, root: Path | None, traceback: bool) -> None:
+    """Keep the MLflow Model Registry in step with the pins in environments/.
+
+    A pin, environments/<env>/<model>.yaml, says which version of a model serves in an
+    environment. `plan` shows what differs from the registry; `apply` makes it so.
+    """
+    obj = ctx.find_object(AppContext)
+    if obj is None:
+        obj = ctx.ensure_object(AppContext)
+    obj.tracking_uri = tracking_uri or obj.tracking_uri
+    obj.root = root or obj.root
+    obj.traceback = traceback
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_obj
+def validate(obj: AppContext, paths: Sequence[Path]) -> None:
+    """Check pins and environment settings offline (no registry needed).
+
+    With PATHS, check those files or folders; else everything under environments/.
+    """
+    desired = api.validate(obj.repository_root(), paths)
+    environments = {pin.environment for pin in desired.pins} | set(desired.environments)
+    click.echo(f"ok: {len(desired.pins)} pin(s) in {len(environments)} environment(s) are valid")
+
+
+FORMATS = {"text": report.plan_text, "markdown": report.plan_markdown, "json": report.plan_json}
+
+
+@cli.command()
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATS)),
+    default="text",
+    show_default=True,
+    help="Output format (markdown for pull request comments).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when in sync, 2 when changes are pending, 1 on error.",
+)
+@click.pass_obj
+def plan(
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    output_format: str,
+    detailed_exitcode: bool,
+) -> None:
+    """Show what apply would change in the registry (a dry run)."""
+    result = api.make_plan(obj.repository_root(), obj.registry(), environments, models)
+    click.echo(FORMATS[output_format](result))
+    if detailed_exitcode and result.has_changes:
+        sys.exit(EXIT_CHANGES_PENDING)
+
+
+@cli.command()
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one record per pin (model_name, environment, new_version, new_stage, "
+    "archived_version, promoted, already_promoted).",
+)
+@click.pass_obj
+def apply(
+    obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
+) -> None:
+    """Make the registry match the pins. Validates and plans everything before any write."""
+    result = api.apply(obj.repository_root(), obj.registry(), environments, models)
+    if output_format == "json":
+        click.echo(report.apply_json(result))
+    else:
+        click.echo(report.apply_text(result))
+    if result.failed:
+        _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
+        sys.exit(EXIT_ERROR)
+
+
+def main() -> None:
+    """Console entry point (`reconciler`)."""
+    cli(prog_name="reconciler")

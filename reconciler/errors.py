@@ -1,0 +1,65 @@
+"""The one error hierarchy: every expected failure carries a user message and an exit code.
+
+The CLI prints `str(error)` on one line (per problem) and exits with `exit_code`; anything that is
+not a `ReconcilerError` is a bug and exits 3 (pre-commit's convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the input, located precisely: `file:line: field: message`."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}"
+
+
+class ReconcilerError(Exception):
+    """An expected failure: shown to the user as one line, never with a traceback."""
+
+    exit_code = EXIT_ERROR
+
+
+class InvalidInput(ReconcilerError):
+    """Pins or settings failed validation, or the plan found pins the registry cannot satisfy."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(sorted(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(ReconcilerError):
+    """The command line asks for something that cannot be done (e.g. no environments/ folder)."""
+
+
+class RegistryError(ReconcilerError):
+    """The registry refused or failed a request."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No answer from the registry (connection refused, DNS, timeout)."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry rejected our credentials (401) or our permissions (403)."""
+
+
+class ApplyFailed(ReconcilerError):
+    """Some changes were applied and one failed; the results say which."""

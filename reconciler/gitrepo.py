@@ -1,0 +1,17 @@
+"""The one module that talks to git (through gitpython)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def repository_root(start: Path) -> Path:
+    """The work tree root of the git repository holding `start`, or `start` itself outside git."""
+    import git  # gitpython: imported here so `--help` does not pay for it
+
+    try:
+        repo = git.Repo(start, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return start
+    work_tree = repo.working_tree_dir
+    return Path(work_tree) if work_tree else start

@@ -1,0 +1,27 @@
+"""Keeps credentials out of all we print: URIs lose `user:password@`, known secrets vanish."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_MASK = "***"
+
+
+def redact_uri(uri: str) -> str:
+    """`https://user:pw@host/x` → `https://***@host/x`; other URIs unchanged."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}{_MASK}@", uri)
+
+
+def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
+    """Remove URI credentials and the values of secret variables from any text we show."""
+    if secrets is None:
+        secrets = [os.environ.get(name, "") for name in SECRET_VARIABLES]
+    text = redact_uri(text)
+    # Longest first, so a secret that contains another is removed whole.
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text

@@ -1,0 +1,1 @@
+"""Registry port (`Registry`) and its two implementations: MLflow and an in-memory fake."""

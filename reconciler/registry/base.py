@@ -1,0 +1,28 @@
+"""The registry port: what the reconciler needs from a model registry, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from reconciler.state import ActualState
+
+
+class Registry(Protocol):
+    """Implemented by `MlflowRegistry` (real) and `FakeRegistry` (tests). Versions are strings."""
+
+    def read(self, models: Collection[str]) -> ActualState:
+        """Every registered model with its aliases; all versions of `models`, and for every other
+        model at least its latest version per stage."""
+        ...
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        """Move a version to `stage`; with `archive_existing`, archive the stage's other versions
+        in the same call. Never called with `archive_existing` towards Archived or None."""
+        ...
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Point `alias` at `version`, moving it from wherever it was."""
+        ...

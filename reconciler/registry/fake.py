@@ -1,0 +1,101 @@
+"""An in-memory registry with MLflow's semantics, for unit tests and contract tests.
+
+It implements the rules independently of the planner (not by reusing its simulation), so
+"applying the plan to the fake reaches the desired state" is a real check. The contract tests run
+the same assertions against a real `mlflow server` to keep the two honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from reconciler.errors import RegistryError
+from reconciler.state import (
+    ARCHIVED,
+    NONE_STAGE,
+    READY,
+    ActualState,
+    ModelVersion,
+    RegisteredModel,
+)
+
+_STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass
+class _Model:
+    versions: dict[str, ModelVersion] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self._models: dict[str, _Model] = {}
+        self.writes: list[tuple[str, ...]] = []
+        self.reads = 0
+
+    # -- setting up a scenario (what a training pipeline or a person would do) --
+
+    def create_model(self, name: str) -> None:
+        self._models.setdefault(name, _Model())
+
+    def create_version(
+        self,
+        name: str,
+        stage: str = NONE_STAGE,
+        status: str = READY,
+        run_id: str | None = None,
+    ) -> str:
+        self.create_model(name)
+        model = self._models[name]
+        version = str(len(model.versions) + 1)
+        model.versions[version] = ModelVersion(name, version, stage, status, run_id)
+        return version
+
+    def force_stage(self, name: str, version: str, stage: str) -> None:
+        """A hand edit with no archiving (the UI with the box unticked, or a lost race)."""
+        old = self._models[name].versions[version]
+        self._models[name].versions[version] = ModelVersion(
+            name, version, stage, old.status, old.run_id
+        )
+
+    # -- the Registry port --
+
+    def read(self, models: Collection[str]) -> ActualState:
+        self.reads += 1
+        return ActualState(
+            {
+                name: RegisteredModel(name, dict(model.versions), dict(model.aliases))
+                for name, model in self._models.items()
+            }
+        )
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        if stage not in _STAGES:
+            raise RegistryError(f"invalid stage {stage!r}")
+        if archive_existing and stage in (ARCHIVED, NONE_STAGE):
+            # MLflow answers HTTP 500 here (DESIGN §6); the fake refuses just as loudly.
+            raise RegistryError("archive_existing_versions towards Archived/None")
+        versions = self._version_map(model, version)
+        self.writes.append(("transition", model, version, stage, str(archive_existing)))
+        if archive_existing:
+            for other in list(versions.values()):
+                if other.stage == stage and other.version != version:
+                    self.force_stage(model, other.version, ARCHIVED)
+        self.force_stage(model, version, stage)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self._version_map(model, version)
+        self.writes.append(("set_alias", model, alias, version))
+        self._models[model].aliases[alias] = version
+
+    def _version_map(self, model: str, version: str) -> dict[str, ModelVersion]:
+        if model not in self._models:
+            raise RegistryError(f"registered model {model!r} not found")
+        versions = self._models[model].versions
+        if version not in versions:
+            raise RegistryError(f"{model} v{version} not found")
+        return versions

@@ -1,0 +1,202 @@
+"""The MLflow Model Registry behind the `Registry` port. The only module that imports `mlflow`.
+
+It hides MLflow's quirks (DESIGN §6): pagination on every search, an explicit sort so pages neither
+skip nor repeat rows, empty aliases in version searches, int-vs-str versions, the stage
+deprecation warning, retry defaults that block for minutes, and error messages carrying URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from reconciler.errors import (
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachable,
+)
+from reconciler.redact import redact_uri, scrub
+from reconciler.state import ActualState, ModelVersion, RegisteredModel
+
+T = TypeVar("T")
+
+# MLflow retries 7 times with backoff factor 2 and 120 s per attempt: ~247 s before an unreachable
+# server is reported. CI wants an answer in seconds; users can still set MLflow's own variables.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+MODELS_PAGE = 1000  # server-side maximum for search_registered_models
+VERSIONS_PAGE = 10_000
+NAMES_PER_FILTER = 1000  # `name IN (...)` breaks the filter parser at ~5,000 names
+_STAGE_WARNING = ".*Model registry stages will be removed.*"
+
+
+class MlflowRegistry:
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self._uri = tracking_uri
+        self._client_instance: Any = None
+
+    @property
+    def display_uri(self) -> str:
+        return redact_uri(self._resolved_uri())
+
+    def _resolved_uri(self) -> str:
+        if self._uri:
+            return self._uri
+        from mlflow.tracking._tracking_service.utils import get_tracking_uri
+
+        return str(get_tracking_uri())
+
+    def _client(self) -> Any:
+        if self._client_instance is None:
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            # Our import, not the module's: `validate` and `--help` never pay for MLflow.
+            from mlflow import MlflowClient
+
+            # MLflow's own INFO chatter (database creation, alembic upgrades) is not ours to print.
+            for logger in ("mlflow", "alembic"):
+                logging.getLogger(logger).setLevel(logging.WARNING)
+            uri = self._resolved_uri()
+            self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return self._client_instance
+
+    # -- reads --
+
+    def read(self, models: Collection[str]) -> ActualState:
+        with self._translated_errors("read the registry"):
+            client = self._client()
+            registered = {
+                rm.name: rm for rm in _pages(client.search_registered_models, MODELS_PAGE)
+            }
+            wanted = sorted(name for name in models if name in registered)
+            full: dict[str, dict[str, ModelVersion]] = {name: {} for name in wanted}
+            for chunk in _chunks(wanted, NAMES_PER_FILTER):
+                search = _bind(
+                    client.search_model_versions,
+                    filter_string=_name_filter(chunk),
+                    order_by=["name ASC", "version_number ASC"],
+                )
+                for mv in _pages(search, VERSIONS_PAGE):
+                    full[mv.name][str(mv.version)] = _version(mv)
+        result = {}
+        for name, rm in registered.items():
+            versions = full.get(name)
+            if versions is None:
+                # Not pinned: its latest version per stage is enough to list it as unmanaged.
+                versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
+            aliases = {alias: str(version) for alias, version in (rm.aliases or {}).items()}
+            result[name] = RegisteredModel(name, versions, aliases)
+        return ActualState(result)
+
+    # -- writes --
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        if archive_existing and stage in ("Archived", "None"):
+            # The server answers 500 and the client retries it for minutes (DESIGN §6).
+            raise RegistryError(f"refusing archive_existing_versions towards {stage}")
+        with self._translated_errors(f"move {model} v{version} to {stage}"):
+            self._client().transition_model_version_stage(
+                model, version, stage, archive_existing_versions=archive_existing
+            )
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        with self._translated_errors(f"set {model}@{alias} to v{version}"):
+            self._client().set_registered_model_alias(model, alias, version)
+
+    @contextmanager
+    def _translated_errors(self, action: str) -> Iterator[None]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_STAGE_WARNING, category=FutureWarning)
+            try:
+                yield
+            except Exception as error:
+                raise self._translate(error, action) from None
+
+    def _translate(self, error: Exception, action: str) -> RegistryError:
+        from mlflow.exceptions import MlflowException
+
+        uri = self.display_uri
+        if not isinstance(error, MlflowException):
+            return RegistryError(f"cannot {action} at {uri}: {scrub(_first_line(error))}")
+        code = error.error_code
+        message = scrub(_first_line(error))
+        if code == "UNAUTHENTICATED" or "status code 401" in message or "401" in message[:60]:
+            return RegistryAuthError(
+                f"authentication failed at {uri}: check MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+            )
+        if code == "PERMISSION_DENIED":
+            return RegistryAuthError(f"permission denied: cannot {action} at {uri}: {message}")
+        if "API request to" in message and "failed with" in message:
+            return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
+        return RegistryError(f"cannot {action} at {uri}: {message}")
+
+
+def _version(mv: Any) -> ModelVersion:
+    status = mv.status
+    # The sqlite store may hand back the enum's int; REST gives the name.
+    if not isinstance(status, str):
+        from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
+
+        status = str(ModelVersionStatus.to_string(status))  # type: ignore[no-untyped-call]
+    return ModelVersion(
+        model=mv.name,
+        version=str(mv.version),
+        stage=mv.current_stage or "None",
+        status=status,
+        run_id=mv.run_id or None,
+    )
+
+
+def _pages(search: Callable[..., Any], page_size: int) -> Iterator[Any]:
+    token = None
+    while True:
+        page = search(max_results=page_size, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _bind(function: Callable[..., T], **bound: Any) -> Callable[..., T]:
+    def call(**kwargs: Any) -> T:
+        return function(**bound, **kwargs)
+
+    return call
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _name_filter(names: list[str]) -> str:
+    quoted = ", ".join("'" + name.replace("'", "\\'") + "'" for name in names)
+    return f"name IN ({quoted})"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _cause(message: str) -> str:
+    for needle, plain in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host not found"),
+        ("nodename nor servname", "host not found"),
+        ("timed out", "timed out"),
+        ("Max retries exceeded", "no answer after retries"),
+    ):
+        if needle in message:
+            return plain
+    return message

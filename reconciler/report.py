@@ -1,0 +1,186 @@
+"""Renders plans and apply results as text (terminals), markdown (reviews) and JSON (machines).
+
+Pure: every function returns a string; the CLI decides where it goes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from reconciler.executor import ApplyReport, StepResult
+from reconciler.plan import Entry, Plan, Step
+
+FORMAT_VERSION = 1
+
+
+def _v(versions: Iterable[str]) -> str:
+    shown = ", ".join(f"v{v}" for v in versions)
+    return shown or "none"
+
+
+def _action(entry: Entry) -> str:
+    if entry.status == "in_sync":
+        return "in sync"
+    if entry.status == "promoted_onward":
+        return f"in sync: promoted onward to {entry.onward_to}"
+    return "; ".join(_step_action(step) for step in entry.steps)
+
+
+def _step_action(step: Step) -> str:
+    if step.kind == "transition":
+        archived = f", archives {_v(step.archives)}" if step.archives else ""
+        return f"v{step.version} → {step.stage}{archived}"
+    if step.kind == "archive":
+        return f"archive v{step.version} (extra in {step.stage})"
+    previous = f"from v{step.previous}" if step.previous else "new"
+    return f"@{step.alias} → v{step.version} ({previous})"
+
+
+def _summary(plan: Plan) -> str:
+    counts = plan.counts
+    in_sync = sum(1 for e in plan.entries if not e.steps)
+    changed = sum(1 for e in plan.entries if e.steps)
+    return (
+        f"{changed} to change, {in_sync} in sync "
+        f"({counts['transition']} transitions, {counts['archive']} archives, "
+        f"{counts['set_alias']} alias moves)"
+    )
+
+
+def _groups(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]:
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.pin.environment, []).append(entry)
+    return list(groups.items())
+
+
+# -- plan --
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for environment, entries in _groups(plan.entries):
+        lines.append(f"{environment} ({entries[0].target})")
+        for entry in entries:
+            mark = "~" if entry.steps else "="
+            lines.append(
+                f"  {mark} {entry.pin.model}: pinned v{entry.pin.version}, "
+                f"registry {_v(entry.current)}: {_action(entry)}"
+            )
+    if plan.unmanaged:
+        lines.append("unmanaged (holds a managed stage or alias without a pin; never touched)")
+        for item in plan.unmanaged:
+            lines.append(f"  ? {item.environment}: {item.model} {item.target} {_v(item.versions)}")
+    if not plan.entries:
+        lines.append("No pins in scope.")
+    lines.append(f"Plan: {_summary(plan)}.")
+    lines.append(f"Checksum: {plan.checksum}")
+    return "\n".join(lines)
+
+
+def plan_markdown(plan: Plan) -> str:
+    title = "changes pending" if plan.has_changes else "in sync"
+    lines = [
+        f"### Registry plan: {title}",
+        "",
+        "| Environment | Model | Registry now | Pinned | Action |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in plan.entries:
+        action = _action(entry)
+        if entry.steps:
+            action = f"**{action}**"
+        lines.append(
+            f"| {entry.pin.environment} | `{entry.pin.model}` | {_v(entry.current)} "
+            f"| v{entry.pin.version} | {_md_escape(action)} |"
+        )
+    if plan.unmanaged:
+        lines += [
+            "",
+            f"<details><summary>Unmanaged: {len(plan.unmanaged)} (never touched)</summary>",
+            "",
+            "| Environment | Model | Holds |",
+            "|---|---|---|",
+        ]
+        for item in plan.unmanaged:
+            lines.append(
+                f"| {item.environment} | `{item.model}` | {item.target} {_v(item.versions)} |"
+            )
+        lines += ["", "</details>"]
+    lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def plan_json(plan: Plan) -> str:
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "has_changes": plan.has_changes,
+        "checksum": plan.checksum,
+        "counts": plan.counts,
+        "changes": [_step_json(step) for step in plan.steps],
+        "pins": [_entry_json(entry) for entry in plan.entries],
+        "unmanaged": [asdict(item) for item in plan.unmanaged],
+    }
+    return json.dumps(document, indent=2)
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    data = asdict(step)
+    data["archives"] = list(step.archives)
+    del data["rank"], data["sequence"]
+    return data
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "environment": entry.pin.environment,
+        "model": entry.pin.model,
+        "file": entry.pin.file,
+        "pinned_version": entry.pin.version,
+        "target": entry.target,
+        "current_versions": list(entry.current),
+        "status": entry.status,
+        "promoted_onward_to": entry.onward_to,
+        "note": entry.pin.note,
+    }
+
+
+# -- apply --
+
+_OUTCOME_MARK = {"applied": "✓", "failed": "✗", "not_attempted": "-"}
+
+
+def apply_text(report: ApplyReport) -> str:
+    lines: list[str] = []
+    for result in report.results:
+        lines.append(_result_line(result))
+    counts = {o: sum(1 for r in report.results if r.outcome == o) for o in _OUTCOME_MARK}
+    in_sync = sum(1 for e in report.plan.entries if not e.steps)
+    if not report.results:
+        lines.append("Nothing to do: the registry matches the pins.")
+    lines.append(
+        f"Apply: {counts['applied']} applied, {counts['failed']} failed, "
+        f"{counts['not_attempted']} not attempted; {in_sync} already in sync."
+    )
+    return "\n".join(lines)
+
+
+def _result_line(result: StepResult) -> str:
+    step = result.step
+    line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {_step_action(step)}"
+    if result.outcome == "failed":
+        line += f": FAILED: {result.error}"
+    elif result.outcome == "not_attempted":
+        line += ": not attempted"
+    return line
+
+
+def apply_json(report: ApplyReport) -> str:
+    return json.dumps(report.records(), indent=2)

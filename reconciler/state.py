@@ -1,0 +1,98 @@
+"""Frozen values for what git wants (DesiredState) and what the registry has (ActualState).
+
+Versions are strings everywhere: the sqlite store returns ints, REST returns strings (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PRODUCTION = "Production"
+STAGING = "Staging"
+ARCHIVED = "Archived"
+NONE_STAGE = "None"
+MANAGED_STAGES = (PRODUCTION, STAGING)
+READY = "READY"
+
+# Higher environments are applied first so Production is never left empty mid-apply, and a version
+# pinned in two stage environments belongs to the highest one.
+STAGE_RANK = {PRODUCTION: 0, STAGING: 1}
+ALIAS_ONLY_RANK = 2
+
+
+@dataclass(frozen=True, order=True)
+class Environment:
+    """How one `environments/<name>/` folder maps onto the registry."""
+
+    name: str
+    stage: str | None  # Staging | Production | None (alias only)
+    alias: str | None = None
+
+    @property
+    def rank(self) -> tuple[int, str]:
+        """Sort key: Production first, then Staging, then alias-only environments, by name."""
+        return (STAGE_RANK.get(self.stage or "", ALIAS_ONLY_RANK), self.name)
+
+    def target(self) -> str:
+        """What the environment sets, as a person reads it: `Production`, `@champion`, or both."""
+        parts = [self.stage] if self.stage else []
+        if self.alias:
+            parts.append(f"@{self.alias}")
+        return " + ".join(parts)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pin file: `model` at `version` in `environment`."""
+
+    environment: str
+    model: str
+    version: str
+    file: str
+    line: int = 1
+    version_line: int = 1
+    run_id: str | None = None
+    run_id_line: int = 1
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    environments: Mapping[str, Environment]
+    pins: tuple[Pin, ...]
+
+    def environments_by_rank(self) -> list[Environment]:
+        return sorted(self.environments.values(), key=lambda env: env.rank)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: str
+    stage: str = NONE_STAGE
+    status: str = READY
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    versions: Mapping[str, ModelVersion] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def in_stage(self, stage: str) -> list[str]:
+        """The versions currently in `stage`, lowest first."""
+        return sorted((v.version for v in self.versions.values() if v.stage == stage), key=int)
+
+
+@dataclass(frozen=True)
+class ActualState:
+    """What the registry holds.
+
+    `models` maps a name to its versions and aliases. Versions are complete for the models the
+    caller asked about; other models may carry only their latest version per stage (enough to see
+    that they hold a managed stage, which is all the plan asks of them).
+    """
+
+    models: Mapping[str, RegisteredModel] = field(default_factory=dict)

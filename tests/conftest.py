@@ -1,0 +1,100 @@
+"""Shared fixtures: a guard against real defaults, repositories in temp dirs, the CLI runner."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import AppContext, cli
+from reconciler.registry.base import Registry
+from reconciler.registry.fake import FakeRegistry
+
+# Port 9 (discard) on loopback: a test that reaches for a registry it was not given fails fast.
+UNREACHABLE_URI = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def _guard_real_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test may touch the developer's registry, credentials or home directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", UNREACHABLE_URI)
+    for name in (
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+        "GITHUB_ACTIONS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
+
+
+class Repo:
+    """A real git repository in a temp dir holding environments/ (pins and settings)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=self.root, check=True, capture_output=True, text=True
+        ).stdout
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def pin(self, env: str, model: str, version: int | str, **extra: str) -> Path:
+        lines = [f"model: {model}", f"version: {version}"]
+        lines += [f"{key}: {value}" for key, value in extra.items()]
+        return self.write(f"environments/{env}/{model}.yaml", "\n".join(lines) + "\n")
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return Repo(tmp_path / "repo")
+
+
+RunCli = Callable[..., Result]
+
+
+def make_runner(
+    root: Path, registry: Registry | None = None, tracking_uri: str | None = None
+) -> RunCli:
+    def run(*args: str) -> Result:
+        obj = AppContext(root=root, tracking_uri=tracking_uri)
+        if registry is not None:
+            obj.registry_factory = lambda _uri: registry
+        return CliRunner().invoke(cli, list(args), obj=obj, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def fake() -> FakeRegistry:
+    return FakeRegistry()
+
+
+@pytest.fixture
+def run(repo: Repo, fake: FakeRegistry) -> Iterator[RunCli]:
+    """The CLI against `repo` and the fake registry."""
+    yield make_runner(repo.root, fake)
