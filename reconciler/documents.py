@@ -99,7 +99,8 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = None if mark is None else int(mark.line) + 1
-        raise _ParseError(line, f"invalid YAML: {error.problem or error.context}") from None
+        what = ", ".join(part for part in (error.context, error.problem) if part)
+        raise _ParseError(line, f"invalid YAML: {what}") from None
     except yaml.YAMLError as error:
         raise _ParseError(None, f"invalid YAML: {error}") from None
     finally:

@@ -162,6 +162,8 @@ def _diff_model(
             owner[pin.version] = pin.environment
 
     sim = _Simulation(registered)
+    # Reviewers read "what serves now → what will": `current` is the registry before any step.
+    now = _Simulation(registered)
     entries = []
     for pin in pins:
         env = environments[pin.environment]
@@ -169,7 +171,7 @@ def _diff_model(
         if problem is not None:
             entries.append(Entry(pin, env.target(), "error", (), problem=problem))
             continue
-        before = sim.current(env)
+        before = now.current(env)
         pin_steps: list[Step] = []
         onward_to = None
         if env.stage:

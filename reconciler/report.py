@@ -39,6 +39,20 @@ def _step_action(step: Step) -> str:
     return f"@{step.alias} → v{step.version} ({previous})"
 
 
+def _headline(entry: Entry) -> str:
+    """`churn-model: v6 → v15`, or `churn-model: v15` when nothing moves; ROLLBACK when the
+    pinned version is older than what serves now."""
+    pinned = f"v{entry.pin.version}"
+    if not entry.steps:
+        return f"{entry.pin.model}: {pinned}"
+    rollback = " ROLLBACK" if is_rollback(entry) else ""
+    return f"{entry.pin.model}: {_v(entry.current)} → {pinned}{rollback}"
+
+
+def is_rollback(entry: Entry) -> bool:
+    return bool(entry.current) and all(int(v) > int(entry.pin.version) for v in entry.current)
+
+
 def _summary(plan: Plan) -> str:
     counts = plan.counts
     in_sync = sum(1 for e in plan.entries if not e.steps)
@@ -65,11 +79,9 @@ def plan_text(plan: Plan) -> str:
     for environment, entries in _groups(plan.entries):
         lines.append(f"{environment} ({entries[0].target})")
         for entry in entries:
-            mark = "~" if entry.steps else "="
-            lines.append(
-                f"  {mark} {entry.pin.model}: pinned v{entry.pin.version}, "
-                f"registry {_v(entry.current)}: {_action(entry)}"
-            )
+            lines.append(f"  {'~' if entry.steps else '='} {_headline(entry)} ({_action(entry)})")
+            if entry.pin.note:
+                lines.append(f"      note: {entry.pin.note}")
     if plan.unmanaged:
         lines.append("unmanaged (holds a managed stage or alias without a pin; never touched)")
         for item in plan.unmanaged:
@@ -93,6 +105,10 @@ def plan_markdown(plan: Plan) -> str:
         action = _action(entry)
         if entry.steps:
             action = f"**{action}**"
+        if is_rollback(entry):
+            action = f"⏪ **ROLLBACK** {action}"
+        if entry.pin.note:
+            action += f"<br>_{entry.pin.note}_"
         lines.append(
             f"| {entry.pin.environment} | `{entry.pin.model}` | {_v(entry.current)} "
             f"| v{entry.pin.version} | {_md_escape(action)} |"
@@ -115,7 +131,7 @@ def plan_markdown(plan: Plan) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|").replace("\n", "<br>")
 
 
 def plan_json(plan: Plan) -> str:

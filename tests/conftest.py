@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,6 +45,7 @@ class Repo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str) -> str:
@@ -95,6 +96,6 @@ def fake() -> FakeRegistry:
 
 
 @pytest.fixture
-def run(repo: Repo, fake: FakeRegistry) -> Iterator[RunCli]:
+def run(repo: Repo, fake: FakeRegistry) -> RunCli:
     """The CLI against `repo` and the fake registry."""
-    yield make_runner(repo.root, fake)
+    return make_runner(repo.root, fake)

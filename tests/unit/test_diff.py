@@ -235,7 +235,8 @@ def test_filters_limit_steps_but_not_semantics() -> None:
     only_prod = diff(desired({"production": 2, "staging": 2}), actual, environments=["production"])
     assert described(only_prod) == ["production: m: v2 → Production, archives v1"]
     other_model = diff(desired({"production": 2}), actual, models=["n"])
-    assert other_model.entries == () and other_model.steps == ()
+    assert other_model.entries == ()
+    assert other_model.steps == ()
 
 
 def test_checksum_is_stable_and_tracks_the_steps() -> None:
