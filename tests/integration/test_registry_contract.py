@@ -1,0 +1,161 @@
+"""The same contract on the in-memory fake and on a real `mlflow server`: keeps the fake honest."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from reconciler.errors import RegistryError
+from reconciler.registry import mlflow_registry
+from reconciler.registry.base import Registry
+from reconciler.registry.fake import FakeRegistry
+from reconciler.registry.mlflow_registry import MlflowRegistry
+from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
+from tests.integration.conftest import Seeder
+
+# make(name, stages) creates a model with one version per entry, in that stage (no archiving).
+Make = Callable[[str, list[str]], None]
+
+
+@pytest.fixture(params=["fake", "mlflow"])
+def registry_and_maker(
+    request: pytest.FixtureRequest,
+) -> tuple[Registry, Make, Callable[[str], str]]:
+    suffix = uuid.uuid4().hex[:8]
+
+    def unique(base: str) -> str:
+        return f"{base}-{suffix}"
+
+    if request.param == "fake":
+        fake = FakeRegistry()
+
+        def make_fake(name: str, stages: list[str]) -> None:
+            fake.create_model(name)
+            for stage in stages:
+                fake.create_version(name, stage=stage, run_id="r")
+
+        return fake, make_fake, unique
+
+    url = request.getfixturevalue("mlflow_server")
+    seeder = Seeder(url)
+
+    def make_real(name: str, stages: list[str]) -> None:
+        versions = seeder.model(name, [0.5] * len(stages))
+        for version, stage in zip(versions, stages, strict=True):
+            if stage != NONE_STAGE:
+                seeder.stage(name, version, stage)
+
+    return MlflowRegistry(url), make_real, unique
+
+
+Fixture = tuple[Registry, Make, Callable[[str], str]]
+
+
+def stages_of(registry: Registry, name: str) -> dict[str, str]:
+    return {v: mv.stage for v, mv in registry.read([name]).models[name].versions.items()}
+
+
+def test_read_normalises_versions_and_stages(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("read")
+    make(name, [PRODUCTION, STAGING, NONE_STAGE, ARCHIVED])
+    state = registry.read([name])
+    versions = state.models[name].versions
+    assert sorted(versions) == ["1", "2", "3", "4"]
+    assert {v: mv.stage for v, mv in versions.items()} == {
+        "1": PRODUCTION,
+        "2": STAGING,
+        "3": NONE_STAGE,
+        "4": ARCHIVED,
+    }
+    assert all(mv.status == "READY" for mv in versions.values())
+    assert all(isinstance(mv.run_id, str) and mv.run_id for mv in versions.values())
+
+
+def test_unasked_models_still_show_their_stages(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    other = unique("other")
+    make(other, [PRODUCTION, STAGING, NONE_STAGE])
+    model = registry.read([]).models[other]
+    assert model.in_stage(PRODUCTION) == ["1"]
+    assert model.in_stage(STAGING) == ["2"]
+
+
+def test_transition_archives_only_that_stage(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("promote")
+    make(name, [PRODUCTION, STAGING, NONE_STAGE])
+    registry.transition_stage(name, "3", PRODUCTION, archive_existing=True)
+    assert stages_of(registry, name) == {"1": ARCHIVED, "2": STAGING, "3": PRODUCTION}
+
+
+def test_transition_without_archiving_leaves_two(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("drift")
+    make(name, [PRODUCTION, NONE_STAGE])
+    registry.transition_stage(name, "2", PRODUCTION, archive_existing=False)
+    assert stages_of(registry, name) == {"1": PRODUCTION, "2": PRODUCTION}
+    registry.transition_stage(name, "1", ARCHIVED, archive_existing=False)
+    assert stages_of(registry, name) == {"1": ARCHIVED, "2": PRODUCTION}
+
+
+def test_aliases(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("alias")
+    make(name, [NONE_STAGE, NONE_STAGE])
+    registry.set_alias(name, "champion", "1")
+    registry.set_alias(name, "shadow", "1")
+    registry.set_alias(name, "champion", "2")
+    assert dict(registry.read([name]).models[name].aliases) == {"champion": "2", "shadow": "1"}
+    # Archiving does not move aliases (DESIGN §6).
+    registry.transition_stage(name, "2", ARCHIVED, archive_existing=False)
+    assert registry.read([name]).models[name].aliases["champion"] == "2"
+
+
+@pytest.mark.parametrize("stage", [ARCHIVED, NONE_STAGE])
+def test_never_sends_archive_existing_towards_archived_or_none(
+    registry_and_maker: Fixture, stage: str
+) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("guard")
+    make(name, [PRODUCTION])
+    with pytest.raises(RegistryError, match="archive_existing"):
+        registry.transition_stage(name, "1", stage, archive_existing=True)
+    assert stages_of(registry, name) == {"1": PRODUCTION}
+
+
+def test_missing_model_or_version_is_a_registry_error(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("missing")
+    make(name, [NONE_STAGE])
+    with pytest.raises(RegistryError):
+        registry.transition_stage(name, "7", PRODUCTION, archive_existing=True)
+    with pytest.raises(RegistryError):
+        registry.set_alias(unique("ghost"), "champion", "1")
+
+
+def test_mlflow_read_paginates(
+    mlflow_server: str, seeder: Seeder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [seeder.name(f"page{i}") for i in range(3)]
+    for name in names:
+        seeder.model(name, [0.1, 0.2, 0.3])
+        seeder.stage(name, "2", PRODUCTION)
+    # Our own page sizes, shrunk so three models and nine versions need several pages and chunks.
+    monkeypatch.setattr(mlflow_registry, "MODELS_PAGE", 2)
+    monkeypatch.setattr(mlflow_registry, "VERSIONS_PAGE", 2)
+    monkeypatch.setattr(mlflow_registry, "NAMES_PER_FILTER", 2)
+    state = MlflowRegistry(mlflow_server).read(names)
+    for name in names:
+        assert sorted(state.models[name].versions) == ["1", "2", "3"]
+        assert state.models[name].in_stage(PRODUCTION) == ["2"]
+
+
+def test_mlflow_model_names_with_quotes(mlflow_server: str, seeder: Seeder) -> None:
+    name = seeder.name("it's")
+    seeder.model(name, [0.1])
+    state: Any = MlflowRegistry(mlflow_server).read([name])
+    assert sorted(state.models[name].versions) == ["1"]
