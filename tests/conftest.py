@@ -81,11 +81,13 @@ RunCli = Callable[..., Result]
 def make_runner(
     root: Path, registry: Registry | None = None, tracking_uri: str | None = None
 ) -> RunCli:
+    prefix = ["--tracking-uri", tracking_uri] if tracking_uri else []
+
     def run(*args: str) -> Result:
-        obj = AppContext(root=root, tracking_uri=tracking_uri)
+        obj = AppContext(root=root)
         if registry is not None:
             obj.registry_factory = lambda _uri: registry
-        return CliRunner().invoke(cli, list(args), obj=obj, catch_exceptions=False)
+        return CliRunner().invoke(cli, [*prefix, *args], obj=obj, catch_exceptions=False)
 
     return run
 

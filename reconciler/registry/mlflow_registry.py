@@ -61,8 +61,10 @@ class MlflowRegistry:
             from mlflow import MlflowClient
 
             # MLflow's own INFO chatter (database creation, alembic upgrades) is not ours to print.
-            for logger in ("mlflow", "alembic"):
-                logging.getLogger(logger).setLevel(logging.WARNING)
+            # urllib3 logs each retry with the request path; our error says it once, redacted.
+            for logger, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING)):
+                logging.getLogger(logger).setLevel(level)
+            logging.getLogger("urllib3").setLevel(logging.ERROR)
             uri = self._resolved_uri()
             self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client_instance
