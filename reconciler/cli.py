@@ -102,7 +102,9 @@ MODEL_OPTION = click.option(
 )
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="reconciler", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--tracking-uri",
     envvar="MLFLOW_TRACKING_URI",

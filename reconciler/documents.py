@@ -17,6 +17,8 @@ import yaml
 from reconciler.errors import Problem
 
 MAX_FILE_BYTES = 64 * 1024
+# libyaml's loader when PyYAML was built with it (the wheels are): ~10x faster on many files.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 JsonPath = tuple[str | int, ...]
 
@@ -87,7 +89,7 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
     """Parse exactly one YAML document: its data, a JSON-path → line map, and duplicate keys
     (the first occurrence is kept)."""
     text = text.removeprefix("\ufeff")
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         _refuse_anchors(text)
         node = loader.get_single_node()
@@ -109,7 +111,7 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
 
 
 def _refuse_anchors(text: str) -> None:
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_Loader):
         line = None if event.start_mark is None else int(event.start_mark.line) + 1
         if isinstance(event, yaml.AliasEvent):
             raise _ParseError(line, "YAML aliases (*name) are not allowed: write the value out")
@@ -118,7 +120,7 @@ def _refuse_anchors(text: str) -> None:
 
 
 def _build(
-    loader: yaml.SafeLoader,
+    loader: Any,
     node: yaml.Node,
     path: JsonPath,
     lines: dict[JsonPath, int],

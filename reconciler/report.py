@@ -57,11 +57,19 @@ def _summary(plan: Plan) -> str:
     counts = plan.counts
     in_sync = sum(1 for e in plan.entries if not e.steps)
     changed = sum(1 for e in plan.entries if e.steps)
-    return (
-        f"{changed} to change, {in_sync} in sync "
-        f"({counts['transition']} transitions, {counts['archive']} archives, "
-        f"{counts['set_alias']} alias moves)"
+    kinds = ", ".join(
+        _count(counts[kind], noun)
+        for kind, noun in (
+            ("transition", "transition"),
+            ("archive", "archive"),
+            ("set_alias", "alias move"),
+        )
     )
+    return f"{changed} to change, {in_sync} in sync ({kinds})"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _groups(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]:

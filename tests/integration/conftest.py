@@ -2,92 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.proxy import RecordingProxy
-
-SERVER_START_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"mlflow server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    pytest.fail(
-        f"mlflow server not healthy after {SERVER_START_TIMEOUT}s:\n{log.read_text()[-3000:]}"
-    )
-
-
-def start_server(
-    workdir: Path, *extra: str, env: dict[str, str] | None = None
-) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "server.log"
-    # One worker and no job runners: ready in ~5 s with ~480 MB instead of ~12 s and ~3 GB (DESIGN §6).
-    server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-    server_env.pop("MLFLOW_TRACKING_URI", None)
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    command = [
-        str(mlflow_cli), "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--default-artifact-root", str(workdir / "artifacts"),
-        *extra,
-    ]  # fmt: skip
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, env=server_env, start_new_session=True
-        )
-    _wait_until_healthy(url, process, log)
-    return url, process
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server and its workers by the process group of the PID we started."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
+from tests.support.server import ServerFailed, start_server, stop_server
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, process = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        url, process = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    except ServerFailed as error:
+        pytest.fail(str(error))
     try:
         yield url
     finally:

@@ -13,8 +13,9 @@ import pytest
 
 from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
-from tests.integration.conftest import Seeder, free_port
+from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.integration
 
