@@ -131,13 +131,16 @@ class MlflowRegistry:
             return RegistryError(f"cannot {action} at {uri}: {scrub(_first_line(error))}")
         code = error.error_code
         message = scrub(_first_line(error))
-        if code == "UNAUTHENTICATED" or "status code 401" in message or "401" in message[:60]:
+        if code == "UNAUTHENTICATED":
             return RegistryAuthError(
                 f"authentication failed at {uri}: check MLFLOW_TRACKING_USERNAME and "
                 "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
             )
         if code == "PERMISSION_DENIED":
-            return RegistryAuthError(f"permission denied: cannot {action} at {uri}: {message}")
+            return RegistryAuthError(
+                f"permission denied: cannot {action} at {uri} "
+                f"(the registry says: {_server_says(message)})"
+            )
         if "API request to" in message and "failed with" in message:
             return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
@@ -189,6 +192,14 @@ def _name_filter(names: list[str]) -> str:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _server_says(message: str) -> str:
+    """The server's own words from MLflow's "API request ... Response body: '...'" wrapper."""
+    marker = "Response body: '"
+    if marker in message:
+        return message.split(marker, 1)[1].rstrip("'")
+    return message
 
 
 def _cause(message: str) -> str:

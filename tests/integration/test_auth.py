@@ -1,0 +1,162 @@
+"""A real `mlflow server --app-name basic-auth`: credentials from MLflow's variables, refusals as
+one line, and no password in any output."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import AppContext, cli
+from reconciler.state import PRODUCTION
+from tests.conftest import Repo
+from tests.integration.conftest import Seeder
+from tests.support.server import ServerFailed, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+ADMIN = ("admin", "admin-Pa55word-for-tests")
+READER = ("reader", "reader-Pa55word-for-tests")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir = tmp_path_factory.mktemp("mlflow-auth-server")
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
+        f"admin_username = {ADMIN[0]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = true\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
+    }
+    try:
+        url, process = start_server(workdir, "--app-name", "basic-auth", env=env)
+    except ServerFailed as error:
+        pytest.fail(str(error))
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def admin_seeder(auth_server: str) -> Iterator[Seeder]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    mp.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    # The auth REST API directly: importing mlflow.server here would drag the server into the
+    # test process.
+    request = urllib.request.Request(
+        f"{auth_server}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": READER[0], "password": READER[1]}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode(),
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    seeder = Seeder(auth_server)
+    name = seeder.name("guarded")
+    seeder.model(name, [0.5, 0.6])
+    seeder.stage(name, "1", PRODUCTION)
+    try:
+        yield seeder
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _seeder_is_admin(_guard_real_defaults: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seeder's MlflowClient reads credentials per request; the CLI gets its own per run."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+
+
+def run_as(repo: Repo, url: str, user: str, password: str, *args: str):  # type: ignore[no-untyped-def]
+    env = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    runner = CliRunner(env=env)
+    return runner.invoke(cli, ["--tracking-uri", url, *args], obj=AppContext(root=repo.root))
+
+
+def assert_no_secrets(*texts: str) -> None:
+    for text in texts:
+        for secret in (ADMIN[1], READER[1], "wrong-password-123"):
+            assert secret not in text
+
+
+def test_reader_can_plan_but_apply_is_refused_in_one_line(
+    repo: Repo, auth_server: str, admin_seeder: Seeder
+) -> None:
+    name = admin_seeder.name("guarded")
+    repo.pin("production", name, 2)
+    plan = run_as(repo, auth_server, *READER, "plan", "--model", name, "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stderr
+    assert f"  ~ {name}: v1 → v2 (v2 → Production, archives v1)" in plan.stdout
+    applied = run_as(repo, auth_server, *READER, "apply", "--model", name, "--format", "json")
+    assert applied.exit_code == 1
+    records = json.loads(applied.stdout)
+    assert records[0]["outcome"] == "failed"
+    assert applied.stderr.splitlines() == [
+        "error: apply stopped at a failed change; run `reconciler plan` to see what remains"
+    ]
+    text = run_as(repo, auth_server, *READER, "apply", "--model", name)
+    assert text.stdout.splitlines()[0] == (
+        f"✗ production: {name} v2 → Production, archives v1: FAILED: permission denied: "
+        f"cannot move {name} v2 to Production at {auth_server} (the registry says: Permission denied)"
+    )
+    assert admin_seeder.stages(name) == {"1": PRODUCTION, "2": "None"}
+    assert_no_secrets(
+        plan.stdout, plan.stderr, applied.stdout, applied.stderr, text.stdout, text.stderr
+    )
+
+
+def test_admin_can_apply(repo: Repo, auth_server: str, admin_seeder: Seeder) -> None:
+    name = admin_seeder.name("guarded")
+    repo.pin("production", name, 1)
+    result = run_as(repo, auth_server, *ADMIN, "apply", "--model", name)
+    assert result.exit_code == 0, result.stderr
+    assert_no_secrets(result.stdout, result.stderr)
+
+
+def test_wrong_password_is_one_line(repo: Repo, auth_server: str, admin_seeder: Seeder) -> None:
+    repo.pin("production", admin_seeder.name("guarded"), 1)
+    result = run_as(repo, auth_server, "admin", "wrong-password-123", "plan")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: authentication failed at {auth_server}: check MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)\n"
+    )
+
+
+def test_credentials_in_the_uri_are_never_shown(
+    repo: Repo, auth_server: str, admin_seeder: Seeder, tmp_path: Path
+) -> None:
+    repo.pin("production", admin_seeder.name("guarded"), 1)
+    uri = auth_server.replace("http://", "http://admin:wrong-password-123@")
+    # No credentials but the URI's: the server refuses them, and the message hides them.
+    runner = CliRunner(env={"MLFLOW_TRACKING_USERNAME": None, "MLFLOW_TRACKING_PASSWORD": None})
+    result = runner.invoke(
+        cli, ["--tracking-uri", uri, "--traceback", "plan"], obj=AppContext(root=repo.root)
+    )
+    assert result.exit_code == 1
+    redacted = auth_server.replace("http://", "http://***@")
+    assert result.stderr.splitlines()[-1] == (
+        f"error: authentication failed at {redacted}: check MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    )
+    assert_no_secrets(result.stdout, result.stderr)
