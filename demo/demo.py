@@ -77,7 +77,7 @@ def show_registry() -> None:
     print("  version  accuracy  stage       aliases")
     versions = client.search_model_versions(f"name = '{MODEL}'", order_by=["version_number ASC"])
     for mv in versions:
-        accuracy = client.get_run(mv.run_id).data.metrics["accuracy"]
+        accuracy = client.get_run(str(mv.run_id)).data.metrics["accuracy"]
         alias_text = " ".join(aliases.get(str(mv.version), []))
         print(f"  v{mv.version:<7} {accuracy:<9} {mv.current_stage:<11} {alias_text}")
 

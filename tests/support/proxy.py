@@ -19,6 +19,7 @@ READ_POSTS = ("/search",)
 class RecordingProxy:
     def __init__(self, upstream: str) -> None:
         target = urlsplit(upstream)
+        host, port = target.hostname or "127.0.0.1", target.port
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         proxy = self
@@ -31,7 +32,7 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
-                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                connection = http.client.HTTPConnection(host, port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()

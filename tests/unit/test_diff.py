@@ -34,12 +34,12 @@ def registry(
 
 
 def desired(
-    pins: dict[str, int], envs: dict[str, Environment] = ENVS, **pin_extra: str
+    pins: dict[str, int], envs: dict[str, Environment] = ENVS, run_id: str | None = None
 ) -> DesiredState:
     return DesiredState(
         environments=envs,
         pins=tuple(
-            Pin(env, "m", str(v), f"environments/{env}/m.yaml", **pin_extra)  # type: ignore[arg-type]
+            Pin(env, "m", str(v), f"environments/{env}/m.yaml", run_id=run_id)
             for env, v in pins.items()
         ),
     )
@@ -193,7 +193,7 @@ def test_entry_statuses_and_current_versions() -> None:
 def test_pin_problems(
     actual: ActualState, pin_extra: dict[str, str], field: str, message: str
 ) -> None:
-    plan = diff(desired({"production": 2}, **pin_extra), actual)
+    plan = diff(desired({"production": 2}, run_id=pin_extra.get("run_id")), actual)
     assert [(p.file, p.field, p.message) for p in plan.problems] == [
         ("environments/production/m.yaml", field, message)
     ]
