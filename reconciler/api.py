@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import getpass
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import executor
 from reconciler.desired import load_desired_state
-from reconciler.errors import InvalidInput, UsageError
-from reconciler.executor import ApplyReport
+from reconciler.errors import ApplyFailed, InvalidInput, RegistryPermissionDenied, UsageError
+from reconciler.executor import ApplyReport, StepResult
+from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
 from reconciler.state import DesiredState
+
+# Set on every registered model an apply is about to change, before any stage or alias write:
+# it proves the credentials may write that model, and records which plan last touched it.
+PLAN_TAG = "reconciler.last_plan"
+MAX_REPAIR_ROUNDS = 3
 
 
 def validate(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
@@ -28,17 +39,30 @@ def make_plan(
     """Validate everything, read the registry once, and diff the scope asked for."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    pinned_models = {pin.model for pin in desired.pins}
-    actual = registry.read(pinned_models)
-    plan = diff(
-        desired,
-        actual,
-        environments=environments or None,
-        models=models or None,
-    )
-    if plan.problems:
-        raise InvalidInput(plan.problems)
-    return plan
+    return _plan(desired, registry, environments, models)
+
+
+@dataclass
+class ApplyOptions:
+    lease_wait: float = DEFAULT_WAIT
+    lease_ttl: float = DEFAULT_TTL
+    lease_settle: float = DEFAULT_SETTLE
+    holder: str = field(default_factory=lambda: default_holder())
+    commit: str | None = None
+    on_event: Callable[[str], None] = lambda _message: None
+
+
+def default_holder() -> str:
+    """Who is applying, as the lease and the plan tag show it: actor@host pid N (unique id)."""
+    actor = os.environ.get("GITHUB_ACTOR") or _login()
+    return f"{actor}@{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def apply(
@@ -46,10 +70,90 @@ def apply(
     registry: Registry,
     environments: Sequence[str] = (),
     models: Sequence[str] = (),
+    options: ApplyOptions | None = None,
 ) -> ApplyReport:
-    """Plan, then write; a plan with any problem writes nothing."""
-    plan = make_plan(root, registry, environments, models)
-    return executor.apply(plan, registry)
+    """Plan; if anything changes: check write permission, take the lease, plan again under it,
+    write, then verify and repair. A plan with any problem writes nothing."""
+    options = options or ApplyOptions()
+    desired = load_desired_state(root)
+    _check_filters(desired, environments, models)
+    plan = _plan(desired, registry, environments, models)
+    if not plan.has_changes:
+        return ApplyReport(plan, ())
+    _check_write_permission(registry, plan, options.holder)
+    lease = Lease(
+        registry,
+        options.holder,
+        options.commit,
+        ttl=options.lease_ttl,
+        wait=options.lease_wait,
+        settle=options.lease_settle,
+        on_wait=options.on_event,
+    )
+    with lease:
+        # The registry may have moved while we waited: what is written is planned under the lease.
+        plan = _plan(desired, registry, environments, models)
+        results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
+        repairs: tuple[StepResult, ...] = ()
+        if all(r.outcome == "applied" for r in results) and plan.has_changes:
+            repairs = _verify_and_repair(desired, registry, plan, environments, lease)
+    return ApplyReport(plan, results, repairs)
+
+
+def _check_write_permission(registry: Registry, plan: Plan, holder: str) -> None:
+    """Fail before any stage or alias change when the credentials may not write a model."""
+    value = f"{plan.checksum} by {holder}"
+    for model in sorted({step.model for step in plan.steps}):
+        try:
+            registry.set_model_tag(model, PLAN_TAG, value)
+        except RegistryPermissionDenied:
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            who = f"user {user!r}" if user else "these credentials"
+            raise RegistryPermissionDenied(
+                f"permission denied: {who} may not change registered model {model!r} "
+                "(stages and aliases need write permission: EDIT in MLflow's basic-auth); "
+                "nothing was changed"
+            ) from None
+
+
+def _verify_and_repair(
+    desired: DesiredState,
+    registry: Registry,
+    plan: Plan,
+    environments: Sequence[str],
+    lease: Lease,
+) -> tuple[StepResult, ...]:
+    """Re-read what the plan touched; fix what another writer or a lost race left behind
+    (a second version in a stage, an alias moved away)."""
+    touched = sorted({step.model for step in plan.steps})
+    repairs: list[StepResult] = []
+    for _round in range(MAX_REPAIR_ROUNDS):
+        again = diff(desired, registry.read(touched), environments or None, touched)
+        if again.problems:
+            raise InvalidInput(again.problems)
+        if not again.has_changes:
+            return tuple(repairs)
+        results = executor.apply(again, registry, before_each_write=lease.renew_if_needed)
+        repairs.extend(results)
+        if any(r.outcome != "applied" for r in results):
+            return tuple(repairs)
+    raise ApplyFailed(
+        f"the registry still differs from the pins after {MAX_REPAIR_ROUNDS} repair rounds: "
+        f"something else keeps changing {', '.join(touched)}"
+    )
+
+
+def _plan(
+    desired: DesiredState,
+    registry: Registry,
+    environments: Sequence[str],
+    models: Sequence[str],
+) -> Plan:
+    actual = registry.read({pin.model for pin in desired.pins})
+    plan = diff(desired, actual, environments=environments or None, models=models or None)
+    if plan.problems:
+        raise InvalidInput(plan.problems)
+    return plan
 
 
 def _check_filters(

@@ -24,6 +24,7 @@ from reconciler.errors import (
     InvalidInput,
     ReconcilerError,
 )
+from reconciler.lease import DEFAULT_SETTLE, DEFAULT_WAIT
 from reconciler.redact import scrub
 from reconciler.registry.base import Registry
 
@@ -44,6 +45,8 @@ class AppContext:
     root: Path | None = None
     tracking_uri: str | None = None
     traceback: bool = False
+    # Seconds between writing the lease and confirming it (see lease.py); tests on the fake use 0.
+    lease_settle: float = DEFAULT_SETTLE
 
     def registry(self) -> Registry:
         return self.registry_factory(self.tracking_uri)
@@ -193,12 +196,37 @@ def plan(
     help="json: one record per pin (model_name, environment, new_version, new_stage, "
     "archived_version, promoted, already_promoted).",
 )
+@click.option(
+    "--lease-wait",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another apply's registry lease before giving up.",
+)
 @click.pass_obj
 def apply(
-    obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    output_format: str,
+    lease_wait: float,
 ) -> None:
-    """Make the registry match the pins. Validates and plans everything before any write."""
-    result = api.apply(obj.repository_root(), obj.registry(), environments, models)
+    """Make the registry match the pins. Validates and plans everything before any write.
+
+    One apply writes at a time (a lease on the registry); after writing, it re-reads what it
+    touched and repairs what another writer left (an extra version in a stage, a moved alias).
+    """
+    from reconciler.gitrepo import head_commit
+
+    root = obj.repository_root()
+    options = api.ApplyOptions(
+        lease_wait=lease_wait,
+        lease_settle=obj.lease_settle,
+        commit=head_commit(root),
+        on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
+    )
+    result = api.apply(root, obj.registry(), environments, models, options)
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:

@@ -61,5 +61,9 @@ class RegistryAuthError(RegistryError):
     """The registry rejected our credentials (401) or our permissions (403)."""
 
 
+class RegistryPermissionDenied(RegistryAuthError):
+    """Authenticated, but not allowed to do this (HTTP 403)."""
+
+
 class ApplyFailed(ReconcilerError):
     """Some changes were applied and one failed; the results say which."""

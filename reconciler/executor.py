@@ -1,16 +1,22 @@
-"""Carries out a plan against a registry, one step at a time, highest environment first."""
+"""Carries out a plan against a registry, one step at a time, highest environment first.
+
+After a transport error the outcome of a write is unknown: MLflow may have applied a transition
+whose answer was lost (DESIGN §6). The executor re-reads the model before deciding, and stops at
+the first step it cannot confirm, since later steps build on earlier ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.errors import InvalidInput, ReconcilerError
+from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
 from reconciler.plan import Entry, Plan, Step
 from reconciler.registry.base import Registry
-from reconciler.state import ARCHIVED
+from reconciler.state import ARCHIVED, ActualState
 
-Outcome = Literal["applied", "failed", "not_attempted"]
+Outcome = Literal["applied", "failed", "unknown", "not_attempted"]
 
 
 @dataclass(frozen=True)
@@ -18,43 +24,92 @@ class StepResult:
     step: Step
     outcome: Outcome
     error: str | None = None
+    # Set when the write raised but a re-read showed it had taken effect.
+    confirmed_after: str | None = None
 
 
 @dataclass(frozen=True)
 class ApplyReport:
     plan: Plan
     results: tuple[StepResult, ...]
+    # Writes made after verification found the registry off the plan (another writer, a lost
+    # race): archived extras, aliases set again.
+    repairs: tuple[StepResult, ...] = ()
 
     @property
     def failed(self) -> bool:
-        return any(r.outcome != "applied" for r in self.results)
+        return any(r.outcome != "applied" for r in (*self.results, *self.repairs))
 
     def records(self) -> list[dict[str, object]]:
         """One record per pin in the seed's shape (promote-model's output), versions as strings."""
         outcome = {id(r.step): r.outcome for r in self.results}
+        repairs: dict[tuple[str, str], list[str]] = {}
+        for repair in self.repairs:
+            key = (repair.step.environment, repair.step.model)
+            repairs.setdefault(key, []).append(repair.step.describe())
         return [
-            _record(entry, [outcome[id(s)] for s in entry.steps]) for entry in self.plan.entries
+            _record(
+                entry,
+                [outcome[id(s)] for s in entry.steps],
+                repairs.get((entry.pin.environment, entry.pin.model), []),
+            )
+            for entry in self.plan.entries
         ]
 
 
-def apply(plan: Plan, registry: Registry) -> ApplyReport:
-    """Write every step of `plan`; stop at the first failure (later steps would build on it)."""
+def apply(
+    plan: Plan,
+    registry: Registry,
+    before_each_write: Callable[[], None] = lambda: None,
+) -> tuple[StepResult, ...]:
+    """Write every step of `plan`; stop at the first step not confirmed applied."""
     if plan.problems:
         raise InvalidInput(plan.problems)
     results: list[StepResult] = []
-    failed = False
+    stopped = False
     for step in plan.steps:
-        if failed:
+        if stopped:
             results.append(StepResult(step, "not_attempted"))
             continue
+        before_each_write()
+        result = _attempt(step, registry)
+        results.append(result)
+        stopped = result.outcome != "applied"
+    return tuple(results)
+
+
+def _attempt(step: Step, registry: Registry) -> StepResult:
+    try:
+        _write(step, registry)
+    except RegistryUnreachable as error:
+        # No answer is not a no: look before deciding.
         try:
-            _write(step, registry)
-        except ReconcilerError as error:
-            failed = True
-            results.append(StepResult(step, "failed", str(error)))
-        else:
-            results.append(StepResult(step, "applied"))
-    return ApplyReport(plan, tuple(results))
+            actual = registry.read([step.model])
+        except ReconcilerError:
+            return StepResult(step, "unknown", f"{error}; the registry could not be re-read")
+        if step_holds(step, actual):
+            return StepResult(step, "applied", confirmed_after=str(error))
+        return StepResult(step, "failed", str(error))
+    except ReconcilerError as error:
+        return StepResult(step, "failed", str(error))
+    return StepResult(step, "applied")
+
+
+def step_holds(step: Step, actual: ActualState) -> bool:
+    """Whether the registry shows the effect of `step` (used after a write of unknown outcome)."""
+    model = actual.models.get(step.model)
+    if model is None:
+        return False
+    if step.kind == "set_alias":
+        return model.aliases.get(step.alias or "") == step.version
+    version = model.versions.get(step.version)
+    if version is None:
+        return False
+    if step.kind == "archive":
+        return version.stage == ARCHIVED
+    return version.stage == step.stage and all(
+        model.versions[v].stage != step.stage for v in step.archives if v in model.versions
+    )
 
 
 def _write(step: Step, registry: Registry) -> None:
@@ -70,7 +125,7 @@ def _write(step: Step, registry: Registry) -> None:
         registry.set_alias(step.model, step.alias, step.version)
 
 
-def _record(entry: Entry, outcomes: list[Outcome]) -> dict[str, object]:
+def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[str, object]:
     archived: list[str] = []
     for step in entry.steps:
         archived.extend(step.archives if step.kind == "transition" else ())
@@ -88,14 +143,14 @@ def _record(entry: Entry, outcomes: list[Outcome]) -> dict[str, object]:
         "already_promoted": not entry.steps,
         "promoted_onward_to": entry.onward_to,
         "outcome": _entry_outcome(outcomes),
+        "repairs": repairs,
     }
 
 
 def _entry_outcome(outcomes: list[Outcome]) -> str:
     if not outcomes:
         return "in_sync"
-    if all(o == "applied" for o in outcomes):
-        return "applied"
-    if any(o == "failed" for o in outcomes):
-        return "failed"
-    return "not_attempted"
+    for outcome in ("failed", "unknown", "not_attempted"):
+        if outcome in outcomes:
+            return outcome
+    return "applied"

@@ -15,3 +15,13 @@ def repository_root(start: Path) -> Path:
         return start
     work_tree = repo.working_tree_dir
     return Path(work_tree) if work_tree else start
+
+
+def head_commit(root: Path) -> str | None:
+    """The commit checked out at `root`, or None outside git or before the first commit."""
+    import git
+
+    try:
+        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None

@@ -178,20 +178,23 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 # -- apply --
 
-_OUTCOME_MARK = {"applied": "✓", "failed": "✗", "not_attempted": "-"}
+_OUTCOME_MARK = {"applied": "✓", "failed": "✗", "unknown": "?", "not_attempted": "-"}
 
 
 def apply_text(report: ApplyReport) -> str:
-    lines: list[str] = []
-    for result in report.results:
-        lines.append(_result_line(result))
+    lines = [_result_line(result) for result in report.results]
+    if report.repairs:
+        lines.append("repaired (the registry was off the plan after applying: another writer?):")
+        lines.extend(f"  {_result_line(result)}" for result in report.repairs)
     counts = {o: sum(1 for r in report.results if r.outcome == o) for o in _OUTCOME_MARK}
     in_sync = sum(1 for e in report.plan.entries if not e.steps)
     if not report.results:
         lines.append("Nothing to do: the registry matches the pins.")
+    repaired = f"{_count(len(report.repairs), 'repair')}; " if report.repairs else ""
+    unknown = f"{counts['unknown']} unknown, " if counts["unknown"] else ""
     lines.append(
-        f"Apply: {counts['applied']} applied, {counts['failed']} failed, "
-        f"{counts['not_attempted']} not attempted; {in_sync} already in sync."
+        f"Apply: {counts['applied']} applied, {counts['failed']} failed, {unknown}"
+        f"{counts['not_attempted']} not attempted; {repaired}{in_sync} already in sync."
     )
     return "\n".join(lines)
 
@@ -201,8 +204,12 @@ def _result_line(result: StepResult) -> str:
     line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {_step_action(step)}"
     if result.outcome == "failed":
         line += f": FAILED: {result.error}"
+    elif result.outcome == "unknown":
+        line += f": OUTCOME UNKNOWN: {result.error}"
     elif result.outcome == "not_attempted":
         line += ": not attempted"
+    elif result.confirmed_after:
+        line += f" (confirmed by re-reading after: {result.confirmed_after})"
     return line
 
 

@@ -79,12 +79,15 @@ RunCli = Callable[..., Result]
 
 
 def make_runner(
-    root: Path, registry: Registry | None = None, tracking_uri: str | None = None
+    root: Path,
+    registry: Registry | None = None,
+    tracking_uri: str | None = None,
+    lease_settle: float = 0.0,
 ) -> RunCli:
     prefix = ["--tracking-uri", tracking_uri] if tracking_uri else []
 
     def run(*args: str) -> Result:
-        obj = AppContext(root=root)
+        obj = AppContext(root=root, lease_settle=lease_settle)
         if registry is not None:
             obj.registry_factory = lambda _uri: registry
         return CliRunner().invoke(cli, [*prefix, *args], obj=obj, catch_exceptions=False)

@@ -26,3 +26,17 @@ class Registry(Protocol):
     def set_alias(self, model: str, alias: str, version: str) -> None:
         """Point `alias` at `version`, moving it from wherever it was."""
         ...
+
+    def get_model_tag(self, model: str, key: str) -> str | None:
+        """A registered model's tag; None when the tag or the model does not exist."""
+        ...
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        """Set a registered model's tag; with `create_model`, register the model first if needed."""
+        ...
+
+    def delete_model_tag(self, model: str, key: str) -> None:
+        """Remove a registered model's tag (no error when it is already gone)."""
+        ...

@@ -27,6 +27,7 @@ _STAGES = ("None", "Staging", "Production", "Archived")
 class _Model:
     versions: dict[str, ModelVersion] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class FakeRegistry:
@@ -91,6 +92,25 @@ class FakeRegistry:
         self._version_map(model, version)
         self.writes.append(("set_alias", model, alias, version))
         self._models[model].aliases[alias] = version
+
+    def get_model_tag(self, model: str, key: str) -> str | None:
+        found = self._models.get(model)
+        return None if found is None else found.tags.get(key)
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        if model not in self._models:
+            if not create_model:
+                raise RegistryError(f"registered model {model!r} not found")
+            self.create_model(model)
+        self.writes.append(("set_model_tag", model, key))
+        self._models[model].tags[key] = value
+
+    def delete_model_tag(self, model: str, key: str) -> None:
+        if model in self._models:
+            self.writes.append(("delete_model_tag", model, key))
+            self._models[model].tags.pop(key, None)
 
     def _version_map(self, model: str, version: str) -> dict[str, ModelVersion]:
         if model not in self._models:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from reconciler.errors import (
     RegistryAuthError,
     RegistryError,
+    RegistryPermissionDenied,
     RegistryUnreachable,
 )
 from reconciler.redact import redact_uri, scrub
@@ -114,6 +115,43 @@ class MlflowRegistry:
         with self._translated_errors(f"set {model}@{alias} to v{version}"):
             self._client().set_registered_model_alias(model, alias, version)
 
+    def get_model_tag(self, model: str, key: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"read the tags of {model}"):
+            try:
+                registered = self._client().get_registered_model(model)
+            except MlflowException as error:
+                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return None
+                raise
+        value = (registered.tags or {}).get(key)
+        return None if value is None else str(value)
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"tag {model}"):
+            if create_model:
+                try:
+                    self._client().create_registered_model(model)
+                except MlflowException as error:
+                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+            self._client().set_registered_model_tag(model, key, value)
+
+    def delete_model_tag(self, model: str, key: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"untag {model}"):
+            try:
+                self._client().delete_registered_model_tag(model, key)
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+
     @contextmanager
     def _translated_errors(self, action: str) -> Iterator[None]:
         with warnings.catch_warnings():
@@ -137,7 +175,7 @@ class MlflowRegistry:
                 "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
             )
         if code == "PERMISSION_DENIED":
-            return RegistryAuthError(
+            return RegistryPermissionDenied(
                 f"permission denied: cannot {action} at {uri} "
                 f"(the registry says: {_server_says(message)})"
             )

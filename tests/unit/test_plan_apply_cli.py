@@ -214,6 +214,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "already_promoted": False,
             "promoted_onward_to": None,
             "outcome": "applied",
+            "repairs": [],
         },
         {
             "model_name": "churn-model",
@@ -226,6 +227,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "already_promoted": True,
             "promoted_onward_to": "production",
             "outcome": "in_sync",
+            "repairs": [],
         },
     ]
     assert stages(churn) == {"1": "Archived", "2": PRODUCTION, "3": "None"}
@@ -257,7 +259,8 @@ def test_apply_corrects_drift(repo: Repo, run: RunCli, churn: FakeRegistry) -> N
     assert "  ~ churn-model: v1, v3 → v1 (archive v3 (extra in Production))" in plan.stdout
     assert run("apply").exit_code == 0
     assert stages(churn)["3"] == "Archived"
-    assert churn.writes[-1] == ("transition", "churn-model", "3", "Archived", "False")
+    transitions = [w for w in churn.writes if w[0] == "transition"]
+    assert transitions == [("transition", "churn-model", "3", "Archived", "False")]
 
 
 def test_bad_pin_anywhere_writes_nothing(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
@@ -275,14 +278,15 @@ class FailingRegistry(FakeRegistry):
     def __init__(self, fail_on: int) -> None:
         super().__init__()
         self.fail_on = fail_on
+        self.transitions = 0
 
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool
     ) -> None:
-        if len(self.writes) + 1 == self.fail_on:
+        self.transitions += 1
+        if self.transitions == self.fail_on:
             from reconciler.errors import RegistryError
 
-            self.writes.append(("failed",))
             raise RegistryError(
                 f"cannot move {model} v{version} to {stage} at http://***@host: boom"
             )
