@@ -159,3 +159,21 @@ def test_mlflow_model_names_with_quotes(mlflow_server: str, seeder: Seeder) -> N
     seeder.model(name, [0.1])
     state: Any = MlflowRegistry(mlflow_server).read([name])
     assert sorted(state.models[name].versions) == ["1"]
+
+
+def test_model_tags(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("tags")
+    assert registry.get_model_tag(name, "k") is None  # no such model
+    with pytest.raises(RegistryError):
+        registry.set_model_tag(name, "k", "v")
+    registry.set_model_tag(name, "k", "v1", create_model=True)
+    registry.set_model_tag(name, "k", "v2", create_model=True)  # already there: fine
+    assert registry.get_model_tag(name, "k") == "v2"
+    assert registry.get_model_tag(name, "other") is None
+    registry.delete_model_tag(name, "k")
+    registry.delete_model_tag(name, "k")  # already gone: fine
+    assert registry.get_model_tag(name, "k") is None
+    make(unique("tags-existing"), [NONE_STAGE])
+    registry.set_model_tag(unique("tags-existing"), "k", "x")
+    assert registry.get_model_tag(unique("tags-existing"), "k") == "x"
