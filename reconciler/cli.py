@@ -24,7 +24,7 @@ from reconciler.errors import (
     InvalidInput,
     ReconcilerError,
 )
-from reconciler.lease import DEFAULT_SETTLE, DEFAULT_WAIT
+from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
 from reconciler.redact import scrub
 from reconciler.registry.base import Registry
 
@@ -45,8 +45,9 @@ class AppContext:
     root: Path | None = None
     tracking_uri: str | None = None
     traceback: bool = False
-    # Seconds between writing the lease and confirming it (see lease.py); tests on the fake use 0.
+    # Lease timing (see lease.py): tests shorten them; users keep the defaults.
     lease_settle: float = DEFAULT_SETTLE
+    lease_ttl: float = DEFAULT_TTL
 
     def registry(self) -> Registry:
         return self.registry_factory(self.tracking_uri)
@@ -223,6 +224,7 @@ def apply(
     options = api.ApplyOptions(
         lease_wait=lease_wait,
         lease_settle=obj.lease_settle,
+        lease_ttl=obj.lease_ttl,
         commit=head_commit(root),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )

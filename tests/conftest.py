@@ -83,11 +83,14 @@ def make_runner(
     registry: Registry | None = None,
     tracking_uri: str | None = None,
     lease_settle: float = 0.0,
+    lease_ttl: float | None = None,
 ) -> RunCli:
     prefix = ["--tracking-uri", tracking_uri] if tracking_uri else []
 
     def run(*args: str) -> Result:
         obj = AppContext(root=root, lease_settle=lease_settle)
+        if lease_ttl is not None:
+            obj.lease_ttl = lease_ttl
         if registry is not None:
             obj.registry_factory = lambda _uri: registry
         return CliRunner().invoke(cli, [*prefix, *args], obj=obj, catch_exceptions=False)
