@@ -103,8 +103,11 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
         line = None if mark is None else int(mark.line) + 1
         what = ", ".join(part for part in (error.context, error.problem) if part)
         raise _ParseError(line, f"invalid YAML: {what}") from None
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise _ParseError(line, f"invalid YAML: {error.reason} {error.character!r}") from None
     except yaml.YAMLError as error:
-        raise _ParseError(None, f"invalid YAML: {error}") from None
+        raise _ParseError(None, f"invalid YAML: {' '.join(str(error).split())}") from None
     finally:
         loader.dispose()
     return data, lines, duplicates

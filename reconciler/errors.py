@@ -28,7 +28,8 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f"{self.field}: {self.message}" if self.field else self.message
-        return f"{where}: {what}"
+        # One problem, one line: YAML and schema messages may carry newlines of their own.
+        return f"{where}: {what}".replace("\r", " ").replace("\n", " ")
 
 
 class ReconcilerError(Exception):

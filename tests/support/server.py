@@ -25,10 +25,11 @@ def free_port() -> int:
 
 
 def start_server(
-    workdir: Path, *extra: str, env: dict[str, str] | None = None
+    workdir: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start `mlflow server` with a sqlite backend in `workdir`; return its URL once healthy."""
-    port = free_port()
+    """Start `mlflow server` with a sqlite backend in `workdir`; return its URL once healthy.
+    Started again on the same `workdir` and `port`, it serves the same registry."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"
     # One worker, no job runners: ready in ~5 s with ~480 MB instead of ~12 s and ~3 GB (DESIGN §6).
@@ -43,7 +44,7 @@ def start_server(
         "--default-artifact-root", str(workdir / "artifacts"),
         *extra,
     ]  # fmt: skip
-    with log.open("wb") as sink:
+    with log.open("ab") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env=server_env, start_new_session=True
         )
