@@ -28,8 +28,9 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f"{self.field}: {self.message}" if self.field else self.message
-        # One problem, one line: YAML and schema messages may carry newlines of their own.
-        return f"{where}: {what}".replace("\r", " ").replace("\n", " ")
+        # One problem, one line: keys and values from the file may hold newlines or other
+        # control characters; show them escaped.
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in f"{where}: {what}")
 
 
 class ReconcilerError(Exception):
