@@ -6,6 +6,7 @@ Exit codes: 0 success (in sync), 1 expected failure (bad input, registry error, 
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback as traceback_module
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
-from reconciler.redact import scrub
+from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
 
 RegistryFactory = Callable[[str | None], Registry]
@@ -122,9 +123,16 @@ MODEL_OPTION = click.option(
     help="Repository root holding environments/. Default: the git root of the current directory.",
 )
 @click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log every registry request (MLflow, HTTP) to stderr; credentials are scrubbed.",
+)
 @click.version_option(package_name="mlflow-reconciler", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, tracking_uri: str | None, root: Path | None, traceback: bool) -> None:
+def cli(
+    ctx: click.Context, tracking_uri: str | None, root: Path | None, traceback: bool, debug: bool
+) -> None:
     """Keep the MLflow Model Registry in step with the pins in environments/.
 
     A pin, environments/<env>/<model>.yaml, says which version of a model serves in an
@@ -136,6 +144,26 @@ def cli(ctx: click.Context, tracking_uri: str | None, root: Path | None, traceba
     obj.tracking_uri = tracking_uri or obj.tracking_uri
     obj.root = root or obj.root
     obj.traceback = traceback
+    if debug:
+        ctx.call_on_close(_enable_debug_log())
+
+
+def _enable_debug_log() -> Callable[[], None]:
+    """Log everything to stderr through a scrubbing filter; returns the undo."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubbingFilter())
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    root_logger = logging.getLogger()
+    previous_level = root_logger.level
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.DEBUG)
+
+    def undo() -> None:
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(previous_level)
+
+    return undo
+    # The registry adapter sees the root logger at DEBUG and routes MLflow's loggers here.
 
 
 @cli.command()

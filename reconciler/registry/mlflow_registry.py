@@ -62,10 +62,7 @@ class MlflowRegistry:
             from mlflow import MlflowClient
 
             # MLflow's own INFO chatter (database creation, alembic upgrades) is not ours to print.
-            # urllib3 logs each retry with the request path; our error says it once, redacted.
-            for logger, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING)):
-                logging.getLogger(logger).setLevel(level)
-            logging.getLogger("urllib3").setLevel(logging.ERROR)
+            _route_logging()
             uri = self._resolved_uri()
             self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client_instance
@@ -182,6 +179,21 @@ class MlflowRegistry:
         if "API request to" in message and "failed with" in message:
             return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
+
+
+def _route_logging() -> None:
+    """Quiet MLflow's chatter (database creation, each urllib3 retry: our error says it once,
+    redacted); under `reconciler --debug` send all of it through the scrubbing root handler."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("mlflow", "urllib3", "alembic"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()  # MLflow installs its own stderr handler at import
+            logger.propagate = True
+            logger.setLevel(logging.DEBUG)
+        return
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _version(mv: Any) -> ModelVersion:

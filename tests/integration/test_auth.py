@@ -154,3 +154,18 @@ def test_credentials_in_the_uri_are_never_shown(
         "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
     )
     assert_no_secrets(result.stdout, result.stderr)
+
+
+def test_debug_log_shows_requests_but_no_credentials(
+    repo: Repo, auth_server: str, admin_seeder: Seeder
+) -> None:
+    name = admin_seeder.name("guarded")
+    repo.pin("production", name, 2)
+    result = run_as(repo, auth_server, *READER, "--debug", "apply", "--model", name)
+    assert result.exit_code == 1
+    assert "debug: urllib3" in result.stderr  # the requests are logged...
+    basic = base64.b64encode(":".join(READER).encode()).decode()
+    assert basic not in result.stderr  # ...but neither the password nor the header built from it
+    assert_no_secrets(result.stdout, result.stderr)
+    with_bug = run_as(repo, auth_server, *READER, "--debug", "--traceback", "plan", "--model", name)
+    assert_no_secrets(with_bug.stdout, with_bug.stderr)
