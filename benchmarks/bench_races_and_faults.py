@@ -141,8 +141,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--fault-runs", type=int, default=3)
     args = parser.parse_args()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # after the import: MLflow sets it
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

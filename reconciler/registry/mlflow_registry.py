@@ -110,7 +110,9 @@ class MlflowRegistry:
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         with self._translated_errors(f"set {model}@{alias} to v{version}"):
-            self._client().set_registered_model_alias(model, alias, version)
+            _once_more_on_insert_race(
+                lambda: self._client().set_registered_model_alias(model, alias, version)
+            )
 
     def get_model_tag(self, model: str, key: str) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -137,7 +139,9 @@ class MlflowRegistry:
                 except MlflowException as error:
                     if error.error_code != "RESOURCE_ALREADY_EXISTS":
                         raise
-            self._client().set_registered_model_tag(model, key, value)
+            _once_more_on_insert_race(
+                lambda: self._client().set_registered_model_tag(model, key, value)
+            )
 
     def delete_model_tag(self, model: str, key: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -179,6 +183,21 @@ class MlflowRegistry:
         if "API request to" in message and "failed with" in message:
             return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
+
+
+def _once_more_on_insert_race(write: Callable[[], object]) -> None:
+    """Two clients creating the same alias or tag at once: the database refuses the second
+    insert (sqlite: 400 "UNIQUE constraint failed"). The row exists now, so the retry updates it
+    (DESIGN §6: safe to retry once)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        write()
+    except MlflowException as error:
+        text = str(error)
+        if "UNIQUE constraint" not in text and "duplicate key" not in text.lower():
+            raise
+        write()
 
 
 def _route_logging() -> None:
