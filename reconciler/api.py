@@ -12,7 +12,13 @@ from pathlib import Path
 
 from reconciler import executor
 from reconciler.desired import load_desired_state
-from reconciler.errors import ApplyFailed, InvalidInput, RegistryPermissionDenied, UsageError
+from reconciler.errors import (
+    ApplyFailed,
+    InvalidInput,
+    PlanChanged,
+    RegistryPermissionDenied,
+    UsageError,
+)
 from reconciler.executor import ApplyReport, StepResult
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
@@ -49,6 +55,7 @@ class ApplyOptions:
     lease_settle: float = DEFAULT_SETTLE
     holder: str = field(default_factory=lambda: default_holder())
     commit: str | None = None
+    expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
     on_event: Callable[[str], None] = lambda _message: None
 
 
@@ -78,6 +85,7 @@ def apply(
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
     plan = _plan(desired, registry, environments, models)
+    _check_expected(plan, options.expect_checksum)
     if not plan.has_changes:
         return ApplyReport(plan, ())
     _check_write_permission(registry, plan, options.holder)
@@ -93,11 +101,24 @@ def apply(
     with lease:
         # The registry may have moved while we waited: what is written is planned under the lease.
         plan = _plan(desired, registry, environments, models)
+        _check_expected(plan, options.expect_checksum)
         results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
         repairs: tuple[StepResult, ...] = ()
-        if all(r.outcome == "applied" for r in results) and plan.has_changes:
-            repairs = _verify_and_repair(desired, registry, plan, environments, lease)
+        conflicted = {r.step.model for r in results if r.outcome == "conflicted"}
+        clean = all(r.outcome in ("applied", "conflicted", "not_attempted") for r in results)
+        if clean and plan.has_changes:
+            # A model someone else moved under us is theirs until the next run re-plans it.
+            repairs = _verify_and_repair(desired, registry, plan, environments, lease, conflicted)
     return ApplyReport(plan, results, repairs)
+
+
+def _check_expected(plan: Plan, expected: str | None) -> None:
+    if expected is not None and plan.checksum != expected.strip().lower():
+        raise PlanChanged(
+            f"the plan is not the one reviewed (--expect-plan {expected[:12]}…, now "
+            f"{plan.checksum[:12]}…): the pins or the registry changed since. Run `reconciler "
+            "plan` again; nothing was changed"
+        )
 
 
 def _check_write_permission(registry: Registry, plan: Plan, holder: str) -> None:
@@ -122,10 +143,13 @@ def _verify_and_repair(
     plan: Plan,
     environments: Sequence[str],
     lease: Lease,
+    skip: set[str],
 ) -> tuple[StepResult, ...]:
     """Re-read what the plan touched; fix what another writer or a lost race left behind
     (a second version in a stage, an alias moved away)."""
-    touched = sorted({step.model for step in plan.steps})
+    touched = sorted({step.model for step in plan.steps} - skip)
+    if not touched:
+        return ()
     repairs: list[StepResult] = []
     for _round in range(MAX_REPAIR_ROUNDS):
         again = diff(desired, registry.read(touched), environments or None, touched)

@@ -226,6 +226,12 @@ def plan(
     "archived_version, promoted, already_promoted).",
 )
 @click.option(
+    "--expect-plan",
+    metavar="CHECKSUM",
+    help="Apply only if the plan is still the one with this checksum (from `plan`): what was "
+    "reviewed is what is applied.",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
@@ -239,6 +245,7 @@ def apply(
     environments: Sequence[str],
     models: Sequence[str],
     output_format: str,
+    expect_plan: str | None,
     lease_wait: float,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
@@ -254,6 +261,7 @@ def apply(
         lease_settle=obj.lease_settle,
         lease_ttl=obj.lease_ttl,
         commit=head_commit(root),
+        expect_checksum=expect_plan,
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
     result = api.apply(root, obj.registry(), environments, models, options)

@@ -67,5 +67,9 @@ class RegistryPermissionDenied(RegistryAuthError):
     """Authenticated, but not allowed to do this (HTTP 403)."""
 
 
+class PlanChanged(ReconcilerError):
+    """`apply --expect-plan`: the plan computed now is not the one that was reviewed."""
+
+
 class ApplyFailed(ReconcilerError):
     """Some changes were applied and one failed; the results say which."""

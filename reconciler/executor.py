@@ -14,9 +14,9 @@ from typing import Literal
 from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
 from reconciler.plan import Entry, Plan, Step
 from reconciler.registry.base import Registry
-from reconciler.state import ARCHIVED, ActualState
+from reconciler.state import ARCHIVED, RegisteredModel
 
-Outcome = Literal["applied", "failed", "unknown", "not_attempted"]
+Outcome = Literal["applied", "failed", "unknown", "conflicted", "not_attempted"]
 
 
 @dataclass(frozen=True)
@@ -62,32 +62,44 @@ def apply(
     registry: Registry,
     before_each_write: Callable[[], None] = lambda: None,
 ) -> tuple[StepResult, ...]:
-    """Write every step of `plan`; stop at the first step not confirmed applied."""
+    """Write every step of `plan`, each only if the registry still looks as the plan saw it.
+
+    A conflict (someone else moved that model) skips the model's remaining steps and goes on
+    with other models; any other failure stops the apply, since the outcome is unclear.
+    """
     if plan.problems:
         raise InvalidInput(plan.problems)
     results: list[StepResult] = []
     stopped = False
+    conflicted: set[str] = set()
     for step in plan.steps:
-        if stopped:
+        if stopped or step.model in conflicted:
             results.append(StepResult(step, "not_attempted"))
             continue
         before_each_write()
         result = _attempt(step, registry)
         results.append(result)
-        stopped = result.outcome != "applied"
+        if result.outcome == "conflicted":
+            conflicted.add(step.model)
+        elif result.outcome != "applied":
+            stopped = True
     return tuple(results)
 
 
 def _attempt(step: Step, registry: Registry) -> StepResult:
     try:
+        current = registry.read_model(step.model)
+        moved = precondition_changes(step, current)
+        if moved:
+            return StepResult(step, "conflicted", f"the registry changed since the plan: {moved}")
         _write(step, registry)
     except RegistryUnreachable as error:
         # No answer is not a no: look before deciding.
         try:
-            actual = registry.read([step.model])
+            current = registry.read_model(step.model)
         except ReconcilerError:
             return StepResult(step, "unknown", f"{error}; the registry could not be re-read")
-        if step_holds(step, actual):
+        if step_holds(step, current):
             return StepResult(step, "applied", confirmed_after=str(error))
         return StepResult(step, "failed", str(error))
     except ReconcilerError as error:
@@ -95,9 +107,36 @@ def _attempt(step: Step, registry: Registry) -> StepResult:
     return StepResult(step, "applied")
 
 
-def step_holds(step: Step, actual: ActualState) -> bool:
+def precondition_changes(step: Step, model: RegisteredModel | None) -> str | None:
+    """What differs between the registry now and what the plan expected before `step`."""
+    if model is None:
+        return f"registered model {step.model!r} is gone"
+    for version, stage in step.expect:
+        found = model.versions.get(version)
+        now = found.stage if found else "deleted"
+        if now != stage:
+            return f"{step.model} v{version} is in {now}, the plan expected {stage}"
+    if step.kind == "transition" and step.stage:
+        others = [v for v in model.in_stage(step.stage) if v != step.version]
+        if others != sorted(step.archives, key=int):
+            shown = ", ".join(f"v{v}" for v in others) or "none"
+            return (
+                f"{step.model} {step.stage} holds {shown}, the plan expected {_vs(step.archives)}"
+            )
+    if step.kind == "set_alias" and model.aliases.get(step.alias or "") != step.previous:
+        now_target = model.aliases.get(step.alias or "")
+        was = f"v{step.previous}" if step.previous else "unset"
+        is_now = f"v{now_target}" if now_target else "unset"
+        return f"{step.model}@{step.alias} is {is_now}, the plan expected {was}"
+    return None
+
+
+def _vs(versions: tuple[str, ...]) -> str:
+    return ", ".join(f"v{v}" for v in versions) or "none"
+
+
+def step_holds(step: Step, model: RegisteredModel | None) -> bool:
     """Whether the registry shows the effect of `step` (used after a write of unknown outcome)."""
-    model = actual.models.get(step.model)
     if model is None:
         return False
     if step.kind == "set_alias":
@@ -150,7 +189,7 @@ def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[s
 def _entry_outcome(outcomes: list[Outcome]) -> str:
     if not outcomes:
         return "in_sync"
-    for outcome in ("failed", "unknown", "not_attempted"):
+    for outcome in ("failed", "unknown", "conflicted", "not_attempted"):
         if outcome in outcomes:
             return outcome
     return "applied"

@@ -47,6 +47,9 @@ class Step:
     alias: str | None = None
     archives: tuple[str, ...] = ()
     previous: str | None = None
+    # Compare-and-set: the stage of each version this step relies on, as the plan saw it right
+    # before the step. If the registry shows otherwise at write time, someone else moved it.
+    expect: tuple[tuple[str, str], ...] = ()
     rank: int = 0  # environment rank: higher environments first
     sequence: int = 0  # position within the model's walk (steps of one model stay in order)
 
@@ -265,6 +268,7 @@ class _Simulation:
     def transition(self, pin: Pin, env: Environment, ranks: Mapping[str, int]) -> Step:
         assert env.stage is not None
         archives = tuple(v for v in self.in_stage(env.stage) if v != pin.version)
+        expect = ((pin.version, self.stages[pin.version]), *((v, env.stage) for v in archives))
         for version in archives:
             self.stages[version] = ARCHIVED
         self.stages[pin.version] = env.stage
@@ -276,11 +280,15 @@ class _Simulation:
             version=pin.version,
             stage=env.stage,
             archives=archives,
+            expect=expect,
         )
 
     def archive(self, pin: Pin, env: Environment, ranks: Mapping[str, int], version: str) -> Step:
+        expect = ((version, self.stages[version]),)
         self.stages[version] = ARCHIVED
-        return self._step(pin, env, ranks, kind="archive", version=version, stage=env.stage)
+        return self._step(
+            pin, env, ranks, kind="archive", version=version, stage=env.stage, expect=expect
+        )
 
     def set_alias(self, pin: Pin, env: Environment, ranks: Mapping[str, int]) -> Step:
         assert env.alias is not None

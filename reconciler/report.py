@@ -158,6 +158,7 @@ def plan_json(plan: Plan) -> str:
 def _step_json(step: Step) -> dict[str, Any]:
     data = asdict(step)
     data["archives"] = list(step.archives)
+    data["expect"] = dict(step.expect)  # version → stage the plan relies on (compare-and-set)
     del data["rank"], data["sequence"]
     return data
 
@@ -178,7 +179,13 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 # -- apply --
 
-_OUTCOME_MARK = {"applied": "✓", "failed": "✗", "unknown": "?", "not_attempted": "-"}
+_OUTCOME_MARK = {
+    "applied": "✓",
+    "failed": "✗",
+    "unknown": "?",
+    "conflicted": "!",
+    "not_attempted": "-",
+}
 
 
 def apply_text(report: ApplyReport) -> str:
@@ -192,6 +199,7 @@ def apply_text(report: ApplyReport) -> str:
         lines.append("Nothing to do: the registry matches the pins.")
     repaired = f"{_count(len(report.repairs), 'repair')}; " if report.repairs else ""
     unknown = f"{counts['unknown']} unknown, " if counts["unknown"] else ""
+    unknown += f"{counts['conflicted']} conflicted, " if counts["conflicted"] else ""
     lines.append(
         f"Apply: {counts['applied']} applied, {counts['failed']} failed, {unknown}"
         f"{counts['not_attempted']} not attempted; {repaired}{in_sync} already in sync."
@@ -206,6 +214,8 @@ def _result_line(result: StepResult) -> str:
         line += f": FAILED: {result.error}"
     elif result.outcome == "unknown":
         line += f": OUTCOME UNKNOWN: {result.error}"
+    elif result.outcome == "conflicted":
+        line += f": SKIPPED, {result.error}"
     elif result.outcome == "not_attempted":
         line += ": not attempted"
     elif result.confirmed_after:

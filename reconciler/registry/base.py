@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from reconciler.state import ActualState
+from reconciler.state import ActualState, RegisteredModel
 
 
 class Registry(Protocol):
@@ -14,6 +14,11 @@ class Registry(Protocol):
     def read(self, models: Collection[str]) -> ActualState:
         """Every registered model with its aliases; all versions of `models`, and for every other
         model at least its latest version per stage."""
+        ...
+
+    def read_model(self, model: str) -> RegisteredModel | None:
+        """One registered model with all its versions and aliases (None if it does not exist):
+        the cheap re-read before each write and after a write of unknown outcome."""
         ...
 
     def transition_stage(

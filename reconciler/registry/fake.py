@@ -72,6 +72,13 @@ class FakeRegistry:
             }
         )
 
+    def read_model(self, model: str) -> RegisteredModel | None:
+        self.reads += 1
+        found = self._models.get(model)
+        if found is None:
+            return None
+        return RegisteredModel(model, dict(found.versions), dict(found.aliases))
+
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool
     ) -> None:

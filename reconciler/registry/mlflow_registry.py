@@ -95,6 +95,26 @@ class MlflowRegistry:
             result[name] = RegisteredModel(name, versions, aliases)
         return ActualState(result)
 
+    def read_model(self, model: str) -> RegisteredModel | None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"read {model}"):
+            client = self._client()
+            try:
+                registered = client.get_registered_model(model)
+            except MlflowException as error:
+                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return None
+                raise
+            search = _bind(
+                client.search_model_versions,
+                filter_string=_name_filter([model]),
+                order_by=["version_number ASC"],
+            )
+            versions = {str(mv.version): _version(mv) for mv in _pages(search, VERSIONS_PAGE)}
+        aliases = {alias: str(v) for alias, v in (registered.aliases or {}).items()}
+        return RegisteredModel(model, versions, aliases)
+
     # -- writes --
 
     def transition_stage(

@@ -177,3 +177,15 @@ def test_model_tags(registry_and_maker: Fixture) -> None:
     make(unique("tags-existing"), [NONE_STAGE])
     registry.set_model_tag(unique("tags-existing"), "k", "x")
     assert registry.get_model_tag(unique("tags-existing"), "k") == "x"
+
+
+def test_read_model(registry_and_maker: Fixture) -> None:
+    registry, make, unique = registry_and_maker
+    name = unique("one")
+    make(name, [PRODUCTION, NONE_STAGE])
+    registry.set_alias(name, "champion", "1")
+    model = registry.read_model(name)
+    assert model is not None
+    assert {v: mv.stage for v, mv in model.versions.items()} == {"1": PRODUCTION, "2": NONE_STAGE}
+    assert dict(model.aliases) == {"champion": "1"}
+    assert registry.read_model(unique("absent")) is None

@@ -4,14 +4,13 @@ outcome, verify-and-repair."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 
 import pytest
 
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
 from reconciler.lease import LEASE_MODEL, LEASE_TAG, Lease, LeaseHeld, LeaseRecord
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION, STAGING, ActualState
+from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
 
 
@@ -144,10 +143,10 @@ class LostAnswers(FakeRegistry):
         self.armed = self.reads_fail
         raise RegistryUnreachable("cannot reach the registry at http://127.0.0.1:1: timed out")
 
-    def read(self, models: Collection[str]) -> ActualState:
+    def read_model(self, model: str) -> RegisteredModel | None:
         if self.armed:
             raise RegistryUnreachable("cannot reach the registry at http://127.0.0.1:1: timed out")
-        return super().read(models)
+        return super().read_model(model)
 
 
 def test_a_write_applied_despite_a_transport_error_is_confirmed(repo: Repo) -> None:

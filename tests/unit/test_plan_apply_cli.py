@@ -108,6 +108,7 @@ def test_plan_json(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
             "alias": None,
             "archives": ["1"],
             "previous": None,
+            "expect": {"2": STAGING, "1": PRODUCTION},
         }
     ]
     assert document["pins"][0]["current_versions"] == ["1"]
