@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import executor
+from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
     InvalidInput,
+    OutOfOrder,
     PlanChanged,
     RegistryPermissionDenied,
     UsageError,
@@ -23,11 +25,8 @@ from reconciler.executor import ApplyReport, StepResult
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
-from reconciler.state import DesiredState
+from reconciler.state import ActualState, DesiredState
 
-# Set on every registered model an apply is about to change, before any stage or alias write:
-# it proves the credentials may write that model, and records which plan last touched it.
-PLAN_TAG = "reconciler.last_plan"
 MAX_REPAIR_ROUNDS = 3
 
 
@@ -45,7 +44,7 @@ def make_plan(
     """Validate everything, read the registry once, and diff the scope asked for."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    return _plan(desired, registry, environments, models)
+    return _plan(desired, registry, environments, models)[0]
 
 
 @dataclass
@@ -56,6 +55,7 @@ class ApplyOptions:
     holder: str = field(default_factory=lambda: default_holder())
     commit: str | None = None
     expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
+    force: bool = False  # `apply --force`: skip the ordering (fencing) check
     on_event: Callable[[str], None] = lambda _message: None
 
 
@@ -84,10 +84,11 @@ def apply(
     options = options or ApplyOptions()
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    plan = _plan(desired, registry, environments, models)
+    plan, actual = _plan(desired, registry, environments, models)
     _check_expected(plan, options.expect_checksum)
     if not plan.has_changes:
         return ApplyReport(plan, ())
+    _check_order(actual, plan, root, options)
     _check_write_permission(registry, plan, options.holder)
     lease = Lease(
         registry,
@@ -100,8 +101,9 @@ def apply(
     )
     with lease:
         # The registry may have moved while we waited: what is written is planned under the lease.
-        plan = _plan(desired, registry, environments, models)
+        plan, actual = _plan(desired, registry, environments, models)
         _check_expected(plan, options.expect_checksum)
+        _check_order(actual, plan, root, options)
         results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
         repairs: tuple[StepResult, ...] = ()
         conflicted = {r.step.model for r in results if r.outcome == "conflicted"}
@@ -109,7 +111,57 @@ def apply(
         if clean and plan.has_changes:
             # A model someone else moved under us is theirs until the next run re-plans it.
             repairs = _verify_and_repair(desired, registry, plan, environments, lease, conflicted)
+        _record_applied_commit(registry, plan, (*results, *repairs), options.commit)
     return ApplyReport(plan, results, repairs)
+
+
+def _check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:
+    """Fencing by git ancestry: never let an older commit overwrite a newer one's apply (an old
+    CI run that finishes last would roll production back)."""
+    if options.force:
+        return
+    from reconciler.gitrepo import is_ancestor
+
+    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
+        registered = actual.models.get(model)
+        recorded = registered.tags.get(applied_commit_tag(environment)) if registered else None
+        if not recorded or recorded == options.commit:
+            continue
+        if options.commit is None:
+            raise OutOfOrder(
+                f"refusing to apply {model} to {environment}: it was last applied there from "
+                f"commit {recorded[:12]}, and this is not a git checkout to compare with; "
+                "use --force to apply anyway"
+            )
+        ordered = is_ancestor(root, recorded, options.commit)
+        if ordered is None:
+            raise OutOfOrder(
+                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
+                f"last applied there from commit {recorded[:12]}, which is not in this clone "
+                "(a shallow checkout?). Fetch full history (git fetch --unshallow; actions/checkout with "
+                "fetch-depth: 0), or use --force"
+            )
+        if not ordered:
+            raise OutOfOrder(
+                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
+                f"last applied there from commit {recorded[:12]}, which is not an ancestor of "
+                f"{options.commit[:12]}. An older run finishing last would roll {environment} "
+                "back; use --force to apply anyway"
+            )
+
+
+def _record_applied_commit(
+    registry: Registry, plan: Plan, results: Sequence[StepResult], commit: str | None
+) -> None:
+    """After a model's changes in an environment all landed, remember the commit they reflect."""
+    if commit is None:
+        return
+    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
+        outcomes = [
+            r.outcome for r in results if (r.step.environment, r.step.model) == (environment, model)
+        ]
+        if outcomes and all(outcome == "applied" for outcome in outcomes):
+            registry.set_model_tag(model, applied_commit_tag(environment), commit)
 
 
 def _check_expected(plan: Plan, expected: str | None) -> None:
@@ -122,7 +174,8 @@ def _check_expected(plan: Plan, expected: str | None) -> None:
 
 
 def _check_write_permission(registry: Registry, plan: Plan, holder: str) -> None:
-    """Fail before any stage or alias change when the credentials may not write a model."""
+    """Fail before any stage or alias change when the credentials may not write a model: the
+    plan tag on each model to change proves write access and records which plan touched it."""
     value = f"{plan.checksum} by {holder}"
     for model in sorted({step.model for step in plan.steps}):
         try:
@@ -172,12 +225,12 @@ def _plan(
     registry: Registry,
     environments: Sequence[str],
     models: Sequence[str],
-) -> Plan:
+) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
     plan = diff(desired, actual, environments=environments or None, models=models or None)
     if plan.problems:
         raise InvalidInput(plan.problems)
-    return plan
+    return plan, actual
 
 
 def _check_filters(

@@ -232,6 +232,11 @@ def plan(
     "reviewed is what is applied.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Apply even if the commit does not descend from the one last applied (exit 4 without).",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
@@ -246,6 +251,7 @@ def apply(
     models: Sequence[str],
     output_format: str,
     expect_plan: str | None,
+    force: bool,
     lease_wait: float,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
@@ -262,6 +268,7 @@ def apply(
         lease_ttl=obj.lease_ttl,
         commit=head_commit(root),
         expect_checksum=expect_plan,
+        force=force,
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
     result = api.apply(root, obj.registry(), environments, models, options)

@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3
+EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applied
 EXIT_INTERRUPTED = 130
 
 
@@ -65,6 +66,12 @@ class RegistryAuthError(RegistryError):
 
 class RegistryPermissionDenied(RegistryAuthError):
     """Authenticated, but not allowed to do this (HTTP 403)."""
+
+
+class OutOfOrder(ReconcilerError):
+    """The commit being applied does not descend from the one last applied (fencing)."""
+
+    exit_code = EXIT_OUT_OF_ORDER
 
 
 class PlanChanged(ReconcilerError):

@@ -25,3 +25,17 @@ def head_commit(root: Path) -> str | None:
         return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         return None
+
+
+def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
+    """Whether `ancestor` is `descendant` or one of its ancestors; None when `ancestor` is not
+    in this clone (a shallow or stale checkout cannot tell)."""
+    import git
+
+    repo = git.Repo(root, search_parent_directories=True)
+    try:
+        older = repo.commit(ancestor)
+        newer = repo.commit(descendant)
+        return bool(repo.is_ancestor(older, newer))
+    except (ValueError, git.BadName, git.GitCommandError):
+        return None

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from reconciler.bookkeeping import LEASE_TAG
+from reconciler.bookkeeping import STATE_MODEL as LEASE_MODEL
 from reconciler.errors import ReconcilerError
 from reconciler.registry.base import Registry
 
-LEASE_MODEL = "reconciler-lease"
-LEASE_TAG = "reconciler.lease"
 DEFAULT_TTL = 120.0
 DEFAULT_WAIT = 60.0
 DEFAULT_SETTLE = 1.0

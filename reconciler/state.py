@@ -80,6 +80,7 @@ class RegisteredModel:
     name: str
     versions: Mapping[str, ModelVersion] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def in_stage(self, stage: str) -> list[str]:
         """The versions currently in `stage`, lowest first."""

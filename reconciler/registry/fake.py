@@ -67,7 +67,9 @@ class FakeRegistry:
         self.reads += 1
         return ActualState(
             {
-                name: RegisteredModel(name, dict(model.versions), dict(model.aliases))
+                name: RegisteredModel(
+                    name, dict(model.versions), dict(model.aliases), dict(model.tags)
+                )
                 for name, model in self._models.items()
             }
         )
@@ -77,7 +79,7 @@ class FakeRegistry:
         found = self._models.get(model)
         if found is None:
             return None
-        return RegisteredModel(model, dict(found.versions), dict(found.aliases))
+        return RegisteredModel(model, dict(found.versions), dict(found.aliases), dict(found.tags))
 
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool

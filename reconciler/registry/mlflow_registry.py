@@ -92,7 +92,7 @@ class MlflowRegistry:
                 # Not pinned: its latest version per stage is enough to list it as unmanaged.
                 versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
             aliases = {alias: str(version) for alias, version in (rm.aliases or {}).items()}
-            result[name] = RegisteredModel(name, versions, aliases)
+            result[name] = RegisteredModel(name, versions, aliases, _tags(rm))
         return ActualState(result)
 
     def read_model(self, model: str) -> RegisteredModel | None:
@@ -113,7 +113,7 @@ class MlflowRegistry:
             )
             versions = {str(mv.version): _version(mv) for mv in _pages(search, VERSIONS_PAGE)}
         aliases = {alias: str(v) for alias, v in (registered.aliases or {}).items()}
-        return RegisteredModel(model, versions, aliases)
+        return RegisteredModel(model, versions, aliases, _tags(registered))
 
     # -- writes --
 
@@ -233,6 +233,10 @@ def _route_logging() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def _tags(entity: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (entity.tags or {}).items()}
 
 
 def _version(mv: Any) -> ModelVersion:

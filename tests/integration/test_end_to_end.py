@@ -193,3 +193,27 @@ def test_console_script_end_to_end(repo: Repo, seeder: Seeder, mlflow_server: st
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no FutureWarning about stages, no MLflow logging
     assert seeder.stages(model) == {"1": PRODUCTION}
+
+
+def test_older_clone_cannot_roll_back_a_newer_apply(
+    repo: Repo, seeder: Seeder, mlflow_server: str
+) -> None:
+    model = seeder.name("fenced")
+    seeder.model(model, [0.7, 0.8, 0.9])
+    repo.pin("production", model, 2)
+    older = repo.commit("pin v2")
+    repo.pin("production", model, 3)
+    newer = repo.commit("pin v3")
+    old_clone = repo.root.parent / "old-clone"
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(old_clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", older], cwd=old_clone, check=True)
+
+    assert cli(repo, mlflow_server)("apply", "--model", model).exit_code == 0
+    assert seeder.stages(model) == {"1": NONE_STAGE, "2": NONE_STAGE, "3": PRODUCTION}
+    old_repo = Repo.__new__(Repo)
+    old_repo.root = old_clone
+    refused = cli(old_repo, mlflow_server)("apply", "--model", model)
+    assert refused.exit_code == 4
+    assert f"refusing to apply commit {older[:12]} to production" in refused.stderr
+    assert f"{model} was last applied there from commit {newer[:12]}" in refused.stderr
+    assert seeder.stages(model) == {"1": NONE_STAGE, "2": NONE_STAGE, "3": PRODUCTION}

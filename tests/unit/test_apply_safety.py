@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from reconciler.bookkeeping import LEASE_TAG
+from reconciler.bookkeeping import STATE_MODEL as LEASE_MODEL
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
-from reconciler.lease import LEASE_MODEL, LEASE_TAG, Lease, LeaseHeld, LeaseRecord
+from reconciler.lease import Lease, LeaseHeld, LeaseRecord
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
