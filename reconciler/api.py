@@ -138,8 +138,8 @@ def _check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOpti
             raise OutOfOrder(
                 f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
                 f"last applied there from commit {recorded[:12]}, which is not in this clone "
-                "(a shallow checkout?). Fetch full history (git fetch --unshallow; actions/checkout with "
-                "fetch-depth: 0), or use --force"
+                "(a shallow checkout?). Fetch full history (git fetch --unshallow; "
+                "actions/checkout with fetch-depth: 0), or use --force"
             )
         if not ordered:
             raise OutOfOrder(
