@@ -8,10 +8,11 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from reconciler import executor
-from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag
+from reconciler import audit, executor
+from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag, audit_tag
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
@@ -22,6 +23,8 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.executor import ApplyReport, StepResult
+from reconciler.history import History
+from reconciler.history import build as build_history
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
@@ -56,13 +59,20 @@ class ApplyOptions:
     commit: str | None = None
     expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
     force: bool = False  # `apply --force`: skip the ordering (fencing) check
+    pull_request: str | None = None  # for the audit records, from the merge commit's message
+    actor: str = field(default_factory=lambda: default_actor())
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     on_event: Callable[[str], None] = lambda _message: None
+
+
+def default_actor() -> str:
+    """Who is applying: the CI's actor (GitHub Actions) or the local login."""
+    return os.environ.get("GITHUB_ACTOR") or _login()
 
 
 def default_holder() -> str:
     """Who is applying, as the lease and the plan tag show it: actor@host pid N (unique id)."""
-    actor = os.environ.get("GITHUB_ACTOR") or _login()
-    return f"{actor}@{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
+    return f"{default_actor()}@{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
 
 
 def _login() -> str:
@@ -112,7 +122,38 @@ def apply(
             # A model someone else moved under us is theirs until the next run re-plans it.
             repairs = _verify_and_repair(desired, registry, plan, environments, lease, conflicted)
         _record_applied_commit(registry, plan, (*results, *repairs), options.commit)
+        _record_audit(registry, plan, actual, results, options)
     return ApplyReport(plan, results, repairs)
+
+
+def _record_audit(
+    registry: Registry,
+    plan: Plan,
+    actual: ActualState,
+    results: Sequence[StepResult],
+    options: ApplyOptions,
+) -> None:
+    """One audit record per pin whose changes all landed, on the version now serving there."""
+    outcome = {id(r.step): r.outcome for r in results}
+    time = options.clock().isoformat(timespec="seconds")
+    for entry in plan.entries:
+        if not entry.steps or any(outcome.get(id(s)) != "applied" for s in entry.steps):
+            continue
+        pin = entry.pin
+        version = actual.models[pin.model].versions[pin.version]
+        record = audit.AuditRecord(
+            environment=pin.environment,
+            action=audit.action_for(pin.version, entry.current),
+            time=time,
+            commit=options.commit,
+            previous=entry.current,
+            actor=options.actor,
+            pull_request=options.pull_request,
+        )
+        key = audit_tag(pin.environment)
+        registry.set_version_tag(
+            pin.model, pin.version, key, audit.append(version.tags.get(key), record)
+        )
 
 
 def _check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:
@@ -244,3 +285,20 @@ def _check_filters(
     unknown_models = sorted(set(models) - pinned)
     if unknown_models:
         raise UsageError(f"--model {unknown_models[0]!r}: no pin names this model")
+
+
+def history(
+    root: Path,
+    registry: Registry,
+    model: str,
+    environments: Sequence[str] = (),
+    at: datetime | None = None,
+) -> History:
+    """Every change to `model`'s pins in git, marked applied when the registry's audit records
+    name its commit."""
+    from reconciler.gitrepo import pin_history
+
+    changes = pin_history(root, model)
+    if not changes:
+        raise UsageError(f"no git history of pins for model {model!r} under environments/")
+    return build_history(model, changes, registry.read_model(model), environments, at)

@@ -19,3 +19,11 @@ def applied_commit_tag(environment: str) -> str:
 
 # On each registered model an apply is about to change: `<plan checksum> by <holder>`.
 PLAN_TAG = "reconciler.last_plan"
+
+
+def audit_tag(environment: str) -> str:
+    """On a model version: JSON list of the applies that put it in `environment`, newest last."""
+    return f"reconciler.audit.{environment}"
+
+
+AUDIT_KEEP = 20  # records kept per version and environment (a tag value is capped in size)

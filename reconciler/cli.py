@@ -11,6 +11,7 @@ import sys
 import traceback as traceback_module
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,8 @@ def apply(
     One apply writes at a time (a lease on the registry); after writing, it re-reads what it
     touched and repairs what another writer left (an extra version in a stage, a moved alias).
     """
-    from reconciler.gitrepo import head_commit
+    from reconciler.audit import pull_request_from_message
+    from reconciler.gitrepo import head_commit, head_message
 
     root = obj.repository_root()
     options = api.ApplyOptions(
@@ -269,6 +271,7 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
     result = api.apply(root, obj.registry(), environments, models, options)
@@ -279,6 +282,55 @@ def apply(
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("model")
+@ENV_OPTION
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Also say which version each environment pinned at TIME (ISO 8601, e.g. 2026-11-24 or "
+    "2026-11-24T10:00:00Z; UTC unless an offset is given).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+def history(
+    obj: AppContext,
+    model: str,
+    environments: Sequence[str],
+    at: str | None,
+    output_format: str,
+) -> None:
+    """Every promotion and rollback of MODEL from the git history of its pins, newest first,
+    marked applied when the registry's audit records name the commit."""
+    when = _parse_time(at) if at else None
+    result = api.history(obj.repository_root(), obj.registry(), model, environments, when)
+    click.echo(
+        report.history_json(result) if output_format == "json" else report.history_text(result)
+    )
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-24T10:00:00Z)", param_hint="--at"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    if len(text.strip()) == 10:  # a date alone means the end of that day
+        value = value.replace(hour=23, minute=59, second=59)
+    return value
 
 
 def main() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def repository_root(start: Path) -> Path:
@@ -38,4 +41,80 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
         newer = repo.commit(descendant)
         return bool(repo.is_ancestor(older, newer))
     except (ValueError, git.BadName, git.GitCommandError):
+        return None
+
+
+def head_message(root: Path) -> str | None:
+    """The message of the commit checked out at `root` (None outside git)."""
+    import git
+
+    try:
+        message = git.Repo(root, search_parent_directories=True).head.commit.message
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None
+    return message if isinstance(message, str) else message.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class PinChange:
+    """One commit's change to one environment's pin of a model (first-parent history)."""
+
+    commit: str
+    author: str
+    date: datetime
+    environment: str
+    before: str | None  # the pinned version before the commit (None: no pin)
+    after: str | None  # after it (None: the pin was removed)
+    summary: str
+    is_revert: bool
+
+
+def pin_history(root: Path, model: str) -> list[PinChange]:
+    """Every change to `environments/*/<model>.yaml` along the first-parent history of HEAD,
+    oldest first: on a main branch, that is when each promotion landed."""
+    import git
+
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        repo.head.commit  # noqa: B018 - raises ValueError before the first commit
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return []
+    work_tree = Path(repo.working_tree_dir or root)
+    environments = (root / "environments").resolve().relative_to(work_tree.resolve()).as_posix()
+    specs = [f":(glob){environments}/*/{model}{suffix}" for suffix in (".yaml", ".yml")]
+    changes = []
+    for commit in repo.iter_commits(paths=specs, first_parent=True):
+        parent = commit.parents[0] if commit.parents else None
+        diffs = commit.diff(parent or git.NULL_TREE, paths=specs)  # type: ignore[arg-type]
+        touched = {path for diff in diffs for path in (diff.a_path, diff.b_path) if path}
+        message = commit.message if isinstance(commit.message, str) else commit.message.decode()
+        for path in sorted(touched):
+            before = _version_at(parent, path) if parent else None
+            after = _version_at(commit, path)
+            if before == after:
+                continue
+            changes.append(
+                PinChange(
+                    commit=commit.hexsha,
+                    author=str(commit.author.name),
+                    date=commit.committed_datetime,
+                    environment=Path(path).parent.name,
+                    before=before,
+                    after=after,
+                    summary=message.strip().splitlines()[0] if message.strip() else "",
+                    is_revert=message.startswith('Revert "') or "This reverts commit" in message,
+                )
+            )
+    changes.reverse()
+    return changes
+
+
+def _version_at(commit: Any, path: str) -> str | None:
+    from reconciler.documents import parse_yaml
+
+    try:
+        blob = commit.tree / path
+        data, _lines, _duplicates = parse_yaml(blob.data_stream.read().decode("utf-8"))
+        return str(int(data["version"]))
+    except Exception:  # missing, unreadable or invalid at that commit: no usable pin
         return None

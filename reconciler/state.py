@@ -73,6 +73,8 @@ class ModelVersion:
     stage: str = NONE_STAGE
     status: str = READY
     run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created: int | None = None  # milliseconds since the epoch, as MLflow keeps it
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -48,9 +49,10 @@ class Repo:
         root.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
 
-    def git(self, *args: str) -> str:
+    def git(self, *args: str, date: str | None = None) -> str:
+        env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
         return subprocess.run(
-            ["git", *args], cwd=self.root, check=True, capture_output=True, text=True
+            ["git", *args], cwd=self.root, check=True, capture_output=True, text=True, env=env
         ).stdout
 
     def write(self, relative: str, text: str) -> Path:
@@ -64,9 +66,9 @@ class Repo:
         lines += [f"{key}: {value}" for key, value in extra.items()]
         return self.write(f"environments/{env}/{model}.yaml", "\n".join(lines) + "\n")
 
-    def commit(self, message: str) -> str:
+    def commit(self, message: str, date: str | None = None) -> str:
         self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
+        self.git("commit", "-q", "-m", message, date=date)
         return self.git("rev-parse", "HEAD").strip()
 
 

@@ -42,6 +42,10 @@ class Registry(Protocol):
         """Set a registered model's tag; with `create_model`, register the model first if needed."""
         ...
 
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        """Set a model version's tag (audit records)."""
+        ...
+
     def delete_model_tag(self, model: str, key: str) -> None:
         """Remove a registered model's tag (no error when it is already gone)."""
         ...

@@ -8,7 +8,7 @@ the same assertions against a real `mlflow server` to keep the two honest.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.errors import RegistryError
 from reconciler.state import (
@@ -57,9 +57,12 @@ class FakeRegistry:
     def force_stage(self, name: str, version: str, stage: str) -> None:
         """A hand edit with no archiving (the UI with the box unticked, or a lost race)."""
         old = self._models[name].versions[version]
-        self._models[name].versions[version] = ModelVersion(
-            name, version, stage, old.status, old.run_id
-        )
+        self._models[name].versions[version] = replace(old, stage=stage)
+
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        old = self._version_map(model, version)[version]
+        self.writes.append(("set_version_tag", model, version, key))
+        self._models[model].versions[version] = replace(old, tags={**old.tags, key: value})
 
     # -- the Registry port --
 

@@ -163,6 +163,12 @@ class MlflowRegistry:
                 lambda: self._client().set_registered_model_tag(model, key, value)
             )
 
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        with self._translated_errors(f"tag {model} v{version}"):
+            _once_more_on_insert_race(
+                lambda: self._client().set_model_version_tag(model, version, key, value)
+            )
+
     def delete_model_tag(self, model: str, key: str) -> None:
         from mlflow.exceptions import MlflowException
 
@@ -252,6 +258,8 @@ def _version(mv: Any) -> ModelVersion:
         stage=mv.current_stage or "None",
         status=status,
         run_id=mv.run_id or None,
+        tags=_tags(mv),
+        created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
     )
 
 

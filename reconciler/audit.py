@@ -1,0 +1,77 @@
+"""Audit records kept on model versions: who applied what, from which commit, replacing what.
+
+Pure: building and parsing tag values. One tag per environment on each version, holding the
+newest AUDIT_KEEP records as a JSON list, so one write records one change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from reconciler.bookkeeping import AUDIT_KEEP
+
+_MERGE = re.compile(r"^Merge pull request #(\d+)")
+_SQUASH = re.compile(r"\(#(\d+)\)\s*$")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    environment: str
+    action: str  # promote | rollback | correct (drift put right)
+    time: str  # ISO 8601, UTC
+    commit: str | None = None
+    previous: tuple[str, ...] = ()
+    actor: str | None = None
+    pull_request: str | None = None
+
+
+def action_for(version: str, previous: tuple[str, ...]) -> str:
+    """promote, rollback (every previous holder was newer), or correct (it was there already:
+    drift around it was put right)."""
+    if version in previous:
+        return "correct"
+    if previous and all(int(p) > int(version) for p in previous):
+        return "rollback"
+    return "promote"
+
+
+def append(existing: str | None, record: AuditRecord) -> str:
+    records = [asdict(r) for r in parse(existing)]
+    records.append(asdict(record))
+    return json.dumps(records[-AUDIT_KEEP:], separators=(",", ":"))
+
+
+def parse(value: str | None) -> list[AuditRecord]:
+    """The records in a tag value; an unreadable value counts as none (a hand edit)."""
+    if not value:
+        return []
+    try:
+        data = json.loads(value)
+        return [
+            AuditRecord(
+                environment=str(item["environment"]),
+                action=str(item["action"]),
+                time=str(item["time"]),
+                commit=item.get("commit"),
+                previous=tuple(str(v) for v in item.get("previous") or ()),
+                actor=item.get("actor"),
+                pull_request=item.get("pull_request"),
+            )
+            for item in data
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def pull_request_from_message(message: str | None) -> str | None:
+    """`Merge pull request #12 from …` or a squash merge's `Title (#12)`: the PR number."""
+    if not message:
+        return None
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    for pattern in (_MERGE, _SQUASH):
+        found = pattern.search(first)
+        if found:
+            return found.group(1)
+    return None
