@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reconciler import audit, executor
+from reconciler import audit, executor, policy
 from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag, audit_tag
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
@@ -19,16 +19,18 @@ from reconciler.errors import (
     InvalidInput,
     OutOfOrder,
     PlanChanged,
+    Problem,
     RegistryPermissionDenied,
     UsageError,
 )
 from reconciler.executor import ApplyReport, StepResult
+from reconciler.gitrepo import PinChange
 from reconciler.history import History
 from reconciler.history import build as build_history
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
-from reconciler.state import ActualState, DesiredState
+from reconciler.state import ActualState, DesiredState, ModelVersion
 
 MAX_REPAIR_ROUNDS = 3
 
@@ -43,11 +45,12 @@ def make_plan(
     registry: Registry,
     environments: Sequence[str] = (),
     models: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> Plan:
-    """Validate everything, read the registry once, and diff the scope asked for."""
+    """Validate everything, read the registry once, diff the scope asked for, check policy."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    return _plan(desired, registry, environments, models)[0]
+    return _plan(desired, registry, environments, models, root, now)[0]
 
 
 @dataclass
@@ -94,7 +97,7 @@ def apply(
     options = options or ApplyOptions()
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    plan, actual = _plan(desired, registry, environments, models)
+    plan, actual = _plan(desired, registry, environments, models, root, options.clock())
     _check_expected(plan, options.expect_checksum)
     if not plan.has_changes:
         return ApplyReport(plan, ())
@@ -111,7 +114,7 @@ def apply(
     )
     with lease:
         # The registry may have moved while we waited: what is written is planned under the lease.
-        plan, actual = _plan(desired, registry, environments, models)
+        plan, actual = _plan(desired, registry, environments, models, root, options.clock())
         _check_expected(plan, options.expect_checksum)
         _check_order(actual, plan, root, options)
         results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
@@ -266,12 +269,86 @@ def _plan(
     registry: Registry,
     environments: Sequence[str],
     models: Sequence[str],
+    root: Path,
+    now: datetime | None = None,
 ) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
     plan = diff(desired, actual, environments=environments or None, models=models or None)
     if plan.problems:
         raise InvalidInput(plan.problems)
+    problems = _policy_problems(desired, plan, actual, registry, root, now)
+    if problems:
+        raise InvalidInput(problems)
     return plan, actual
+
+
+def _policy_problems(
+    desired: DesiredState,
+    plan: Plan,
+    actual: ActualState,
+    registry: Registry,
+    root: Path,
+    now: datetime | None,
+) -> list[Problem]:
+    """Promotion order and gates, for every pin the plan changes (in-sync pins already serve)."""
+    moment = now or datetime.now(timezone.utc)
+    histories: dict[str, list[PinChange]] = {}
+    problems: list[Problem] = []
+    for entry in plan.entries:
+        pin = entry.pin
+        env = desired.environments[pin.environment]
+        if not entry.steps or not (env.requires or env.gates or pin.gates):
+            continue
+        version = actual.models[pin.model].versions[pin.version]
+        wants_metrics = any(g is not None and g.metrics for g in (env.gates, pin.gates))
+        metrics = registry.run_metrics(version.run_id) if wants_metrics and version.run_id else None
+        reached, how = (None, "")
+        if env.requires:
+            reached, how = _reached(root, version, env.requires, histories)
+        evidence = policy.Evidence(
+            metrics=metrics or {},
+            tags=version.tags,
+            now=moment,
+            reached_required=reached,
+            reached_how=how,
+            has_run=metrics is not None or not wants_metrics,
+        )
+        # The environment's rules, then the pin's own gates, each named by where it is written.
+        for gates, source, check_order in (
+            (env.gates, env.settings_file or f"environments/{env.name}.yaml", True),
+            (pin.gates, f"{pin.file} gates", False),
+        ):
+            problems += policy.check(
+                file=pin.file,
+                line=pin.version_line,
+                model=pin.model,
+                version=pin.version,
+                requires=env.requires,
+                gates=gates,
+                rule_source=source,
+                evidence=evidence,
+                check_order=check_order,
+            )
+    return problems
+
+
+def _reached(
+    root: Path, version: ModelVersion, requires: str, histories: dict[str, list[PinChange]]
+) -> tuple[datetime | None, str]:
+    """When `version` first reached the `requires` environment: by the registry's audit records,
+    else by the git history of that environment's pin."""
+    records = audit.parse(version.tags.get(audit_tag(requires)))
+    times = sorted(datetime.fromisoformat(r.time) for r in records)
+    if times:
+        return times[0], "audit record"
+    from reconciler.gitrepo import pin_history
+
+    if version.model not in histories:
+        histories[version.model] = pin_history(root, version.model)
+    for change in histories[version.model]:
+        if change.environment == requires and change.after == version.version:
+            return change.date, "git history"
+    return None, ""
 
 
 def _check_filters(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reconciler.documents import Document, read_document
 from reconciler.errors import InvalidInput, Problem
+from reconciler.policy import Gates
 from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
 from reconciler.state import PRODUCTION, STAGING, DesiredState, Environment, Pin
 
@@ -200,7 +201,22 @@ def _load_environments(
         if environment is not None:
             environments[env_name] = environment
     _check_environment_conflicts(root, environments, files, problems)
+    _check_requirements(environments, problems)
     return environments
+
+
+def _check_requirements(environments: dict[str, Environment], problems: list[Problem]) -> None:
+    for env in environments.values():
+        if env.requires is None:
+            continue
+        file = env.settings_file or f"{ENVIRONMENTS_DIR}/{env.name}.yaml"
+        if env.requires == env.name:
+            problems.append(Problem(file, None, "requires", "an environment cannot require itself"))
+        elif env.requires not in environments:
+            known = ", ".join(sorted(environments))
+            problems.append(
+                Problem(file, None, "requires", f"no environment {env.requires!r} (have: {known})")
+            )
 
 
 def _load_environment(
@@ -220,6 +236,18 @@ def _load_environment(
     default = DEFAULT_ENVIRONMENTS.get(env_name)
     stage = data.get("stage", default.stage if default else None)
     alias = data.get("alias")
+    requires = data.get("requires")
+    gates = Gates.from_data(data.get("gates"))
+    if gates is not None and gates.soak and not requires:
+        problems.append(
+            Problem(
+                document.display,
+                document.line_of(("gates", "soak")),
+                "gates.soak",
+                "a soak time is measured in the environment named by `requires`: set it too",
+            )
+        )
+        return None
     if stage is None and alias is None:
         problems.append(
             Problem(
@@ -230,7 +258,16 @@ def _load_environment(
             )
         )
         return None
-    return Environment(env_name, stage, alias)
+    return Environment(
+        env_name,
+        stage,
+        alias,
+        requires=requires,
+        gates=gates,
+        prune=bool(data.get("prune", False)),
+        max_retire=int(data.get("max_retire", 3)),
+        settings_file=document.display,
+    )
 
 
 def _check_environment_conflicts(
@@ -329,4 +366,5 @@ def _pin(env_name: str, document: Document) -> Pin:
         run_id=data.get("run_id"),
         run_id_line=document.line_of(("run_id",)),
         note=data.get("note"),
+        gates=Gates.from_data(data.get("gates")),
     )

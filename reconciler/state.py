@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reconciler.policy import Gates
+
 PRODUCTION = "Production"
 STAGING = "Staging"
 ARCHIVED = "Archived"
@@ -28,6 +30,11 @@ class Environment:
     name: str
     stage: str | None  # Staging | Production | None (alias only)
     alias: str | None = None
+    requires: str | None = None  # promotion order: the environment a version must pass first
+    gates: Gates | None = None
+    prune: bool = False
+    max_retire: int = 3
+    settings_file: str | None = None  # where the settings came from, for messages
 
     @property
     def rank(self) -> tuple[int, str]:
@@ -55,6 +62,7 @@ class Pin:
     run_id: str | None = None
     run_id_line: int = 1
     note: str | None = None
+    gates: Gates | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ class Registry(Protocol):
         the cheap re-read before each write and after a write of unknown outcome."""
         ...
 
+    def run_metrics(self, run_id: str) -> dict[str, float] | None:
+        """The latest value of each metric of a run; None when the run does not exist."""
+        ...
+
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool
     ) -> None:

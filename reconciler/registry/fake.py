@@ -35,6 +35,7 @@ class FakeRegistry:
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
         self.reads = 0
+        self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
 
     # -- setting up a scenario (what a training pipeline or a person would do) --
 
@@ -83,6 +84,9 @@ class FakeRegistry:
         if found is None:
             return None
         return RegisteredModel(model, dict(found.versions), dict(found.aliases), dict(found.tags))
+
+    def run_metrics(self, run_id: str) -> dict[str, float] | None:
+        return self.metrics.get(run_id)
 
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool

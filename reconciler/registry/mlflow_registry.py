@@ -115,6 +115,18 @@ class MlflowRegistry:
         aliases = {alias: str(v) for alias, v in (registered.aliases or {}).items()}
         return RegisteredModel(model, versions, aliases, _tags(registered))
 
+    def run_metrics(self, run_id: str) -> dict[str, float] | None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"read run {run_id}"):
+            try:
+                run = self._client().get_run(run_id)
+            except MlflowException as error:
+                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return None
+                raise
+        return {str(k): float(v) for k, v in run.data.metrics.items()}
+
     # -- writes --
 
     def transition_stage(

@@ -58,3 +58,11 @@ def test_check_jsonschema_agrees(tmp_path: Path) -> None:
     ]
     assert subprocess.run([*command, *good], capture_output=True, timeout=120).returncode == 0
     assert subprocess.run([*command, str(bad)], capture_output=True, timeout=120).returncode == 1
+
+
+def test_pin_and_environment_gates_are_the_same_definition() -> None:
+    # Each schema stands alone (editors resolve no cross-file URNs), so the gates are repeated.
+    assert (
+        load_schema(PIN_SCHEMA)["$defs"]["gates"]
+        == load_schema(ENVIRONMENT_SCHEMA)["$defs"]["gates"]
+    )

@@ -1,0 +1,146 @@
+"""Promotion policy: the order of environments and the gates a version must pass. Pure.
+
+The API gathers the evidence (run metrics, version tags, when the version reached the required
+environment); `check` turns a failing rule into a plan problem that says which rule, which value,
+and what would pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from reconciler.errors import Problem
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class MetricBound:
+    name: str
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Gates:
+    metrics: tuple[MetricBound, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    soak: str | None = None  # as written, e.g. "24h"
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any] | None) -> Gates | None:
+        """From schema-valid YAML data (`gates:` in settings or a pin)."""
+        if not data:
+            return None
+        metrics = tuple(
+            MetricBound(name, bounds.get("min"), bounds.get("max"))
+            for name, bounds in sorted((data.get("metrics") or {}).items())
+        )
+        tags = tuple(sorted((data.get("tags") or {}).items()))
+        return cls(metrics, tags, data.get("soak"))
+
+
+def soak_seconds(text: str) -> int:
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules look at for one pinned version."""
+
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    now: datetime
+    # Promotion order: when the version reached the required environment (None: never),
+    # and how we know.
+    reached_required: datetime | None = None
+    reached_how: str = ""
+    has_run: bool = True
+
+
+def check(
+    *,
+    file: str,
+    line: int,
+    model: str,
+    version: str,
+    requires: str | None,
+    gates: Gates | None,
+    rule_source: str,
+    evidence: Evidence,
+    check_order: bool = True,
+) -> list[Problem]:
+    """Every rule `version` fails, as problems at the pin's `version` line. `requires` names the
+    environment the version must have passed (checked when `check_order`; soak is measured
+    there)."""
+    failures: list[str] = []
+    subject = f"{model} v{version}"
+    if check_order and requires and evidence.reached_required is None:
+        failures.append(
+            f"{subject} was never applied to {requires} (no audit record, no {requires} pin in "
+            f"git history); promote it through {requires} first (requires: {requires} in "
+            f"{rule_source})"
+        )
+    if gates is not None:
+        failures.extend(_metric_failures(subject, gates, evidence, rule_source))
+        for key, wanted in gates.tags:
+            actual = evidence.tags.get(key)
+            shown = "missing" if actual is None else repr(actual)
+            if actual != wanted:
+                failures.append(
+                    f"{subject} tag {key} is {shown}; gate in {rule_source} needs {wanted!r}"
+                )
+        if gates.soak and requires and evidence.reached_required is not None:
+            needed = timedelta(seconds=soak_seconds(gates.soak))
+            soaked = evidence.now - evidence.reached_required
+            if soaked < needed:
+                ready = (evidence.reached_required + needed).isoformat(timespec="minutes")
+                failures.append(
+                    f"{subject} has been in {requires} for {_duration(soaked)} (since "
+                    f"{evidence.reached_required.isoformat(timespec='minutes')}); soak gate in "
+                    f"{rule_source} needs {gates.soak}: passes from {ready}"
+                )
+    return [Problem(file, line, "version", f"policy: {failure}") for failure in failures]
+
+
+def _metric_failures(subject: str, gates: Gates, evidence: Evidence, rule_source: str) -> list[str]:
+    failures = []
+    for bound in gates.metrics:
+        if not evidence.has_run:
+            failures.append(
+                f"{subject} has no source run, so metric gate {bound.name} in {rule_source} "
+                "cannot pass"
+            )
+            continue
+        value = evidence.metrics.get(bound.name)
+        if value is None:
+            failures.append(
+                f"{subject}'s run has no metric {bound.name}; gate in {rule_source} needs "
+                f"{_bounds(bound)}"
+            )
+        elif (bound.min is not None and value < bound.min) or (
+            bound.max is not None and value > bound.max
+        ):
+            failures.append(
+                f"{bound.name} of {subject} is {value:g}; gate in {rule_source} needs "
+                f"{_bounds(bound)}"
+            )
+    return failures
+
+
+def _bounds(bound: MetricBound) -> str:
+    parts = []
+    if bound.min is not None:
+        parts.append(f">= {bound.min:g}")
+    if bound.max is not None:
+        parts.append(f"<= {bound.max:g}")
+    return " and ".join(parts)
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
