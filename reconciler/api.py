@@ -20,6 +20,7 @@ from reconciler.errors import (
     OutOfOrder,
     PlanChanged,
     Problem,
+    ReconcilerError,
     RegistryPermissionDenied,
     UsageError,
 )
@@ -124,9 +125,14 @@ def apply(
         if clean and plan.has_changes:
             # A model someone else moved under us is theirs until the next run re-plans it.
             repairs = _verify_and_repair(desired, registry, plan, environments, lease, conflicted)
-        _record_applied_commit(registry, plan, (*results, *repairs), options.commit)
-        _record_audit(registry, plan, actual, results, options)
-    return ApplyReport(plan, results, repairs)
+        bookkeeping: list[str] = []
+        try:
+            _record_applied_commit(registry, plan, (*results, *repairs), options.commit)
+            _record_audit(registry, plan, actual, results, options)
+        except ReconcilerError as error:
+            # The changes are made: report them, and say what could not be recorded.
+            bookkeeping.append(str(error))
+    return ApplyReport(plan, results, repairs, tuple(bookkeeping))
 
 
 def _record_audit(

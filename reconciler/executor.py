@@ -35,10 +35,14 @@ class ApplyReport:
     # Writes made after verification found the registry off the plan (another writer, a lost
     # race): archived extras, aliases set again.
     repairs: tuple[StepResult, ...] = ()
+    # Records that could not be written after the changes (audit, applied commit): the changes
+    # stand, but the next run's safety checks see less.
+    bookkeeping_errors: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
-        return any(r.outcome != "applied" for r in (*self.results, *self.repairs))
+        outcomes = (*self.results, *self.repairs)
+        return any(r.outcome != "applied" for r in outcomes) or bool(self.bookkeeping_errors)
 
     def records(self) -> list[dict[str, object]]:
         """One record per pin in the seed's shape (promote-model's output), versions as strings."""
@@ -89,9 +93,12 @@ def apply(
 def _attempt(step: Step, registry: Registry) -> StepResult:
     try:
         current = registry.read_model(step.model)
-        moved = precondition_changes(step, current)
-        if moved:
-            return StepResult(step, "conflicted", f"the registry changed since the plan: {moved}")
+    except ReconcilerError as error:
+        return StepResult(step, "failed", f"not written: could not re-read it first: {error}")
+    moved = precondition_changes(step, current)
+    if moved:
+        return StepResult(step, "conflicted", f"the registry changed since the plan: {moved}")
+    try:
         _write(step, registry)
     except RegistryUnreachable as error:
         # No answer is not a no: look before deciding.

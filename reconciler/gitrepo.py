@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 
-def repository_root(start: Path) -> Path:
-    """The work tree root of the git repository holding `start`, or `start` itself outside git."""
+@contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """The repository holding `path`, or None outside git. Closed after use: gitpython keeps
+    `git cat-file` helper processes per Repo until it is closed."""
     import git  # gitpython: imported here so `--help` does not pay for it
 
     try:
-        repo = git.Repo(start, search_parent_directories=True)
+        repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return start
-    work_tree = repo.working_tree_dir
+        yield None
+        return
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def repository_root(start: Path) -> Path:
+    """The work tree root of the git repository holding `start`, or `start` itself outside git."""
+    with _open(start) as repo:
+        work_tree = repo.working_tree_dir if repo is not None else None
     return Path(work_tree) if work_tree else start
 
 
 def head_commit(root: Path) -> str | None:
     """The commit checked out at `root`, or None outside git or before the first commit."""
-    import git
-
-    try:
-        return str(git.Repo(root, search_parent_directories=True).head.commit.hexsha)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
-        return None
+    with _open(root) as repo:
+        try:
+            return None if repo is None else str(repo.head.commit.hexsha)
+        except ValueError:  # no commit yet
+            return None
 
 
 def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
@@ -35,22 +48,23 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
     in this clone (a shallow or stale checkout cannot tell)."""
     import git
 
-    repo = git.Repo(root, search_parent_directories=True)
-    try:
-        older = repo.commit(ancestor)
-        newer = repo.commit(descendant)
-        return bool(repo.is_ancestor(older, newer))
-    except (ValueError, git.BadName, git.GitCommandError):
-        return None
+    with _open(root) as repo:
+        if repo is None:
+            return None
+        try:
+            return bool(repo.is_ancestor(repo.commit(ancestor), repo.commit(descendant)))
+        except (ValueError, git.BadName, git.GitCommandError):
+            return None
 
 
 def head_message(root: Path) -> str | None:
     """The message of the commit checked out at `root` (None outside git)."""
-    import git
-
-    try:
-        message = git.Repo(root, search_parent_directories=True).head.commit.message
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+    with _open(root) as repo:
+        try:
+            message = None if repo is None else repo.head.commit.message
+        except ValueError:
+            return None
+    if message is None:
         return None
     return message if isinstance(message, str) else message.decode("utf-8", "replace")
 
@@ -72,20 +86,22 @@ class PinChange:
 def pin_history(root: Path, model: str) -> list[PinChange]:
     """Every change to `environments/*/<model>.yaml` along the first-parent history of HEAD,
     oldest first: on a main branch, that is when each promotion landed."""
+    with _open(root) as repo:
+        if repo is None or head_commit(root) is None:
+            return []
+        return _pin_history(repo, root, model)
+
+
+def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
     import git
 
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        repo.head.commit  # noqa: B018 - raises ValueError before the first commit
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
-        return []
     work_tree = Path(repo.working_tree_dir or root)
     environments = (root / "environments").resolve().relative_to(work_tree.resolve()).as_posix()
     specs = [f":(glob){environments}/*/{model}{suffix}" for suffix in (".yaml", ".yml")]
     changes = []
     for commit in repo.iter_commits(paths=specs, first_parent=True):
         parent = commit.parents[0] if commit.parents else None
-        diffs = commit.diff(parent or git.NULL_TREE, paths=specs)  # type: ignore[arg-type]
+        diffs = commit.diff(parent or git.NULL_TREE, paths=specs)
         touched = {path for diff in diffs for path in (diff.a_path, diff.b_path) if path}
         message = commit.message if isinstance(commit.message, str) else commit.message.decode()
         for path in sorted(touched):

@@ -199,6 +199,8 @@ def apply_text(report: ApplyReport) -> str:
     in_sync = sum(1 for e in report.plan.entries if not e.steps)
     if not report.results:
         lines.append("Nothing to do: the registry matches the pins.")
+    for error in report.bookkeeping_errors:
+        lines.append(f"✗ could not record the apply (audit, applied commit): {error}")
     repaired = f"{_count(len(report.repairs), 'repair')}; " if report.repairs else ""
     unknown = f"{counts['unknown']} unknown, " if counts["unknown"] else ""
     unknown += f"{counts['conflicted']} conflicted, " if counts["conflicted"] else ""

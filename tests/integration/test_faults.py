@@ -113,9 +113,12 @@ def test_registry_down_mid_apply_then_back(
     lines = result.stdout.splitlines()
     assert lines[0] == f"✓ production: {names[0]} v2 → Production, archives v1"
     assert lines[1].startswith(
-        f"? production: {names[1]} v2 → Production, archives v1: OUTCOME UNKNOWN: cannot reach the registry"
+        f"✗ production: {names[1]} v2 → Production, archives v1: FAILED: not written: could not "
+        "re-read it first: cannot reach the registry"
     )
+
     assert lines[2] == f"- production: {names[2]} v2 → Production, archives v1: not attempted"
+    assert lines[3].startswith("✗ could not record the apply (audit, applied commit): cannot reach")
     assert "could not release the registry lease (it expires by itself)" in result.stderr
     proxy.faults.clear()
     again = run("apply")
