@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler import audit, executor, policy
-from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag, audit_tag
+from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag, audit_tag, managed_tag
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
@@ -22,6 +22,7 @@ from reconciler.errors import (
     Problem,
     ReconcilerError,
     RegistryPermissionDenied,
+    RetireRefused,
     UsageError,
 )
 from reconciler.executor import ApplyReport, StepResult
@@ -47,11 +48,12 @@ def make_plan(
     environments: Sequence[str] = (),
     models: Sequence[str] = (),
     now: datetime | None = None,
+    prune: bool = False,
 ) -> Plan:
     """Validate everything, read the registry once, diff the scope asked for, check policy."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    return _plan(desired, registry, environments, models, root, now)[0]
+    return _plan(desired, registry, environments, models, root, now, prune)[0]
 
 
 @dataclass
@@ -62,7 +64,8 @@ class ApplyOptions:
     holder: str = field(default_factory=lambda: default_holder())
     commit: str | None = None
     expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
-    force: bool = False  # `apply --force`: skip the ordering (fencing) check
+    prune: bool = False  # `apply --prune`: retire models whose pins were removed
+    force: bool = False  # `apply --force`: skip the ordering and prune safety checks
     pull_request: str | None = None  # for the audit records, from the merge commit's message
     actor: str = field(default_factory=lambda: default_actor())
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -98,10 +101,13 @@ def apply(
     options = options or ApplyOptions()
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    plan, actual = _plan(desired, registry, environments, models, root, options.clock())
+    plan, actual = _plan(
+        desired, registry, environments, models, root, options.clock(), options.prune
+    )
     _check_expected(plan, options.expect_checksum)
     if not plan.has_changes:
         return ApplyReport(plan, ())
+    _check_retirements(desired, plan, options.force)
     _check_order(actual, plan, root, options)
     _check_write_permission(registry, plan, options.holder)
     lease = Lease(
@@ -115,8 +121,11 @@ def apply(
     )
     with lease:
         # The registry may have moved while we waited: what is written is planned under the lease.
-        plan, actual = _plan(desired, registry, environments, models, root, options.clock())
+        plan, actual = _plan(
+            desired, registry, environments, models, root, options.clock(), options.prune
+        )
         _check_expected(plan, options.expect_checksum)
+        _check_retirements(desired, plan, options.force)
         _check_order(actual, plan, root, options)
         results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
         repairs: tuple[StepResult, ...] = ()
@@ -124,10 +133,12 @@ def apply(
         clean = all(r.outcome in ("applied", "conflicted", "not_attempted") for r in results)
         if clean and plan.has_changes:
             # A model someone else moved under us is theirs until the next run re-plans it.
-            repairs = _verify_and_repair(desired, registry, plan, environments, lease, conflicted)
+            repairs = _verify_and_repair(
+                desired, registry, plan, environments, lease, conflicted, options.prune
+            )
         bookkeeping: list[str] = []
         try:
-            _record_applied_commit(registry, plan, (*results, *repairs), options.commit)
+            _record_ownership(registry, plan, actual, (*results, *repairs), options.commit)
             _record_audit(registry, plan, actual, results, options)
         except ReconcilerError as error:
             # The changes are made: report them, and say what could not be recorded.
@@ -163,6 +174,25 @@ def _record_audit(
         registry.set_version_tag(
             pin.model, pin.version, key, audit.append(version.tags.get(key), record)
         )
+    for retirement in plan.retirements:
+        steps = [s for s in retirement.steps if s.kind == "retire"]
+        if not retirement.enabled or any(outcome.get(id(s)) != "applied" for s in steps):
+            continue
+        for step in steps:
+            tags = actual.models[step.model].versions[step.version].tags
+            key = audit_tag(step.environment)
+            record = audit.AuditRecord(
+                environment=step.environment,
+                action="retire",
+                time=time,
+                commit=options.commit,
+                previous=(step.version,),
+                actor=options.actor,
+                pull_request=options.pull_request,
+            )
+            registry.set_version_tag(
+                step.model, step.version, key, audit.append(tags.get(key), record)
+            )
 
 
 def _check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:
@@ -200,18 +230,50 @@ def _check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOpti
             )
 
 
-def _record_applied_commit(
-    registry: Registry, plan: Plan, results: Sequence[StepResult], commit: str | None
+def _record_ownership(
+    registry: Registry,
+    plan: Plan,
+    actual: ActualState,
+    results: Sequence[StepResult],
+    commit: str | None,
 ) -> None:
-    """After a model's changes in an environment all landed, remember the commit they reflect."""
-    if commit is None:
-        return
+    """After a model's changes in an environment all landed: the commit they reflect (fencing),
+    and that reconciler manages the model there (so removing its pin may retire it)."""
+    retired = {(r.environment, r.model) for r in plan.retirements if r.enabled}
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
         outcomes = [
             r.outcome for r in results if (r.step.environment, r.step.model) == (environment, model)
         ]
-        if outcomes and all(outcome == "applied" for outcome in outcomes):
+        if not outcomes or any(outcome != "applied" for outcome in outcomes):
+            continue
+        if commit is not None:
             registry.set_model_tag(model, applied_commit_tag(environment), commit)
+        tags = actual.models[model].tags if model in actual.models else {}
+        if (environment, model) not in retired and managed_tag(environment) not in tags:
+            registry.set_model_tag(model, managed_tag(environment), "true")
+
+
+def _check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
+    """Prune safety: never empty an environment, never retire more than its limit, unforced."""
+    if force:
+        return
+    by_env: dict[str, list[str]] = {}
+    for retirement in plan.retirements:
+        if retirement.enabled:
+            by_env.setdefault(retirement.environment, []).append(retirement.model)
+    for name, models in sorted(by_env.items()):
+        env = desired.environments[name]
+        listed = ", ".join(models)
+        if not any(pin.environment == name for pin in desired.pins):
+            raise RetireRefused(
+                f"refusing to retire every model from {name} (it would have no pins left): "
+                f"{listed}; use --force if that is intended"
+            )
+        if len(models) > env.max_retire:
+            raise RetireRefused(
+                f"refusing to retire {len(models)} models from {name}, more than its limit of "
+                f"{env.max_retire} (max_retire): {listed}; use --force if that is intended"
+            )
 
 
 def _check_expected(plan: Plan, expected: str | None) -> None:
@@ -247,6 +309,7 @@ def _verify_and_repair(
     environments: Sequence[str],
     lease: Lease,
     skip: set[str],
+    prune: bool,
 ) -> tuple[StepResult, ...]:
     """Re-read what the plan touched; fix what another writer or a lost race left behind
     (a second version in a stage, an alias moved away)."""
@@ -255,7 +318,7 @@ def _verify_and_repair(
         return ()
     repairs: list[StepResult] = []
     for _round in range(MAX_REPAIR_ROUNDS):
-        again = diff(desired, registry.read(touched), environments or None, touched)
+        again = diff(desired, registry.read(touched), environments or None, touched, prune)
         if again.problems:
             raise InvalidInput(again.problems)
         if not again.has_changes:
@@ -277,9 +340,10 @@ def _plan(
     models: Sequence[str],
     root: Path,
     now: datetime | None = None,
+    prune: bool = False,
 ) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
-    plan = diff(desired, actual, environments=environments or None, models=models or None)
+    plan = diff(desired, actual, environments or None, models or None, prune)
     if plan.problems:
         raise InvalidInput(plan.problems)
     problems = _policy_problems(desired, plan, actual, registry, root, now)

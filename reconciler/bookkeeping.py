@@ -27,3 +27,9 @@ def audit_tag(environment: str) -> str:
 
 
 AUDIT_KEEP = 20  # records kept per version and environment (a tag value is capped in size)
+
+
+def managed_tag(environment: str) -> str:
+    """On each registered model reconciler has applied in `environment`: ownership, so that
+    removing its pin may retire it there (prune) and nothing else is ever retired."""
+    return f"reconciler.managed.{environment}"

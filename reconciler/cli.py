@@ -195,6 +195,11 @@ FORMATS = {"text": report.plan_text, "markdown": report.plan_markdown, "json": r
     help="Output format (markdown for pull request comments).",
 )
 @click.option(
+    "--prune",
+    is_flag=True,
+    help="Plan the retirement of models whose pins were removed (as `apply --prune` would).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when in sync, 2 when changes are pending, 1 on error.",
@@ -205,10 +210,11 @@ def plan(
     environments: Sequence[str],
     models: Sequence[str],
     output_format: str,
+    prune: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change in the registry (a dry run)."""
-    result = api.make_plan(obj.repository_root(), obj.registry(), environments, models)
+    result = api.make_plan(obj.repository_root(), obj.registry(), environments, models, prune=prune)
     click.echo(FORMATS[output_format](result))
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES_PENDING)
@@ -233,9 +239,17 @@ def plan(
     "reviewed is what is applied.",
 )
 @click.option(
+    "--prune",
+    is_flag=True,
+    help="Retire models whose pin files were removed (archive their version in the "
+    "environment's stage, remove its alias). Only models reconciler applied there; never "
+    "deletes versions.",
+)
+@click.option(
     "--force",
     is_flag=True,
-    help="Apply even if the commit does not descend from the one last applied (exit 4 without).",
+    help="Apply even if the commit does not descend from the one last applied (exit 4 "
+    "without), or if pruning would empty an environment or exceed its max_retire.",
 )
 @click.option(
     "--lease-wait",
@@ -252,6 +266,7 @@ def apply(
     models: Sequence[str],
     output_format: str,
     expect_plan: str | None,
+    prune: bool,
     force: bool,
     lease_wait: float,
 ) -> None:
@@ -271,6 +286,7 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )

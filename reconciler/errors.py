@@ -74,6 +74,10 @@ class OutOfOrder(ReconcilerError):
     exit_code = EXIT_OUT_OF_ORDER
 
 
+class RetireRefused(ReconcilerError):
+    """Prune safety: the plan would empty an environment or retire more than its limit."""
+
+
 class PlanChanged(ReconcilerError):
     """`apply --expect-plan`: the plan computed now is not the one that was reviewed."""
 

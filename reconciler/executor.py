@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.bookkeeping import managed_tag
 from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
-from reconciler.plan import Entry, Plan, Step
+from reconciler.plan import Entry, Plan, Retirement, Step
 from reconciler.registry.base import Registry
 from reconciler.state import ARCHIVED, RegisteredModel
 
@@ -51,7 +52,7 @@ class ApplyReport:
         for repair in self.repairs:
             key = (repair.step.environment, repair.step.model)
             repairs.setdefault(key, []).append(repair.step.describe())
-        return [
+        records = [
             _record(
                 entry,
                 [outcome[id(s)] for s in entry.steps],
@@ -59,6 +60,11 @@ class ApplyReport:
             )
             for entry in self.plan.entries
         ]
+        for retirement in self.plan.retirements:
+            if retirement.enabled:
+                outcomes = [outcome[id(s)] for s in retirement.steps if id(s) in outcome]
+                records.append(_retirement_record(retirement, outcomes))
+        return records
 
 
 def apply(
@@ -130,7 +136,9 @@ def precondition_changes(step: Step, model: RegisteredModel | None) -> str | Non
             return (
                 f"{step.model} {step.stage} holds {shown}, the plan expected {_vs(step.archives)}"
             )
-    if step.kind == "set_alias" and model.aliases.get(step.alias or "") != step.previous:
+    if step.kind in ("set_alias", "remove_alias") and (
+        model.aliases.get(step.alias or "") != step.previous
+    ):
         now_target = model.aliases.get(step.alias or "")
         was = f"v{step.previous}" if step.previous else "unset"
         is_now = f"v{now_target}" if now_target else "unset"
@@ -148,10 +156,14 @@ def step_holds(step: Step, model: RegisteredModel | None) -> bool:
         return False
     if step.kind == "set_alias":
         return model.aliases.get(step.alias or "") == step.version
+    if step.kind == "remove_alias":
+        return (step.alias or "") not in model.aliases
+    if step.kind == "disown":
+        return managed_tag(step.environment) not in model.tags
     version = model.versions.get(step.version)
     if version is None:
         return False
-    if step.kind == "archive":
+    if step.kind in ("archive", "retire"):
         return version.stage == ARCHIVED
     return version.stage == step.stage and all(
         model.versions[v].stage != step.stage for v in step.archives if v in model.versions
@@ -163,12 +175,17 @@ def _write(step: Step, registry: Registry) -> None:
         assert step.stage is not None
         # One call archives the previous holders with the move (the seed's atomic promotion).
         registry.transition_stage(step.model, step.version, step.stage, archive_existing=True)
-    elif step.kind == "archive":
+    elif step.kind in ("archive", "retire"):
         # Never archive_existing towards Archived: MLflow answers 500 and retries for minutes.
         registry.transition_stage(step.model, step.version, ARCHIVED, archive_existing=False)
-    else:
+    elif step.kind == "set_alias":
         assert step.alias is not None
         registry.set_alias(step.model, step.alias, step.version)
+    elif step.kind == "remove_alias":
+        assert step.alias is not None
+        registry.delete_alias(step.model, step.alias)
+    else:  # disown
+        registry.delete_model_tag(step.model, managed_tag(step.environment))
 
 
 def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[str, object]:
@@ -190,6 +207,25 @@ def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[s
         "promoted_onward_to": entry.onward_to,
         "outcome": _entry_outcome(outcomes),
         "repairs": repairs,
+        "retired": False,
+    }
+
+
+def _retirement_record(retirement: Retirement, outcomes: list[Outcome]) -> dict[str, object]:
+    archived = [s.version for s in retirement.steps if s.kind == "retire"]
+    return {
+        "model_name": retirement.model,
+        "environment": retirement.environment,
+        "new_version": None,
+        "new_stage": ARCHIVED,
+        "archived_version": archived[0] if archived else None,
+        "archived_versions": archived,
+        "promoted": False,
+        "already_promoted": False,
+        "promoted_onward_to": None,
+        "outcome": _entry_outcome(outcomes),
+        "repairs": [],
+        "retired": bool(outcomes) and all(o == "applied" for o in outcomes),
     }
 
 

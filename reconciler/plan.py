@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from reconciler.bookkeeping import managed_tag
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
@@ -25,8 +26,15 @@ from reconciler.state import (
     RegisteredModel,
 )
 
-StepKind = Literal["transition", "archive", "set_alias"]
-_KIND_ORDER: dict[str, int] = {"transition": 0, "archive": 1, "set_alias": 2}
+StepKind = Literal["transition", "archive", "set_alias", "retire", "remove_alias", "disown"]
+_KIND_ORDER: dict[str, int] = {
+    "transition": 0,
+    "archive": 1,
+    "set_alias": 2,
+    "retire": 3,
+    "remove_alias": 4,
+    "disown": 5,
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class Step:
                 in one `archive_existing_versions=True` call.
     archive:    move `version` out of `stage` to Archived (drift: an extra in a managed stage).
     set_alias:  point `alias` at `version` (it pointed at `previous`, or nowhere).
+    retire:     the pin was removed: move `version` out of `stage` to Archived.
+    remove_alias: the pin was removed: delete `alias` (it pointed at `version`).
+    disown:     the pin was removed: drop the environment's ownership record on the model.
     """
 
     kind: StepKind
@@ -59,6 +70,12 @@ class Step:
             return f"{self.model}: v{self.version} → {self.stage}{archived}"
         if self.kind == "archive":
             return f"{self.model}: archive v{self.version} (an extra in {self.stage})"
+        if self.kind == "retire":
+            return f"{self.model}: retire v{self.version} from {self.stage} (pin removed)"
+        if self.kind == "remove_alias":
+            return f"{self.model}: remove @{self.alias} (was v{self.version}; pin removed)"
+        if self.kind == "disown":
+            return f"{self.model}: forget it was managed in {self.environment}"
         previous = f"v{self.previous}" if self.previous else "unset"
         return f"{self.model}: @{self.alias} {previous} → v{self.version}"
 
@@ -94,11 +111,22 @@ class Unmanaged:
 
 
 @dataclass(frozen=True)
+class Retirement:
+    """A model reconciler managed in an environment whose pin file is gone."""
+
+    environment: str
+    model: str
+    steps: tuple[Step, ...]
+    enabled: bool  # prune allowed (--prune or `prune: true`); otherwise only shown
+
+
+@dataclass(frozen=True)
 class Plan:
     entries: tuple[Entry, ...]
     steps: tuple[Step, ...]
     unmanaged: tuple[Unmanaged, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+    retirements: tuple[Retirement, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -123,8 +151,10 @@ def diff(
     actual: ActualState,
     environments: Iterable[str] | None = None,
     models: Iterable[str] | None = None,
+    prune: bool = False,
 ) -> Plan:
-    """The steps that make `actual` match `desired`, limited to the named environments/models."""
+    """The steps that make `actual` match `desired`, limited to the named environments/models.
+    Retirements (pins removed) become steps where `prune` or the environment's setting allows."""
     env_scope = set(environments) if environments is not None else set(desired.environments)
     model_scope = set(models) if models is not None else None
     ranks = {env.name: i for i, env in enumerate(desired.environments_by_rank())}
@@ -132,58 +162,105 @@ def diff(
     by_model: dict[str, list[Pin]] = {}
     for pin in desired.pins:
         by_model.setdefault(pin.model, []).append(pin)
+    # Models that lost their pin where reconciler managed them: candidates for retirement.
+    owned = {
+        name
+        for name, model in actual.models.items()
+        if any(managed_tag(env) in model.tags for env in env_scope)
+    }
 
     entries: list[Entry] = []
-    steps: list[Step] = []
-    for model in sorted(by_model):
+    retirements: list[Retirement] = []
+    for model in sorted(set(by_model) | owned):
         if model_scope is not None and model not in model_scope:
             continue
-        pins = sorted(by_model[model], key=lambda p: ranks[p.environment])
-        model_entries = _diff_model(desired.environments, ranks, pins, actual.models.get(model))
-        for entry in model_entries:
-            if entry.pin.environment in env_scope:
-                entries.append(entry)
-                steps.extend(entry.steps)
+        walk = _ModelWalk(
+            desired.environments_by_rank(),
+            ranks,
+            by_model.get(model, []),
+            actual.models.get(model),
+            env_scope,
+            prune,
+        )
+        entries.extend(walk.entries)
+        retirements.extend(walk.retirements)
 
+    steps = [step for entry in entries for step in entry.steps]
+    steps += [step for r in retirements if r.enabled for step in r.steps]
     problems = tuple(sorted(e.problem for e in entries if e.problem is not None))
-    unmanaged = _unmanaged(desired, actual, env_scope, model_scope)
+    retiring = {(r.environment, r.model) for r in retirements}
+    unmanaged = tuple(
+        u
+        for u in _unmanaged(desired, actual, env_scope, model_scope)
+        if (u.environment, u.model) not in retiring
+    )
     entries.sort(key=lambda e: (ranks[e.pin.environment], e.pin.model))
     steps.sort(key=lambda s: s.order_key)
-    return Plan(tuple(entries), tuple(steps), unmanaged, problems)
+    return Plan(tuple(entries), tuple(steps), unmanaged, problems, tuple(retirements))
 
 
-def _diff_model(
-    environments: Mapping[str, Environment],
-    ranks: Mapping[str, int],
-    pins: list[Pin],
-    registered: RegisteredModel | None,
-) -> list[Entry]:
-    # The highest environment pinning a version under a stage owns that version's stage.
-    owner: dict[str, str] = {}
-    for pin in pins:
-        if environments[pin.environment].stage and pin.version not in owner:
-            owner[pin.version] = pin.environment
+class _ModelWalk:
+    """One model through the environments in scope, highest first, against one simulation: the
+    steps of each environment are computed on the state the steps before leave, in the order
+    apply runs them, so every step's expectations (compare-and-set) hold when it runs."""
 
-    sim = _Simulation(registered)
-    # Reviewers read "what serves now → what will": `current` is the registry before any step.
-    now = _Simulation(registered)
-    entries = []
-    for pin in pins:
-        env = environments[pin.environment]
+    def __init__(
+        self,
+        environments: list[Environment],
+        ranks: Mapping[str, int],
+        pins: list[Pin],
+        registered: RegisteredModel | None,
+        env_scope: set[str],
+        prune: bool,
+    ) -> None:
+        self.entries: list[Entry] = []
+        self.retirements: list[Retirement] = []
+        by_env = {pin.environment: pin for pin in pins}
+        # The highest environment pinning a version under a stage owns that version's stage
+        # (computed over every pin, in scope or not: scope limits what is written, not meaning).
+        self.owner: dict[str, str] = {}
+        for env in environments:
+            pin = by_env.get(env.name)
+            if pin is not None and env.stage and pin.version not in self.owner:
+                self.owner[pin.version] = env.name
+        self.sim = _Simulation(registered)
+        # Reviewers read "what serves now → what will": `current` is the registry before any step.
+        self.now = _Simulation(registered)
+        for env in environments:
+            if env.name not in env_scope:
+                continue
+            pin = by_env.get(env.name)
+            if pin is not None:
+                self.entries.append(self._pin(env, pin, ranks, registered))
+            elif registered is not None and managed_tag(env.name) in registered.tags:
+                steps = self.sim.retire(registered.name, env, ranks)
+                self.retirements.append(
+                    Retirement(env.name, registered.name, steps, prune or env.prune)
+                )
+
+    def _pin(
+        self,
+        env: Environment,
+        pin: Pin,
+        ranks: Mapping[str, int],
+        registered: RegisteredModel | None,
+    ) -> Entry:
+        sim = self.sim
         problem = _pin_problem(pin, registered)
         if problem is not None:
-            entries.append(Entry(pin, env.target(), "error", (), problem=problem))
-            continue
-        before = now.current(env)
+            return Entry(pin, env.target(), "error", (), problem=problem)
+        before = self.now.current(env)
         pin_steps: list[Step] = []
         onward_to = None
         if env.stage:
-            stage_owner = owner[pin.version]
+            stage_owner = self.owner[pin.version]
             if stage_owner != env.name:
                 onward_to = stage_owner
-                # The version serves higher up; this stage keeps nothing else.
+                # The version serves higher up; this stage keeps nothing else (the version
+                # itself stays put if the higher environment is out of scope and has not taken it).
                 for extra in sim.in_stage(env.stage):
-                    pin_steps.append(sim.archive(pin, env, ranks, extra))
+                    if extra != pin.version:
+                        pin_steps.append(sim.archive(pin, env, ranks, extra))
             elif sim.stage_of(pin.version) != env.stage:
                 pin_steps.append(sim.transition(pin, env, ranks))
             else:
@@ -196,10 +273,7 @@ def _diff_model(
             status: EntryStatus = "change"
         else:
             status = "promoted_onward" if onward_to else "in_sync"
-        entries.append(
-            Entry(pin, env.target(), status, before, tuple(pin_steps), onward_to=onward_to)
-        )
-    return entries
+        return Entry(pin, env.target(), status, before, tuple(pin_steps), onward_to=onward_to)
 
 
 def _pin_problem(pin: Pin, registered: RegisteredModel | None) -> Problem | None:
@@ -256,10 +330,15 @@ class _Simulation:
         return (target,) if target else ()
 
     def _step(self, pin: Pin, env: Environment, ranks: Mapping[str, int], **fields: object) -> Step:
+        return self._model_step(pin.model, env, ranks, **fields)
+
+    def _model_step(
+        self, model: str, env: Environment, ranks: Mapping[str, int], **fields: object
+    ) -> Step:
         self.sequence += 1
         return Step(
             environment=env.name,
-            model=pin.model,
+            model=model,
             rank=ranks[env.name],
             sequence=self.sequence,
             **fields,  # type: ignore[arg-type]
@@ -289,6 +368,29 @@ class _Simulation:
         return self._step(
             pin, env, ranks, kind="archive", version=version, stage=env.stage, expect=expect
         )
+
+    def retire(self, model: str, env: Environment, ranks: Mapping[str, int]) -> tuple[Step, ...]:
+        """The pin is gone: archive what the model has in the environment's stage, remove the
+        environment's alias, drop the ownership record. Versions are never deleted."""
+        steps = []
+        for version in self.in_stage(env.stage) if env.stage else []:
+            self.stages[version] = ARCHIVED
+            steps.append(
+                self._model_step(
+                    model, env, ranks, kind="retire", version=version, stage=env.stage,
+                    expect=((version, env.stage),),
+                )
+            )  # fmt: skip
+        if env.alias and env.alias in self.aliases:
+            target = self.aliases.pop(env.alias)
+            steps.append(
+                self._model_step(
+                    model, env, ranks, kind="remove_alias", version=target, alias=env.alias,
+                    previous=target,
+                )
+            )  # fmt: skip
+        steps.append(self._model_step(model, env, ranks, kind="disown", version=""))
+        return tuple(steps)
 
     def set_alias(self, pin: Pin, env: Environment, ranks: Mapping[str, int]) -> Step:
         assert env.alias is not None

@@ -13,7 +13,7 @@ from typing import Any
 from reconciler.executor import ApplyReport, StepResult
 from reconciler.gitrepo import PinChange
 from reconciler.history import History
-from reconciler.plan import Entry, Plan, Step
+from reconciler.plan import Entry, Plan, Retirement, Step
 
 FORMAT_VERSION = 1
 
@@ -37,6 +37,12 @@ def _step_action(step: Step) -> str:
         return f"v{step.version} → {step.stage}{archived}"
     if step.kind == "archive":
         return f"archive v{step.version} (extra in {step.stage})"
+    if step.kind == "retire":
+        return f"retire v{step.version} from {step.stage}"
+    if step.kind == "remove_alias":
+        return f"remove @{step.alias} (was v{step.version})"
+    if step.kind == "disown":
+        return "forget ownership"
     previous = f"from v{step.previous}" if step.previous else "new"
     return f"@{step.alias} → v{step.version} ({previous})"
 
@@ -67,7 +73,16 @@ def _summary(plan: Plan) -> str:
             ("set_alias", "alias move"),
         )
     )
+    retiring = sum(1 for r in plan.retirements if r.enabled)
+    if retiring:
+        kinds += f", {_count(retiring, 'retirement')}"
     return f"{changed} to change, {in_sync} in sync ({kinds})"
+
+
+def _retirement_line(retirement: Retirement) -> str:
+    actions = "; ".join(_step_action(step) for step in retirement.steps if step.kind != "disown")
+    gate = "" if retirement.enabled else " [needs --prune, or prune: true in its settings]"
+    return f"{retirement.environment}: {retirement.model}: {actions or 'nothing serves'}{gate}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -92,6 +107,9 @@ def plan_text(plan: Plan) -> str:
             lines.append(f"  {'~' if entry.steps else '='} {_headline(entry)} ({_action(entry)})")
             if entry.pin.note:
                 lines.append(f"      note: {entry.pin.note}")
+    if plan.retirements:
+        lines.append("retire (pin removed from an environment reconciler managed it in)")
+        lines.extend(f"  - {_retirement_line(r)}" for r in plan.retirements)
     if plan.unmanaged:
         lines.append("unmanaged (holds a managed stage or alias without a pin; never touched)")
         for item in plan.unmanaged:
@@ -123,6 +141,9 @@ def plan_markdown(plan: Plan) -> str:
             f"| {entry.pin.environment} | `{entry.pin.model}` | {_v(entry.current)} "
             f"| v{entry.pin.version} | {_md_escape(action)} |"
         )
+    if plan.retirements:
+        lines += ["", "**Retire** (pin removed):", ""]
+        lines.extend(f"- {_md_escape(_retirement_line(r))}" for r in plan.retirements)
     if plan.unmanaged:
         lines += [
             "",
@@ -153,6 +174,15 @@ def plan_json(plan: Plan) -> str:
         "changes": [_step_json(step) for step in plan.steps],
         "pins": [_entry_json(entry) for entry in plan.entries],
         "unmanaged": [asdict(item) for item in plan.unmanaged],
+        "retirements": [
+            {
+                "environment": r.environment,
+                "model": r.model,
+                "enabled": r.enabled,
+                "changes": [_step_json(step) for step in r.steps],
+            }
+            for r in plan.retirements
+        ],
     }
     return json.dumps(document, indent=2)
 

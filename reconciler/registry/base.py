@@ -36,6 +36,10 @@ class Registry(Protocol):
         """Point `alias` at `version`, moving it from wherever it was."""
         ...
 
+    def delete_alias(self, model: str, alias: str) -> None:
+        """Remove an alias (no error when it is already gone)."""
+        ...
+
     def get_model_tag(self, model: str, key: str) -> str | None:
         """A registered model's tag; None when the tag or the model does not exist."""
         ...

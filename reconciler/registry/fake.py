@@ -109,6 +109,11 @@ class FakeRegistry:
         self.writes.append(("set_alias", model, alias, version))
         self._models[model].aliases[alias] = version
 
+    def delete_alias(self, model: str, alias: str) -> None:
+        if model in self._models:
+            self.writes.append(("delete_alias", model, alias))
+            self._models[model].aliases.pop(alias, None)
+
     def get_model_tag(self, model: str, key: str) -> str | None:
         found = self._models.get(model)
         return None if found is None else found.tags.get(key)

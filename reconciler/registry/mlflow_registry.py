@@ -146,6 +146,16 @@ class MlflowRegistry:
                 lambda: self._client().set_registered_model_alias(model, alias, version)
             )
 
+    def delete_alias(self, model: str, alias: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        with self._translated_errors(f"remove {model}@{alias}"):
+            try:
+                self._client().delete_registered_model_alias(model, alias)
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+
     def get_model_tag(self, model: str, key: str) -> str | None:
         from mlflow.exceptions import MlflowException
 

@@ -93,3 +93,20 @@ def test_plan_checksum_matches_between_text_and_json(
     checksum = json.loads(run("plan", "--format", "json").stdout)["checksum"]
     assert f"Checksum: {checksum}" in run("plan").stdout
     assert f"Checksum `{checksum}`" in run("plan", "--format", "markdown").stdout
+
+
+def test_an_apply_limited_to_one_environment_plans_only_what_it_writes(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    # Production (out of scope) would take v2 out of Staging first; staging alone must not
+    # expect that, or its own write would look like someone else's change.
+    fake.create_version("m", stage=PRODUCTION)
+    fake.create_version("m", stage="Staging")
+    fake.create_version("m")
+    repo.pin("production", "m", 2)
+    repo.pin("staging", "m", 3)
+    staged = run("apply", "--env", "staging")
+    assert staged.exit_code == 0, staged.stdout
+    assert stages(fake, "m") == {"1": PRODUCTION, "2": ARCHIVED, "3": "Staging"}
+    assert run("apply").exit_code == 0
+    assert stages(fake, "m") == {"1": ARCHIVED, "2": PRODUCTION, "3": "Staging"}

@@ -97,7 +97,14 @@ def test_plan_json(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
     repo.pin("production", "churn-model", 2)
     document = json.loads(run("plan", "--format", "json").stdout)
     assert document["has_changes"] is True
-    assert document["counts"] == {"transition": 1, "archive": 0, "set_alias": 0}
+    assert document["counts"] == {
+        "transition": 1,
+        "archive": 0,
+        "set_alias": 0,
+        "retire": 0,
+        "remove_alias": 0,
+        "disown": 0,
+    }
     assert document["changes"] == [
         {
             "kind": "transition",
@@ -216,6 +223,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "promoted_onward_to": None,
             "outcome": "applied",
             "repairs": [],
+            "retired": False,
         },
         {
             "model_name": "churn-model",
@@ -229,6 +237,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "promoted_onward_to": "production",
             "outcome": "in_sync",
             "repairs": [],
+            "retired": False,
         },
     ]
     assert stages(churn) == {"1": "Archived", "2": PRODUCTION, "3": "None"}

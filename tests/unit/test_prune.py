@@ -1,0 +1,111 @@
+"""Prune: a removed pin retires the model from that environment, safely."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.bookkeeping import managed_tag
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import ARCHIVED, PRODUCTION
+from tests.conftest import Repo, RunCli
+
+
+def stages(fake: FakeRegistry, model: str) -> dict[str, str]:
+    return {v: mv.stage for v, mv in fake.read([model]).models[model].versions.items()}
+
+
+@pytest.fixture
+def managed(repo: Repo, run: RunCli, fake: FakeRegistry) -> FakeRegistry:
+    """Models a, b, c applied to production (v1) with the champion alias; legacy is not ours."""
+    repo.write("environments/production.yaml", "stage: Production\nalias: champion\n")
+    for model in ("a", "b", "c"):
+        fake.create_version(model)
+        repo.pin("production", model, 1)
+    fake.create_version("legacy", stage=PRODUCTION)
+    assert run("apply").exit_code == 0
+    for model in ("a", "b", "c"):
+        assert fake.get_model_tag(model, managed_tag("production")) == "true"
+    return fake
+
+
+def test_removed_pin_is_shown_but_not_retired_without_prune(
+    repo: Repo, run: RunCli, managed: FakeRegistry
+) -> None:
+    (repo.root / "environments/production/c.yaml").unlink()
+    plan = run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0  # nothing that apply would do without --prune
+    assert "retire (pin removed from an environment reconciler managed it in)" in plan.stdout
+    assert (
+        "  - production: c: retire v1 from Production; remove @champion (was v1) [needs --prune, or prune: true in its settings]"
+        in plan.stdout
+    )
+    assert run("apply").exit_code == 0
+    assert stages(managed, "c") == {"1": PRODUCTION}
+
+
+def test_prune_retires_only_what_reconciler_managed(
+    repo: Repo, run: RunCli, managed: FakeRegistry
+) -> None:
+    (repo.root / "environments/production/c.yaml").unlink()
+    plan = run("plan", "--prune", "--detailed-exitcode")
+    assert plan.exit_code == 2
+    assert "1 retirement" in plan.stdout
+    result = run("apply", "--prune", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    retired = [r for r in json.loads(result.stdout) if r["retired"]]
+    assert [(r["model_name"], r["archived_version"], r["outcome"]) for r in retired] == [
+        ("c", "1", "applied")
+    ]
+    assert stages(managed, "c") == {"1": ARCHIVED}  # archived, never deleted
+    assert "champion" not in managed.read(["c"]).models["c"].aliases
+    assert managed.get_model_tag("c", managed_tag("production")) is None
+    assert stages(managed, "legacy") == {"1": PRODUCTION}  # never ours: untouched
+    again = run("plan", "--prune", "--detailed-exitcode")
+    assert again.exit_code == 0
+    assert "retire" not in again.stdout
+
+
+def test_prune_setting_in_the_environment(repo: Repo, run: RunCli, managed: FakeRegistry) -> None:
+    repo.write("environments/production.yaml", "stage: Production\nalias: champion\nprune: true\n")
+    (repo.root / "environments/production/b.yaml").unlink()
+    assert run("apply").exit_code == 0
+    assert stages(managed, "b") == {"1": ARCHIVED}
+
+
+def test_prune_that_would_empty_an_environment_needs_force(
+    repo: Repo, run: RunCli, managed: FakeRegistry
+) -> None:
+    for model in ("a", "b", "c"):
+        (repo.root / f"environments/production/{model}.yaml").unlink()
+    (repo.root / "environments/staging").mkdir(parents=True)
+    repo.pin("staging", "a", 1)
+    result = run("apply", "--prune")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: refusing to retire every model from production (it would have no pins left): "
+        "a, b, c; use --force if that is intended\n"
+    )
+    assert stages(managed, "a")["1"] == PRODUCTION
+    forced = run("apply", "--prune", "--force")
+    assert forced.exit_code == 0, forced.stdout + forced.stderr
+    assert stages(managed, "b") == {"1": ARCHIVED}
+
+
+def test_prune_over_the_limit_needs_force(repo: Repo, run: RunCli, managed: FakeRegistry) -> None:
+    repo.write(
+        "environments/production.yaml", "stage: Production\nalias: champion\nmax_retire: 1\n"
+    )
+    managed.create_version("d")
+    repo.pin("production", "d", 1)
+    assert run("apply").exit_code == 0
+    for model in ("a", "b"):
+        (repo.root / f"environments/production/{model}.yaml").unlink()
+    result = run("apply", "--prune")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: refusing to retire 2 models from production, more than its limit of 1 "
+        "(max_retire): a, b; use --force if that is intended\n"
+    )
+    assert stages(managed, "a")["1"] == PRODUCTION
