@@ -100,6 +100,7 @@ def apply(
     write, then verify and repair. A plan with any problem writes nothing."""
     options = options or ApplyOptions()
     desired = load_desired_state(root)
+    owner = _owner(root)
     _check_filters(desired, environments, models)
     plan, actual = _plan(
         desired, registry, environments, models, root, options.clock(), options.prune
@@ -134,11 +135,11 @@ def apply(
         if clean and plan.has_changes:
             # A model someone else moved under us is theirs until the next run re-plans it.
             repairs = _verify_and_repair(
-                desired, registry, plan, environments, lease, conflicted, options.prune
+                desired, registry, plan, environments, lease, conflicted, options.prune, owner
             )
         bookkeeping: list[str] = []
         try:
-            _record_ownership(registry, plan, actual, (*results, *repairs), options.commit)
+            _record_ownership(registry, plan, actual, (*results, *repairs), options.commit, owner)
             _record_audit(registry, plan, actual, results, options)
         except ReconcilerError as error:
             # The changes are made: report them, and say what could not be recorded.
@@ -236,6 +237,7 @@ def _record_ownership(
     actual: ActualState,
     results: Sequence[StepResult],
     commit: str | None,
+    owner: str,
 ) -> None:
     """After a model's changes in an environment all landed: the commit they reflect (fencing),
     and that reconciler manages the model there (so removing its pin may retire it)."""
@@ -249,8 +251,14 @@ def _record_ownership(
         if commit is not None:
             registry.set_model_tag(model, applied_commit_tag(environment), commit)
         tags = actual.models[model].tags if model in actual.models else {}
-        if (environment, model) not in retired and managed_tag(environment) not in tags:
-            registry.set_model_tag(model, managed_tag(environment), "true")
+        if (environment, model) not in retired and tags.get(managed_tag(environment)) != owner:
+            registry.set_model_tag(model, managed_tag(environment), owner)
+
+
+def _owner(root: Path) -> str:
+    from reconciler.gitrepo import repository_id
+
+    return repository_id(root)
 
 
 def _check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
@@ -310,6 +318,7 @@ def _verify_and_repair(
     lease: Lease,
     skip: set[str],
     prune: bool,
+    owner: str,
 ) -> tuple[StepResult, ...]:
     """Re-read what the plan touched; fix what another writer or a lost race left behind
     (a second version in a stage, an alias moved away)."""
@@ -318,7 +327,7 @@ def _verify_and_repair(
         return ()
     repairs: list[StepResult] = []
     for _round in range(MAX_REPAIR_ROUNDS):
-        again = diff(desired, registry.read(touched), environments or None, touched, prune)
+        again = diff(desired, registry.read(touched), environments or None, touched, prune, owner)
         if again.problems:
             raise InvalidInput(again.problems)
         if not again.has_changes:
@@ -343,7 +352,7 @@ def _plan(
     prune: bool = False,
 ) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
-    plan = diff(desired, actual, environments or None, models or None, prune)
+    plan = diff(desired, actual, environments or None, models or None, prune, _owner(root))
     if plan.problems:
         raise InvalidInput(plan.problems)
     problems = _policy_problems(desired, plan, actual, registry, root, now)

@@ -30,6 +30,7 @@ AUDIT_KEEP = 20  # records kept per version and environment (a tag value is capp
 
 
 def managed_tag(environment: str) -> str:
-    """On each registered model reconciler has applied in `environment`: ownership, so that
-    removing its pin may retire it there (prune) and nothing else is ever retired."""
+    """On each registered model reconciler has applied in `environment`: ownership, valued with
+    the repository's identity (gitrepo.repository_id), so that removing its pin may retire it
+    there (prune) and nothing another repository manages is ever retired."""
     return f"reconciler.managed.{environment}"

@@ -57,6 +57,20 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
             return None
 
 
+def repository_id(root: Path) -> str:
+    """What identifies this repository in every clone of it: its first (root) commit. Outside
+    git, or before the first commit, the folder's path."""
+    with _open(root) as repo:
+        try:
+            if repo is not None:
+                roots = repo.git.rev_list("--max-parents=0", "HEAD").split()
+                if roots:
+                    return f"git:{sorted(roots)[0]}"
+        except Exception:  # no commit yet, or git refuses: fall back to the path
+            pass
+    return f"path:{root.resolve()}"
+
+
 def head_message(root: Path) -> str | None:
     """The message of the commit checked out at `root` (None outside git)."""
     with _open(root) as repo:

@@ -152,9 +152,11 @@ def diff(
     environments: Iterable[str] | None = None,
     models: Iterable[str] | None = None,
     prune: bool = False,
+    owner: str | None = None,
 ) -> Plan:
     """The steps that make `actual` match `desired`, limited to the named environments/models.
-    Retirements (pins removed) become steps where `prune` or the environment's setting allows."""
+    Retirements (pins removed from models `owner`, this repository, manages) become steps where
+    `prune` or the environment's setting allows."""
     env_scope = set(environments) if environments is not None else set(desired.environments)
     model_scope = set(models) if models is not None else None
     ranks = {env.name: i for i, env in enumerate(desired.environments_by_rank())}
@@ -166,7 +168,7 @@ def diff(
     owned = {
         name
         for name, model in actual.models.items()
-        if any(managed_tag(env) in model.tags for env in env_scope)
+        if owner is not None and any(model.tags.get(managed_tag(env)) == owner for env in env_scope)
     }
 
     entries: list[Entry] = []
@@ -181,6 +183,7 @@ def diff(
             actual.models.get(model),
             env_scope,
             prune,
+            owner,
         )
         entries.extend(walk.entries)
         retirements.extend(walk.retirements)
@@ -212,6 +215,7 @@ class _ModelWalk:
         registered: RegisteredModel | None,
         env_scope: set[str],
         prune: bool,
+        owner: str | None,
     ) -> None:
         self.entries: list[Entry] = []
         self.retirements: list[Retirement] = []
@@ -232,7 +236,11 @@ class _ModelWalk:
             pin = by_env.get(env.name)
             if pin is not None:
                 self.entries.append(self._pin(env, pin, ranks, registered))
-            elif registered is not None and managed_tag(env.name) in registered.tags:
+            elif (
+                registered is not None
+                and owner is not None
+                and registered.tags.get(managed_tag(env.name)) == owner
+            ):
                 steps = self.sim.retire(registered.name, env, ranks)
                 self.retirements.append(
                     Retirement(env.name, registered.name, steps, prune or env.prune)

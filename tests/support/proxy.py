@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
@@ -49,6 +50,9 @@ class RecordingProxy:
         host, port = target.hostname or "127.0.0.1", target.port
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
+        # Called with (method, path) before a request is forwarded: lets a test act "between"
+        # the CLI's requests (a hand edit in the UI at the worst moment).
+        self.on_request: Callable[[str, str], None] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -64,6 +68,8 @@ class RecordingProxy:
                 if fault is not None and fault.kind != "lose_response":
                     self._inject(fault)
                     return
+                if proxy.on_request is not None:
+                    proxy.on_request(self.command, self.path)
                 connection = http.client.HTTPConnection(host, port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 connection.request(self.command, self.path, body=body, headers=headers)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from reconciler.bookkeeping import managed_tag
+from reconciler.gitrepo import repository_id
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, RunCli
@@ -25,8 +28,9 @@ def managed(repo: Repo, run: RunCli, fake: FakeRegistry) -> FakeRegistry:
         repo.pin("production", model, 1)
     fake.create_version("legacy", stage=PRODUCTION)
     assert run("apply").exit_code == 0
+    owner = repository_id(repo.root)
     for model in ("a", "b", "c"):
-        assert fake.get_model_tag(model, managed_tag("production")) == "true"
+        assert fake.get_model_tag(model, managed_tag("production")) == owner
     return fake
 
 
@@ -109,3 +113,25 @@ def test_prune_over_the_limit_needs_force(repo: Repo, run: RunCli, managed: Fake
         "(max_retire): a, b; use --force if that is intended\n"
     )
     assert stages(managed, "a")["1"] == PRODUCTION
+
+
+def test_models_another_repository_manages_are_never_retired(
+    repo: Repo, run: RunCli, managed: FakeRegistry
+) -> None:
+    # Another repository applied "other" to production against the same registry.
+    managed.create_version("other", stage=PRODUCTION)
+    managed.set_model_tag("other", managed_tag("production"), "git:0123456789abcdef")
+    (repo.root / "environments/production/c.yaml").unlink()
+    plan = run("plan", "--prune")
+    assert "production: c: retire v1" in plan.stdout
+    assert "other" not in plan.stdout.split("unmanaged")[0]
+    assert run("apply", "--prune").exit_code == 0
+    assert stages(managed, "other") == {"1": PRODUCTION}
+
+
+def test_repository_identity_is_shared_by_clones(repo: Repo, tmp_path: Path) -> None:
+    repo.pin("production", "m", 1)
+    first = repo.commit("first")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo.root), str(clone)], check=True)
+    assert repository_id(repo.root) == repository_id(clone) == f"git:{first}"
