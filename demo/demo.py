@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "churn-model"
-ACCURACIES = (0.81, 0.86, 0.91)
+ACCURACIES = (0.81, 0.86, 0.91, 0.72)
 
 
 def banner(text: str) -> None:
@@ -106,7 +106,7 @@ def main() -> None:
     git(workdir, "add", "environments")
     git(workdir, "commit", "-q", "-m", "Pin churn-model: production v1, staging v2")
 
-    banner("2. a training pipeline registers three versions (embedded sqlite registry)")
+    banner("2. a training pipeline registers four versions (embedded sqlite registry)")
     create_model(workdir)
     show_registry()
 
@@ -139,6 +139,14 @@ def main() -> None:
     code = shell(workdir, "reconciler", "plan", "--detailed-exitcode")
     if code != 0:
         sys.exit("demo: the registry should be in sync after the rollback")
+
+    banner("9. a pull request tries v4 (accuracy 0.72) in production: the gate refuses it")
+    edit_pin(workdir, "production", 4)
+    code = shell(workdir, "reconciler", "plan", check=False)
+    if code != 1:
+        sys.exit("demo: the accuracy gate should have refused v4")
+    git(workdir, "checkout", "--", "environments")
+    shell(workdir, "reconciler", "history", MODEL, "--env", "production")
     banner(f"done; the workspace stays in {workdir} for a look around")
 
 
