@@ -33,6 +33,7 @@ from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
 from reconciler.state import ActualState, DesiredState, ModelVersion
+from reconciler.status import StatusRow, status_rows
 
 MAX_REPAIR_ROUNDS = 3
 
@@ -458,3 +459,17 @@ def history(
     if not changes:
         raise UsageError(f"no git history of pins for model {model!r} under environments/")
     return build_history(model, changes, registry.read_model(model), environments, at)
+
+
+def status(
+    root: Path,
+    registry: Registry,
+    environments: Sequence[str] = (),
+    models: Sequence[str] = (),
+) -> list[StatusRow]:
+    """Environment by model: what is pinned, what the registry has, in sync or not, and the
+    commit last applied there. Pins the registry cannot satisfy show as not in sync."""
+    desired = load_desired_state(root)
+    _check_filters(desired, environments, models)
+    actual = registry.read({pin.model for pin in desired.pins})
+    return status_rows(diff(desired, actual, environments or None, models or None), actual)

@@ -300,6 +300,34 @@ def apply(
         sys.exit(EXIT_ERROR)
 
 
+STATUS_FORMATS = {
+    "text": report.status_text,
+    "markdown": report.status_markdown,
+    "json": report.status_json,
+}
+
+
+@cli.command()
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(STATUS_FORMATS)),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+def status(
+    obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
+) -> None:
+    """One table: environment x model, the pinned version, what the registry has, in sync or
+    not, and the commit last applied there."""
+    rows = api.status(obj.repository_root(), obj.registry(), environments, models)
+    click.echo(STATUS_FORMATS[output_format](rows))
+
+
 @cli.command()
 @click.argument("model")
 @ENV_OPTION

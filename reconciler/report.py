@@ -6,7 +6,7 @@ Pure: every function returns a string; the CLI decides where it goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -14,6 +14,7 @@ from reconciler.executor import ApplyReport, StepResult
 from reconciler.gitrepo import PinChange
 from reconciler.history import History
 from reconciler.plan import Entry, Plan, Retirement, Step
+from reconciler.status import StatusRow
 
 FORMAT_VERSION = 1
 
@@ -317,3 +318,62 @@ def history_json(history: History) -> str:
             env: (change_json(change) if change else None) for env, change in history.pinned_at
         }
     return json.dumps(document, indent=2)
+
+
+# -- status --
+
+
+def status_text(rows: Sequence[StatusRow]) -> str:
+    header = ("ENVIRONMENT", "MODEL", "PINNED", "REGISTRY", "IN SYNC", "LAST APPLIED")
+    table = [header] + [_status_cells(row) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    if not rows:
+        lines.append("No pins.")
+    return "\n".join(lines)
+
+
+def status_markdown(rows: Sequence[StatusRow]) -> str:
+    lines = [
+        "| Environment | Model | Pinned | Registry | In sync | Last applied |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        env, model, pinned, registry, _in_sync, applied = _status_cells(row)
+        lines.append(
+            f"| {env} | `{model}` | {pinned} | {_md_escape(registry)} | "
+            f"{'✅' if row.in_sync else '❌'} | {applied} |"
+        )
+    return "\n".join(lines)
+
+
+def status_json(rows: Sequence[StatusRow]) -> str:
+    return json.dumps(
+        [
+            {
+                "environment": row.environment,
+                "model": row.model,
+                "pinned_version": row.pinned,
+                "target": row.target,
+                "registry_versions": list(row.registry),
+                "in_sync": row.in_sync,
+                "last_applied_commit": row.last_applied_commit,
+            }
+            for row in rows
+        ],
+        indent=2,
+    )
+
+
+def _status_cells(row: StatusRow) -> tuple[str, str, str, str, str, str]:
+    return (
+        row.environment,
+        row.model,
+        f"v{row.pinned}",
+        f"{row.target}: {_v(row.registry)}",
+        "yes" if row.in_sync else "NO",
+        row.last_applied_commit[:12] if row.last_applied_commit else "-",
+    )

@@ -57,7 +57,7 @@ def test_every_command_and_option_has_help() -> None:
     for param in cli.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert param.help, f"{param.opts} has no help"
-    assert set(cli.list_commands(context)) == {"validate", "plan", "apply", "history"}
+    assert set(cli.list_commands(context)) == {"validate", "plan", "apply", "history", "status"}
 
 
 def test_version(repo: Repo) -> None:

@@ -1,0 +1,41 @@
+"""`reconciler status` rows: per environment and model, pinned vs registry. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.bookkeeping import applied_commit_tag
+from reconciler.plan import Plan
+from reconciler.state import ActualState
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    environment: str
+    model: str
+    pinned: str
+    target: str  # "Production", "@champion", "Production + @champion"
+    registry: tuple[str, ...]  # versions the stage holds (or the alias target) now
+    in_sync: bool
+    last_applied_commit: str | None
+
+
+def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
+    """One row per pin of the plan; pins the registry cannot satisfy show as not in sync."""
+    rows = []
+    for entry in plan.entries:
+        pin = entry.pin
+        registered = actual.models.get(pin.model)
+        tags = registered.tags if registered else {}
+        rows.append(
+            StatusRow(
+                environment=pin.environment,
+                model=pin.model,
+                pinned=pin.version,
+                target=entry.target,
+                registry=entry.current,
+                in_sync=entry.status in ("in_sync", "promoted_onward"),
+                last_applied_commit=tags.get(applied_commit_tag(pin.environment)),
+            )
+        )
+    return rows

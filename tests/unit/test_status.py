@@ -1,0 +1,56 @@
+"""`reconciler status`: one table of environment x model, pinned vs registry."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import PRODUCTION, STAGING
+from tests.conftest import Repo, RunCli
+
+
+def test_status_text_markdown_json(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    fake.create_version("churn", stage=PRODUCTION)
+    fake.create_version("churn", stage=STAGING)
+    fake.create_version("fraud", stage=PRODUCTION)
+    fake.create_version("fraud")
+    repo.pin("production", "churn", 1)
+    repo.pin("staging", "churn", 2)
+    repo.pin("production", "fraud", 2)
+    commit = repo.commit("pins")
+    assert run("apply", "--model", "churn").exit_code == 0  # churn: nothing to do, no commit tag
+    result = run("status")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "ENVIRONMENT  MODEL  PINNED  REGISTRY        IN SYNC  LAST APPLIED",
+        "production   churn  v1      Production: v1  yes      -",
+        "production   fraud  v2      Production: v1  NO       -",
+        "staging      churn  v2      Staging: v2     yes      -",
+    ]
+    assert run("apply").exit_code == 0
+    rows = json.loads(run("status", "--format", "json").stdout)
+    fraud = next(r for r in rows if r["model"] == "fraud")
+    assert fraud == {
+        "environment": "production",
+        "model": "fraud",
+        "pinned_version": "2",
+        "target": PRODUCTION,
+        "registry_versions": ["2"],
+        "in_sync": True,
+        "last_applied_commit": commit,
+    }
+    markdown = run("status", "--format", "markdown", "--env", "production").stdout.splitlines()
+    assert markdown[0] == "| Environment | Model | Pinned | Registry | In sync | Last applied |"
+    assert markdown[3] == f"| production | `fraud` | v2 | Production: v2 | ✅ | {commit[:12]} |"
+    assert len(markdown) == 4
+
+
+def test_status_of_a_pin_the_registry_cannot_satisfy(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    repo.pin("production", "ghost", 1)
+    result = run("status")
+    assert result.exit_code == 0
+    assert (
+        result.stdout.splitlines()[1] == "production   ghost  v1      Production: none  NO       -"
+    )
