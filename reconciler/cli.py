@@ -6,6 +6,7 @@ Exit codes: 0 success (in sync), 1 expected failure (bad input, registry error, 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback as traceback_module
@@ -298,6 +299,77 @@ def apply(
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--to", "environment", required=True, metavar="ENV", help="The environment to promote to."
+)
+@click.option(
+    "--version",
+    metavar="V",
+    help="The version to pin. Default: the version pinned in the previous environment of the "
+    "promotion order (`requires`, or staging for production), else the registry's latest "
+    "Staging version.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0, 1),
+    help="Comparison confidence (0 to 1) of the evaluation behind it; kept in the pin.",
+)
+@click.option("--branch", metavar="NAME", help="Create and switch to this branch, then commit.")
+@click.option("--commit", is_flag=True, help="Commit the pin change.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the promote-model record (model_name, environment, new_version, new_stage, "
+    "archived_version, promoted, already_promoted).",
+)
+@click.pass_obj
+def promote(
+    obj: AppContext,
+    model: str,
+    environment: str,
+    version: str | None,
+    confidence: float | None,
+    branch: str | None,
+    commit: bool,
+    output_format: str,
+) -> None:
+    """Pin MODEL in an environment: edit or create its pin file, keeping comments and layout.
+
+    The pull request that carries this change is the promotion; apply makes it so.
+    """
+    result = api.promote(
+        obj.repository_root(),
+        obj.registry,
+        model,
+        environment,
+        version=version,
+        confidence=confidence,
+        branch=branch,
+        commit=commit,
+    )
+    if output_format == "json":
+        click.echo(json.dumps(result.record(), indent=2))
+        return
+    if result.already_promoted:
+        click.echo(
+            f"{model} v{result.new_version} is already pinned in {environment} ({result.file})"
+        )
+        return
+    was = f" (was v{result.previous_version})" if result.previous_version else " (new pin)"
+    click.echo(
+        f"pinned {model} v{result.new_version} in {environment}{was}: {result.file}; "
+        f"version from {result.source}"
+    )
+    if result.commit:
+        on = f" on branch {result.branch}" if result.branch else ""
+        click.echo(f"committed {result.commit[:12]}{on}")
 
 
 STATUS_FORMATS = {

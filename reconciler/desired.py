@@ -367,4 +367,5 @@ def _pin(env_name: str, document: Document) -> Pin:
         run_id_line=document.line_of(("run_id",)),
         note=data.get("note"),
         gates=Gates.from_data(data.get("gates")),
+        confidence=data.get("confidence"),
     )

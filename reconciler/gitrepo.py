@@ -148,3 +148,25 @@ def _version_at(commit: Any, path: str) -> str | None:
         return str(int(data["version"]))
     except Exception:  # missing, unreadable or invalid at that commit: no usable pin
         return None
+
+
+def checkout_new_branch(root: Path, name: str) -> None:
+    """Create branch `name` at HEAD and switch to it (refused if it exists)."""
+    with _open(root) as repo:
+        if repo is None:
+            raise ValueError("not a git repository")
+        if name in [head.name for head in repo.heads]:
+            raise ValueError(f"branch {name!r} already exists")
+        repo.git.checkout("-b", name)
+
+
+def commit_files(root: Path, paths: list[Path], message: str) -> str:
+    """Commit exactly `paths` with `message`; returns the new commit."""
+    with _open(root) as repo:
+        if repo is None:
+            raise ValueError("not a git repository")
+        work_tree = Path(repo.working_tree_dir or root).resolve()
+        relative = [str(p.resolve().relative_to(work_tree)) for p in paths]
+        repo.index.add(relative)
+        repo.git.commit("-m", message, "--", *relative)
+        return str(repo.head.commit.hexsha)

@@ -63,6 +63,7 @@ class Pin:
     run_id_line: int = 1
     note: str | None = None
     gates: Gates | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)

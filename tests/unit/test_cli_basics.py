@@ -57,7 +57,14 @@ def test_every_command_and_option_has_help() -> None:
     for param in cli.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert param.help, f"{param.opts} has no help"
-    assert set(cli.list_commands(context)) == {"validate", "plan", "apply", "history", "status"}
+    assert set(cli.list_commands(context)) == {
+        "validate",
+        "plan",
+        "apply",
+        "history",
+        "status",
+        "promote",
+    }
 
 
 def test_version(repo: Repo) -> None:

@@ -28,7 +28,7 @@ def test_valid_repository(repo: Repo, run: RunCli) -> None:
     [
         (
             "model: m\nversion: 1\ncolour: red\n",
-            "3: colour: unknown key (allowed: gates, model, note, run_id, version)",
+            "3: colour: unknown key (allowed: confidence, gates, model, note, run_id, version)",
         ),
         ("model: m\n", "1: version: required key is missing"),
         ("model: m\nversion: 0\n", "2: version: 0 is not valid: The model version"),
@@ -65,7 +65,7 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
     result = run("validate")
     assert result.exit_code == 1
     assert errors(result.stderr) == [
-        "environments/production/a.yaml:3: extra: unknown key (allowed: gates, model, note, run_id, version)",
+        "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, gates, model, note, run_id, version)",
         "environments/production/a.yaml:4: version: duplicate key (first set on line 2)",
         "environments/staging/b.yaml:1: model: 'wrong' must match the file name ('b'): one file per model",
         "environments/staging/b.yaml:2: version: 0 is not valid: The model version that must serve "
