@@ -296,6 +296,11 @@ def apply(
         click.echo(report.apply_json(result))
     else:
         click.echo(report.apply_text(result))
+    from reconciler import notify
+
+    # After the report: a slow or failing channel never holds back or changes the outcome.
+    for line in notify.send(notify.messages(result)):
+        click.echo(f"note: {line}", err=True)
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)

@@ -8,7 +8,12 @@ import os
 import re
 from collections.abc import Iterable
 
-SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# A Slack webhook URL is a credential too: whoever has it can post to the channel.
+SECRET_VARIABLES = (
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "RECONCILER_WEBHOOK_URL",
+)
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 _MASK = "***"
 

@@ -1,0 +1,148 @@
+"""Notifications after apply: the seed's message to a webhook (a local HTTP server here) and to
+SNS (moto); a failing channel never fails the apply and never shows its URL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import PRODUCTION
+from tests.conftest import Repo, RunCli
+
+
+class Hook:
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict[str, str]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/s3cr3t"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    server = Hook()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def promotion(repo: Repo, fake: FakeRegistry) -> None:
+    fake.create_version("churn-model", stage=PRODUCTION)
+    fake.create_version("churn-model")
+    repo.write(
+        "environments/production/churn-model.yaml",
+        "model: churn-model\nversion: 2\nconfidence: 0.87\n",
+    )
+
+
+SEED_BODY = (
+    "Model Promotion Completed\n\n"
+    "Model: churn-model\n"
+    "New Production Version: 2\n"
+    "Previous Version: 1\n"
+    "Comparison Confidence: 0.87\n"
+    "Environment: production"
+)
+
+
+def test_webhook_gets_the_seed_message(
+    run: RunCli, promotion: None, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_WEBHOOK_URL", hook.url)
+    result = run("apply")
+    assert result.exit_code == 0
+    assert hook.bodies == [{"text": f"*Model Promoted: churn-model*\n{SEED_BODY}"}]
+    assert result.stderr == "note: notified (webhook, churn-model in production)\n"
+    # In sync: nothing changed, nothing sent.
+    assert run("apply").exit_code == 0
+    assert len(hook.bodies) == 1
+
+
+def test_rollback_message(
+    repo: Repo, run: RunCli, fake: FakeRegistry, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.create_version("m")
+    fake.create_version("m", stage=PRODUCTION)
+    repo.pin("production", "m", 1)
+    monkeypatch.setenv("RECONCILER_WEBHOOK_URL", hook.url)
+    assert run("apply").exit_code == 0
+    text = hook.bodies[0]["text"]
+    assert text.startswith("*Model Rolled Back: m*\nModel Rollback Completed\n")
+    assert "Previous Version: 2" in text
+    assert "Comparison Confidence: N/A" in text
+
+
+def test_a_failing_webhook_never_fails_the_apply_nor_shows_its_url(
+    run: RunCli, promotion: None, fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = Hook(status=500)
+    try:
+        monkeypatch.setenv("RECONCILER_WEBHOOK_URL", failing.url)
+        result = run("apply")
+    finally:
+        failing.close()
+    assert result.exit_code == 0
+    assert (
+        result.stderr
+        == "note: notification failed (webhook, churn-model in production): HTTP 500\n"
+    )
+    assert fake.read(["churn-model"]).models["churn-model"].in_stage(PRODUCTION) == ["2"]
+
+
+def test_an_unreachable_webhook_is_reported_without_the_url(
+    run: RunCli, promotion: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/s3cr3t")
+    result = run("apply")
+    assert result.exit_code == 0
+    assert result.stderr.startswith(
+        "note: notification failed (webhook, churn-model in production): cannot reach the webhook"
+    )
+    assert "s3cr3t" not in result.stderr
+
+
+def test_sns(run: RunCli, promotion: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        sns = boto3.client("sns", region_name="eu-west-1")
+        topic = sns.create_topic(Name="model-promotions")["TopicArn"]
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        monkeypatch.setenv("RECONCILER_SNS_TOPIC_ARN", topic)
+        result = run("apply")
+        assert result.exit_code == 0
+        assert result.stderr == "note: notified (sns, churn-model in production)\n"
+        received = sqs.receive_message(QueueUrl=queue)["Messages"]
+        envelope = json.loads(received[0]["Body"])
+        assert envelope["Subject"] == "Model Promoted: churn-model"
+        assert envelope["Message"] == SEED_BODY
