@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from reconciler.history import build as build_history
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT, Lease
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
+from reconciler.review import Review, VersionFacts, version_link
 from reconciler.state import STAGING, ActualState, DesiredState, Environment, ModelVersion, Pin
 from reconciler.status import StatusRow, status_rows
 
@@ -52,9 +53,67 @@ def make_plan(
     prune: bool = False,
 ) -> Plan:
     """Validate everything, read the registry once, diff the scope asked for, check policy."""
+    return make_reviewed_plan(root, registry, environments, models, now, prune, None)[0]
+
+
+def make_reviewed_plan(
+    root: Path,
+    registry: Registry,
+    environments: Sequence[str] = (),
+    models: Sequence[str] = (),
+    now: datetime | None = None,
+    prune: bool = False,
+    ui_base: str | None = None,
+    with_reviews: bool = True,
+) -> tuple[Plan, dict[tuple[str, str], Review]]:
+    """The plan, and for each change what a reviewer needs to judge it (run metrics of both
+    versions, creator, links to the MLflow UI, the policy rules passed)."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    return _plan(desired, registry, environments, models, root, now, prune)[0]
+    plan, actual = _plan(desired, registry, environments, models, root, now, prune)
+    if not with_reviews:
+        return plan, {}
+    return plan, _reviews(desired, plan, actual, registry, ui_base)
+
+
+def _reviews(
+    desired: DesiredState,
+    plan: Plan,
+    actual: ActualState,
+    registry: Registry,
+    base: str | None,
+) -> dict[tuple[str, str], Review]:
+    metrics_of: dict[str | None, Mapping[str, float]] = {None: {}}
+
+    def facts(model: str, number: str) -> VersionFacts:
+        version = actual.models[model].versions.get(number)
+        run_id = version.run_id if version else None
+        if run_id not in metrics_of:
+            metrics_of[run_id] = registry.run_metrics(run_id or "") or {}
+        return VersionFacts(
+            version=number,
+            metrics=metrics_of[run_id],
+            created=version.created if version else None,
+            creator=version.creator if version else None,
+            link=version_link(base, model, number),
+        )
+
+    reviews = {}
+    for entry in plan.entries:
+        if not entry.steps or entry.pin.version in entry.current:
+            continue
+        pin = entry.pin
+        env = desired.environments[pin.environment]
+        rules = policy.rules(env.requires, env.gates) + policy.rules(None, pin.gates)
+        reviews[(pin.environment, pin.model)] = Review(
+            new=facts(pin.model, pin.version),
+            old=tuple(facts(pin.model, v) for v in entry.current),
+            policy=tuple(rules),
+            gated_metrics=tuple(
+                bound.name for gates in (env.gates, pin.gates) if gates for bound in gates.metrics
+            ),
+        )
+    return reviews
 
 
 @dataclass

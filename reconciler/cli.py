@@ -215,8 +215,21 @@ def plan(
     detailed_exitcode: bool,
 ) -> None:
     """Show what apply would change in the registry (a dry run)."""
-    result = api.make_plan(obj.repository_root(), obj.registry(), environments, models, prune=prune)
-    click.echo(FORMATS[output_format](result))
+    from reconciler.review import ui_base
+
+    result, reviews = api.make_reviewed_plan(
+        obj.repository_root(),
+        obj.registry(),
+        environments,
+        models,
+        prune=prune,
+        ui_base=ui_base(obj.tracking_uri),
+        with_reviews=output_format == "markdown",
+    )
+    if output_format == "markdown":
+        click.echo(report.plan_markdown(result, reviews))
+    else:
+        click.echo(FORMATS[output_format](result))
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES_PENDING)
 

@@ -144,3 +144,14 @@ def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def rules(requires: str | None, gates: Gates | None) -> list[str]:
+    """The rules that apply, as a reviewer reads them (they passed if the plan has no error)."""
+    found = [f"applied to {requires} first"] if requires else []
+    if gates is not None:
+        found += [f"{b.name} {_bounds(b)}" for b in gates.metrics]
+        found += [f"tag {key} = {value}" for key, value in gates.tags]
+        if gates.soak:
+            found.append(f"soaked {gates.soak} in {requires}")
+    return found

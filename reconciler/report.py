@@ -6,14 +6,16 @@ Pure: every function returns a string; the CLI decides where it goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
+from datetime import datetime, timezone
 from typing import Any
 
 from reconciler.executor import ApplyReport, StepResult
 from reconciler.gitrepo import PinChange
 from reconciler.history import History
 from reconciler.plan import Entry, Plan, Retirement, Step
+from reconciler.review import Review, key_metrics
 from reconciler.status import StatusRow
 
 FORMAT_VERSION = 1
@@ -122,7 +124,7 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def plan_markdown(plan: Plan) -> str:
+def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None = None) -> str:
     title = "changes pending" if plan.has_changes else "in sync"
     lines = [
         f"### Registry plan: {title}",
@@ -142,6 +144,10 @@ def plan_markdown(plan: Plan) -> str:
             f"| {entry.pin.environment} | `{entry.pin.model}` | {_v(entry.current)} "
             f"| v{entry.pin.version} | {_md_escape(action)} |"
         )
+    for entry in plan.entries:
+        review = (reviews or {}).get((entry.pin.environment, entry.pin.model))
+        if review is not None:
+            lines += ["", *_review_markdown(entry, review)]
     if plan.retirements:
         lines += ["", "**Retire** (pin removed):", ""]
         lines.extend(f"- {_md_escape(_retirement_line(r))}" for r in plan.retirements)
@@ -160,6 +166,56 @@ def plan_markdown(plan: Plan) -> str:
         lines += ["", "</details>"]
     lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
     return "\n".join(lines)
+
+
+def _review_markdown(entry: Entry, review: Review) -> list[str]:
+    pin = entry.pin
+    badge = " ⏪ ROLLBACK" if is_rollback(entry) else ""
+    old = review.old[0] if review.old else None
+    head = f"v{old.version} → " if old else ""
+    lines = [f"#### {pin.environment}: `{pin.model}` {head}v{pin.version}{badge}", ""]
+    names = key_metrics(list(review.gated_metrics), review.new.metrics, old.metrics if old else {})
+    if names:
+        columns = (
+            f"| Metric | v{old.version} | v{pin.version} | Δ |"
+            if old
+            else f"| Metric | v{pin.version} |"
+        )
+        lines += [columns, "|---|---|---|---|" if old else "|---|---|"]
+        for name in names:
+            new = review.new.metrics.get(name)
+            if old is None:
+                lines.append(f"| {name} | {_number(new)} |")
+                continue
+            before = old.metrics.get(name)
+            delta = f"{new - before:+.4g}" if new is not None and before is not None else "n/a"
+            lines.append(f"| {name} | {_number(before)} | {_number(new)} | {delta} |")
+        lines.append("")
+    facts = [f"v{pin.version} created {_when(review.new.created)}"]
+    if review.new.creator:
+        facts[0] += f" by {review.new.creator}"
+    if pin.confidence is not None:
+        facts.append(f"comparison confidence {pin.confidence:g}")
+    links = [f"[v{f.version}]({f.link})" for f in (review.new, *review.old) if f.link]
+    if links:
+        facts.append("MLflow: " + ", ".join(links))
+    lines.append(" · ".join(facts))
+    if len(review.old) > 1:
+        lines.append(f"Also archives {_v(v.version for v in review.old[1:])}.")
+    if review.policy:
+        lines += ["", "Policy passed: " + "; ".join(review.policy)]
+    return lines
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _when(millis: int | None) -> str:
+    if millis is None:
+        return "(time unknown)"
+    moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _md_escape(text: str) -> str:

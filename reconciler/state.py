@@ -84,6 +84,7 @@ class ModelVersion:
     run_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     created: int | None = None  # milliseconds since the epoch, as MLflow keeps it
+    creator: str | None = None
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,15 @@ class FakeRegistry:
         stage: str = NONE_STAGE,
         status: str = READY,
         run_id: str | None = None,
+        created: int | None = None,
+        creator: str | None = None,
     ) -> str:
         self.create_model(name)
         model = self._models[name]
         version = str(len(model.versions) + 1)
-        model.versions[version] = ModelVersion(name, version, stage, status, run_id)
+        model.versions[version] = ModelVersion(
+            name, version, stage, status, run_id, created=created, creator=creator
+        )
         return version
 
     def force_stage(self, name: str, version: str, stage: str) -> None:

@@ -282,6 +282,7 @@ def _version(mv: Any) -> ModelVersion:
         run_id=mv.run_id or None,
         tags=_tags(mv),
         created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
+        creator=mv.user_id or None,
     )
 
 
