@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback as traceback_module
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from reconciler.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     InvalidInput,
+    Problem,
     ReconcilerError,
 )
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
@@ -74,6 +76,10 @@ class _Group(click.Group):
         except InvalidInput as error:
             for problem in error.problems:
                 _error(str(problem))
+            if os.environ.get("GITHUB_ACTIONS") == "true":
+                # Workflow commands on stdout: GitHub marks each problem on its diff line.
+                for problem in error.problems:
+                    click.echo(github_annotation(problem))
             _error(f"{len(error.problems)} problem(s) found; nothing was changed in the registry.")
             ctx.exit(error.exit_code)
         except ReconcilerError as error:
@@ -91,6 +97,22 @@ class _Group(click.Group):
                 f"{scrub(str(error))}; rerun with --traceback for details"
             )
             ctx.exit(EXIT_BUG)
+
+
+def github_annotation(problem: Problem) -> str:
+    """`::error file=…,line=…,title=…::message`, escaped as GitHub's workflow commands want."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    where = f"file={prop(problem.file)}"
+    if problem.line is not None:
+        where += f",line={problem.line}"
+    title = f"reconciler: {problem.field}" if problem.field else "reconciler"
+    return f"::error {where},title={prop(title)}::{data(scrub(problem.message))}"
 
 
 def _error(message: str) -> None:

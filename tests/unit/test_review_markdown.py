@@ -38,7 +38,11 @@ def registry() -> FakeRegistry:
             created=NOV_20 + i * 3_600_000,
             creator=f"trainer-{i}",
         )
-        fake.metrics[f"run{i}"] = {"accuracy": accuracy, "latency_ms": latency, "f1": accuracy - 0.1}
+        fake.metrics[f"run{i}"] = {
+            "accuracy": accuracy,
+            "latency_ms": latency,
+            "f1": accuracy - 0.1,
+        }
     return fake
 
 
@@ -71,7 +75,10 @@ def test_golden_rollback(repo: Repo, registry: FakeRegistry) -> None:
 
 
 def test_ui_links_never_carry_credentials() -> None:
-    assert ui_base("https://user:pw@mlflow.example.com:8443/mlflow/") == "https://mlflow.example.com:8443/mlflow"
+    assert (
+        ui_base("https://user:pw@mlflow.example.com:8443/mlflow/")
+        == "https://mlflow.example.com:8443/mlflow"
+    )
     assert ui_base("databricks") is None
     assert ui_base("sqlite:///mlflow.db") is None
     assert version_link("http://h", "a b/c", "3") == "http://h/#/models/a%20b%2Fc/versions/3"

@@ -242,3 +242,31 @@ def test_nested_folder_in_environment(repo: Repo, run: RunCli) -> None:
         "environments/production/old: folders inside an environment are not read; "
         "pins go in environments/<env>/<model>.yaml"
     ]
+
+
+def test_github_annotations_mark_the_diff_lines(repo: Repo) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import AppContext, cli
+
+    repo.write("environments/production/m.yaml", "model: m\nversion: 0\nnote: 50%, a:b\nextra: 1\n")
+    result = CliRunner(env={"GITHUB_ACTIONS": "true"}).invoke(
+        cli, ["validate"], obj=AppContext(root=repo.root)
+    )
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::0 is not valid: "
+        'The model version that must serve in this environment: a positive integer (a quoted "15" is accepted).',
+        "::error file=environments/production/m.yaml,line=4,title=reconciler%3A extra::unknown key "
+        "(allowed: confidence, gates, model, note, run_id, version)",
+    ]
+    plain = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
+    assert plain.stdout == ""  # outside GitHub Actions: no workflow commands
+
+
+def test_github_annotation_escaping() -> None:
+    from reconciler.cli import github_annotation
+    from reconciler.errors import Problem
+
+    annotation = github_annotation(Problem("a,b:c.yaml", 3, None, "50% done\nnext"))
+    assert annotation == "::error file=a%2Cb%3Ac.yaml,line=3,title=reconciler::50%25 done%0Anext"
