@@ -1,0 +1,157 @@
+"""The small scripts the GitHub workflows run, tested here: GitHub is not reachable from the test
+machines, so `gh` is a recording stand-in that answers from a canned reply."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "ci"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def gh(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A `gh` that records its arguments (one JSON line per call) and prints `reply.txt`."""
+    log, reply = tmp_path / "gh.log", tmp_path / "reply.txt"
+    reply.write_text("")
+    script = tmp_path / "gh"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.stdout.write(open({str(reply)!r}).read())\n"
+    )
+    script.chmod(0o755)
+    return script, log, reply
+
+
+def calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_comment_is_marked_collapsed_and_capped() -> None:
+    sticky = load("sticky_comment")
+    short = sticky.render("### Registry plan: in sync\n\nok", "https://ci/run/1")
+    assert (
+        short
+        == "<!-- reconciler-plan -->\n### Registry plan: in sync\n\nok\n\n[Workflow run](https://ci/run/1)"
+    )
+    long_plan = "### Registry plan: changes pending\n" + "\n".join(
+        f"| row {i} |" for i in range(100)
+    )
+    collapsed = sticky.render(long_plan)
+    assert "<details><summary>Full plan (101 lines)</summary>" in collapsed
+    assert collapsed.endswith("</details>")
+    huge = "### Registry plan: changes pending\n" + "\n".join(
+        "| " + "x" * 200 + " |" for _ in range(1000)
+    )
+    capped = sticky.render(huge)
+    assert len(capped) <= sticky.LIMIT
+    assert "plan truncated" in capped
+    assert capped.count("<details>") == capped.count("</details>")
+
+
+def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None:
+    sticky = load("sticky_comment")
+    script, log, reply = gh
+    reply.write_text(
+        json.dumps({"id": 7, "body": "nice"})
+        + "\n"
+        + json.dumps({"id": 9, "body": sticky.MARKER + "\nold"})
+        + "\n"
+    )
+    assert (
+        sticky.upsert("org/repo", 42, "<!-- reconciler-plan -->\nnew", gh=str(script)) == "updated"
+    )
+    assert calls(log)[-1] == [
+        "api",
+        "--method",
+        "PATCH",
+        "repos/org/repo/issues/comments/9",
+        "--raw-field",
+        "body=<!-- reconciler-plan -->\nnew",
+    ]
+    reply.write_text(json.dumps({"id": 7, "body": "nice"}) + "\n")
+    assert sticky.upsert("org/repo", 42, "@body", gh=str(script)) == "created"
+    assert calls(log)[-1] == [
+        "api",
+        "--method",
+        "POST",
+        "repos/org/repo/issues/42/comments",
+        "--raw-field",
+        "body=@body",
+    ]
+
+
+def test_sticky_comment_main_writes_the_summary(
+    gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sticky = load("sticky_comment")
+    script, _log, _reply = gh
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Registry plan: in sync\n")
+    assert sticky.main([str(plan), "--pr", "3", "--repo", "org/repo"]) == 0
+    assert summary.read_text() == "### Registry plan: in sync\n\n"
+
+
+def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = load("apply_outputs")
+    records = [
+        {"model_name": "churn", "environment": "production", "new_version": "15", "new_stage": "Production",
+         "archived_versions": ["6"], "promoted": True, "already_promoted": False, "outcome": "applied"},
+        {"model_name": "fraud", "environment": "production", "new_version": "3", "new_stage": "Production",
+         "archived_versions": [], "promoted": False, "already_promoted": True, "outcome": "in_sync"},
+        {"model_name": "legacy", "environment": "production", "new_version": None, "new_stage": "Archived",
+         "archived_versions": ["4"], "promoted": False, "already_promoted": False, "outcome": "applied", "retired": True},
+    ]  # fmt: skip
+    path = tmp_path / "apply.json"
+    path.write_text(json.dumps(records))
+    out, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert outputs.main([str(path)]) == 0
+    assert out.read_text() == 'changed_models=["churn", "legacy"]\nchanged=true\n'
+    assert summary.read_text().splitlines()[4:] == [
+        "| production | `churn` | v15 | Production | v6 | applied |",
+        "| production | `fraud` | v3 | Production | - | in sync |",
+        "| production | `legacy` | - | Archived | v4 | retired |",
+    ]
+
+
+def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> None:
+    drift = load("drift_issue")
+    script, log, reply = gh
+    reply.write_text("[]")
+    assert drift.upsert("org/repo", "plan", gh=str(script)) == "created"
+    assert calls(log)[-1] == [
+        "issue",
+        "create",
+        "--repo",
+        "org/repo",
+        "--title",
+        drift.TITLE,
+        "--body",
+        "plan",
+    ]
+    reply.write_text(json.dumps([{"number": 5, "title": drift.TITLE}]))
+    assert drift.upsert("org/repo", "plan 2", gh=str(script)) == "updated #5"
+    assert calls(log)[-1] == ["issue", "edit", "5", "--repo", "org/repo", "--body", "plan 2"]
+    assert drift.body("### plan", "https://ci/run/2").startswith(drift.MARKER)
