@@ -131,6 +131,17 @@ MODEL_OPTION = click.option(
 )
 
 
+def format_option(choices: list[str], help_text: str = "Output format.") -> Callable[[Any], Any]:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
+
+
 @click.group(
     name="reconciler", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}
 )
@@ -209,14 +220,7 @@ FORMATS = {"text": report.plan_text, "markdown": report.plan_markdown, "json": r
 @cli.command()
 @ENV_OPTION
 @MODEL_OPTION
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(sorted(FORMATS)),
-    default="text",
-    show_default=True,
-    help="Output format (markdown for pull request comments).",
-)
+@format_option(sorted(FORMATS), "Output format (markdown for pull request comments).")
 @click.option(
     "--prune",
     is_flag=True,
@@ -259,13 +263,9 @@ def plan(
 @cli.command()
 @ENV_OPTION
 @MODEL_OPTION
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one record per pin (model_name, environment, new_version, new_stage, "
+@format_option(
+    ["text", "json"],
+    "json: one record per pin (model_name, environment, new_version, new_stage, "
     "archived_version, promoted, already_promoted).",
 )
 @click.option(
@@ -360,13 +360,9 @@ def apply(
 )
 @click.option("--branch", metavar="NAME", help="Create and switch to this branch, then commit.")
 @click.option("--commit", is_flag=True, help="Commit the pin change.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: the promote-model record (model_name, environment, new_version, new_stage, "
+@format_option(
+    ["text", "json"],
+    "json: the promote-model record (model_name, environment, new_version, new_stage, "
     "archived_version, promoted, already_promoted).",
 )
 @click.pass_obj
@@ -422,14 +418,7 @@ STATUS_FORMATS = {
 @cli.command()
 @ENV_OPTION
 @MODEL_OPTION
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(sorted(STATUS_FORMATS)),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(sorted(STATUS_FORMATS))
 @click.pass_obj
 def status(
     obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
@@ -450,14 +439,7 @@ def status(
     help="Also say which version each environment pinned at TIME (ISO 8601, e.g. 2026-11-24 or "
     "2026-11-24T10:00:00Z; UTC unless an offset is given).",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(["text", "json"])
 @click.pass_obj
 def history(
     obj: AppContext,

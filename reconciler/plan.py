@@ -64,20 +64,24 @@ class Step:
     rank: int = 0  # environment rank: higher environments first
     sequence: int = 0  # position within the model's walk (steps of one model stay in order)
 
-    def describe(self) -> str:
+    def action(self) -> str:
+        """What the step does, as plans and results show it: `v15 → Production, archives v6`."""
         if self.kind == "transition":
             archived = f", archives {_versions(self.archives)}" if self.archives else ""
-            return f"{self.model}: v{self.version} → {self.stage}{archived}"
+            return f"v{self.version} → {self.stage}{archived}"
         if self.kind == "archive":
-            return f"{self.model}: archive v{self.version} (an extra in {self.stage})"
+            return f"archive v{self.version} (extra in {self.stage})"
         if self.kind == "retire":
-            return f"{self.model}: retire v{self.version} from {self.stage} (pin removed)"
+            return f"retire v{self.version} from {self.stage}"
         if self.kind == "remove_alias":
-            return f"{self.model}: remove @{self.alias} (was v{self.version}; pin removed)"
+            return f"remove @{self.alias} (was v{self.version})"
         if self.kind == "disown":
-            return f"{self.model}: forget it was managed in {self.environment}"
-        previous = f"v{self.previous}" if self.previous else "unset"
-        return f"{self.model}: @{self.alias} {previous} → v{self.version}"
+            return "forget ownership"
+        previous = f"from v{self.previous}" if self.previous else "new"
+        return f"@{self.alias} → v{self.version} ({previous})"
+
+    def describe(self) -> str:
+        return f"{self.model}: {self.action()}"
 
     @property
     def order_key(self) -> tuple[int, str, int, int]:

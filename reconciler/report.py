@@ -35,19 +35,7 @@ def _action(entry: Entry) -> str:
 
 
 def _step_action(step: Step) -> str:
-    if step.kind == "transition":
-        archived = f", archives {_v(step.archives)}" if step.archives else ""
-        return f"v{step.version} → {step.stage}{archived}"
-    if step.kind == "archive":
-        return f"archive v{step.version} (extra in {step.stage})"
-    if step.kind == "retire":
-        return f"retire v{step.version} from {step.stage}"
-    if step.kind == "remove_alias":
-        return f"remove @{step.alias} (was v{step.version})"
-    if step.kind == "disown":
-        return "forget ownership"
-    previous = f"from v{step.previous}" if step.previous else "new"
-    return f"@{step.alias} → v{step.version} ({previous})"
+    return step.action()
 
 
 def _headline(entry: Entry) -> str:

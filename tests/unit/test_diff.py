@@ -80,7 +80,7 @@ ALL_NONE = {"1": "None", "2": "None", "3": "None"}
         (
             {"1": "Staging", "2": "Production"},
             {"production": 2, "staging": 2},
-            ["staging: m: archive v1 (an extra in Staging)"],
+            ["staging: m: archive v1 (extra in Staging)"],
         ),
         # Rollback: an archived version comes back.
         (
@@ -98,7 +98,7 @@ ALL_NONE = {"1": "None", "2": "None", "3": "None"}
         (
             {"1": "Production", "2": "Production", "3": "Staging"},
             {"production": 2, "staging": 3},
-            ["production: m: archive v1 (an extra in Production)"],
+            ["production: m: archive v1 (extra in Production)"],
         ),
         # Drift: the pinned version was moved away by hand.
         (
@@ -132,8 +132,8 @@ ALIAS_ENVS = {
             {"production": 1, "shadow": 2},
             [
                 "production: m: v1 → Production",
-                "production: m: @champion unset → v1",
-                "shadow: m: @shadow unset → v2",
+                "production: m: @champion → v1 (new)",
+                "shadow: m: @shadow → v2 (new)",
             ],
         ),
         ({"1": "Production"}, {"champion": "1", "shadow": "1"}, {"production": 1, "shadow": 1}, []),
@@ -142,14 +142,14 @@ ALIAS_ENVS = {
             {"1": "Production", "2": "None"},
             {"champion": "2"},
             {"production": 1},
-            ["production: m: @champion v2 → v1"],
+            ["production: m: @champion → v1 (from v2)"],
         ),
         # Promoted onward under stages, yet the staging alias still follows the pin.
         (
             {"1": "Production"},
             {"champion": "1"},
             {"production": 1, "staging": 1},
-            ["staging: m: @challenger unset → v1"],
+            ["staging: m: @challenger → v1 (new)"],
         ),
     ],
 )
