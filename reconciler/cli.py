@@ -30,6 +30,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
+from reconciler.options import ApplyOptions
 from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
 
@@ -315,7 +316,7 @@ def apply(
     from reconciler.gitrepo import head_commit, head_message
 
     root = obj.repository_root()
-    options = api.ApplyOptions(
+    options = ApplyOptions(
         lease_wait=lease_wait,
         lease_settle=obj.lease_settle,
         lease_ttl=obj.lease_ttl,
@@ -380,7 +381,9 @@ def promote(
 
     The pull request that carries this change is the promotion; apply makes it so.
     """
-    result = api.promote(
+    from reconciler.promotion import promote as promote_pin
+
+    result = promote_pin(
         obj.repository_root(),
         obj.registry,
         model,

@@ -1,0 +1,83 @@
+"""Checks that refuse an apply before it writes: ordering by git ancestry (fencing), the
+reviewed plan (--expect-plan), and prune safety."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.bookkeeping import applied_commit_tag
+from reconciler.errors import (
+    OutOfOrder,
+    PlanChanged,
+    RetireRefused,
+)
+from reconciler.options import ApplyOptions
+from reconciler.plan import Plan
+from reconciler.state import ActualState, DesiredState
+
+
+def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:
+    """Fencing by git ancestry: never let an older commit overwrite a newer one's apply (an old
+    CI run that finishes last would roll production back)."""
+    if options.force:
+        return
+    from reconciler.gitrepo import is_ancestor
+
+    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
+        registered = actual.models.get(model)
+        recorded = registered.tags.get(applied_commit_tag(environment)) if registered else None
+        if not recorded or recorded == options.commit:
+            continue
+        if options.commit is None:
+            raise OutOfOrder(
+                f"refusing to apply {model} to {environment}: it was last applied there from "
+                f"commit {recorded[:12]}, and this is not a git checkout to compare with; "
+                "use --force to apply anyway"
+            )
+        ordered = is_ancestor(root, recorded, options.commit)
+        if ordered is None:
+            raise OutOfOrder(
+                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
+                f"last applied there from commit {recorded[:12]}, which is not in this clone "
+                "(a shallow checkout?). Fetch full history (git fetch --unshallow; "
+                "actions/checkout with fetch-depth: 0), or use --force"
+            )
+        if not ordered:
+            raise OutOfOrder(
+                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
+                f"last applied there from commit {recorded[:12]}, which is not an ancestor of "
+                f"{options.commit[:12]}. An older run finishing last would roll {environment} "
+                "back; use --force to apply anyway"
+            )
+
+
+def check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
+    """Prune safety: never empty an environment, never retire more than its limit, unforced."""
+    if force:
+        return
+    by_env: dict[str, list[str]] = {}
+    for retirement in plan.retirements:
+        if retirement.enabled:
+            by_env.setdefault(retirement.environment, []).append(retirement.model)
+    for name, models in sorted(by_env.items()):
+        env = desired.environments[name]
+        listed = ", ".join(models)
+        if not any(pin.environment == name for pin in desired.pins):
+            raise RetireRefused(
+                f"refusing to retire every model from {name} (it would have no pins left): "
+                f"{listed}; use --force if that is intended"
+            )
+        if len(models) > env.max_retire:
+            raise RetireRefused(
+                f"refusing to retire {len(models)} models from {name}, more than its limit of "
+                f"{env.max_retire} (max_retire): {listed}; use --force if that is intended"
+            )
+
+
+def check_expected(plan: Plan, expected: str | None) -> None:
+    if expected is not None and plan.checksum != expected.strip().lower():
+        raise PlanChanged(
+            f"the plan is not the one reviewed (--expect-plan {expected[:12]}…, now "
+            f"{plan.checksum[:12]}…): the pins or the registry changed since. Run `reconciler "
+            "plan` again; nothing was changed"
+        )

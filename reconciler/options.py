@@ -1,0 +1,46 @@
+"""The options of one apply, with defaults that say who is applying."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
+
+
+@dataclass
+class ApplyOptions:
+    lease_wait: float = DEFAULT_WAIT
+    lease_ttl: float = DEFAULT_TTL
+    lease_settle: float = DEFAULT_SETTLE
+    holder: str = field(default_factory=lambda: default_holder())
+    commit: str | None = None
+    expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
+    prune: bool = False  # `apply --prune`: retire models whose pins were removed
+    force: bool = False  # `apply --force`: skip the ordering and prune safety checks
+    pull_request: str | None = None  # for the audit records, from the merge commit's message
+    actor: str = field(default_factory=lambda: default_actor())
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    on_event: Callable[[str], None] = lambda _message: None
+
+
+def default_actor() -> str:
+    """Who is applying: the CI's actor (GitHub Actions) or the local login."""
+    return os.environ.get("GITHUB_ACTOR") or _login()
+
+
+def default_holder() -> str:
+    """Who is applying, as the lease and the plan tag show it: actor@host pid N (unique id)."""
+    return f"{default_actor()}@{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
