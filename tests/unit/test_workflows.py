@@ -60,6 +60,7 @@ def test_least_privilege_and_pinned_actions() -> None:
             f"{path.name}: top-level permissions"
         )
         for name, job in workflow["jobs"].items():
+            assert "permissions" in job, f"{path.name}:{name}: no explicit permissions"
             for step in job.get("steps", []):
                 uses = step.get("uses")
                 if uses:
