@@ -98,6 +98,8 @@ def plan_text(plan: Plan) -> str:
             lines.append(f"  {'~' if entry.steps else '='} {_headline(entry)} ({_action(entry)})")
             if entry.pin.note:
                 lines.append(f"      note: {entry.pin.note}")
+            if entry.pin.confidence is not None:
+                lines.append(f"      comparison confidence: {entry.pin.confidence:g}")
     if plan.retirements:
         lines.append("retire (pin removed from an environment reconciler managed it in)")
         lines.extend(f"  - {_retirement_line(r)}" for r in plan.retirements)

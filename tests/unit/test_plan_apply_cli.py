@@ -324,3 +324,17 @@ def test_apply_reports_partial_failure(repo: Repo) -> None:
     assert result.stderr == (
         "error: apply stopped at a failed change; run `reconciler plan` to see what remains\n"
     )
+
+
+def test_plan_text_shows_the_comparison_confidence(
+    repo: Repo, run: RunCli, churn: FakeRegistry
+) -> None:
+    repo.write(
+        "environments/production/churn-model.yaml",
+        "model: churn-model\nversion: 2\nconfidence: 0.87\n",
+    )
+    lines = run("plan").stdout.splitlines()
+    assert lines[1:3] == [
+        "  ~ churn-model: v1 → v2 (v2 → Production, archives v1)",
+        "      comparison confidence: 0.87",
+    ]
