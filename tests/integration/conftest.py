@@ -10,15 +10,12 @@ from typing import Any
 import pytest
 
 from tests.support.proxy import RecordingProxy
-from tests.support.server import ServerFailed, start_server, stop_server
+from tests.support.server import start_or_fail, stop_server
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        url, process = start_server(tmp_path_factory.mktemp("mlflow-server"))
-    except ServerFailed as error:
-        pytest.fail(str(error))
+    url, process = start_or_fail(tmp_path_factory.mktemp("mlflow-server"))
     try:
         yield url
     finally:

@@ -16,7 +16,7 @@ from reconciler.cli import AppContext, cli
 from reconciler.state import PRODUCTION
 from tests.conftest import Repo
 from tests.integration.conftest import Seeder
-from tests.support.server import ServerFailed, start_server, stop_server
+from tests.support.server import start_or_fail, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +41,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
     }
-    try:
-        url, process = start_server(workdir, "--app-name", "basic-auth", env=env)
-    except ServerFailed as error:
-        pytest.fail(str(error))
+    url, process = start_or_fail(workdir, "--app-name", "basic-auth", env=env)
     try:
         yield url
     finally:

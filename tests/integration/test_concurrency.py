@@ -17,7 +17,7 @@ from reconciler.state import ARCHIVED, PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy
-from tests.support.server import ServerFailed, start_server, stop_server
+from tests.support.server import start_or_fail, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +71,7 @@ def own_server(
 
     port = free_port()
     processes: list[subprocess.Popen[bytes]] = []
-    try:
-        _url, process = start_server(workdir, port=port)
-    except ServerFailed as error:
-        pytest.fail(str(error))
+    _url, process = start_or_fail(workdir, port=port)
     processes.append(process)
     try:
         yield workdir, port, processes
@@ -113,10 +110,7 @@ def test_server_killed_and_restarted_mid_apply(
         proxy.close()
     assert result.exit_code == 1
     assert "cannot reach the registry" in result.stdout + result.stderr
-    try:
-        _url, restarted = start_server(workdir, port=port)
-    except ServerFailed as error:
-        pytest.fail(str(error))
+    _url, restarted = start_or_fail(workdir, port=port)
     processes.append(restarted)
     time.sleep(2)  # the dead apply's lease (ttl 2 s) runs out
     again = make_runner(repo.root, tracking_uri=url)("apply")

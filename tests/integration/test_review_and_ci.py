@@ -3,29 +3,17 @@ links, the workflow scripts fed by real CLI output, promote's registry fallback,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
+from tests.support.scripts import load_script
 
 pytestmark = pytest.mark.integration
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "ci"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_review_plan_comment_and_apply_outputs(
@@ -45,7 +33,7 @@ def test_review_plan_comment_and_apply_outputs(
     assert f"[v2]({mlflow_server}/#/models/{model}/versions/2)" in plan.stdout
     assert "comparison confidence 0.9" in plan.stdout
     assert "Policy passed: accuracy >= 0.9" in plan.stdout
-    comment = load("sticky_comment").render(plan.stdout)
+    comment = load_script("sticky_comment").render(plan.stdout)
     assert comment.startswith("<!-- reconciler-plan -->\n### Registry plan: changes pending")
 
     applied = run("apply", "--model", model, "--format", "json")
@@ -54,7 +42,7 @@ def test_review_plan_comment_and_apply_outputs(
     records.write_text(applied.stdout)
     out = tmp_path / "out"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
-    assert load("apply_outputs").main([str(records)]) == 0
+    assert load_script("apply_outputs").main([str(records)]) == 0
     assert out.read_text() == f'changed_models=["{model}"]\nchanged=true\n'
 
     status = json.loads(run("status", "--model", model, "--format", "json").stdout)

@@ -76,3 +76,15 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
+
+
+def start_or_fail(
+    workdir: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """start_server for fixtures: a server that will not start fails the test with its log."""
+    import pytest
+
+    try:
+        return start_server(workdir, *extra, env=env, port=port)
+    except ServerFailed as error:
+        pytest.fail(str(error))

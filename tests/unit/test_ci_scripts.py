@@ -3,25 +3,14 @@ machines, so `gh` is a recording stand-in that answers from a canned reply."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "ci"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.scripts import load_script
 
 
 @pytest.fixture
@@ -45,7 +34,7 @@ def calls(log: Path) -> list[list[str]]:
 
 
 def test_comment_is_marked_collapsed_and_capped() -> None:
-    sticky = load("sticky_comment")
+    sticky = load_script("sticky_comment")
     short = sticky.render("### Registry plan: in sync\n\nok", "https://ci/run/1")
     assert (
         short
@@ -67,7 +56,7 @@ def test_comment_is_marked_collapsed_and_capped() -> None:
 
 
 def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None:
-    sticky = load("sticky_comment")
+    sticky = load_script("sticky_comment")
     script, log, reply = gh
     reply.write_text(
         json.dumps({"id": 7, "body": "nice"})
@@ -101,7 +90,7 @@ def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None
 def test_sticky_comment_main_writes_the_summary(
     gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sticky = load("sticky_comment")
+    sticky = load_script("sticky_comment")
     script, _log, _reply = gh
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     summary = tmp_path / "summary.md"
@@ -113,7 +102,7 @@ def test_sticky_comment_main_writes_the_summary(
 
 
 def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    outputs = load("apply_outputs")
+    outputs = load_script("apply_outputs")
     records = [
         {"model_name": "churn", "environment": "production", "new_version": "15", "new_stage": "Production",
          "archived_versions": ["6"], "promoted": True, "already_promoted": False, "outcome": "applied"},
@@ -137,7 +126,7 @@ def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> None:
-    drift = load("drift_issue")
+    drift = load_script("drift_issue")
     script, log, reply = gh
     reply.write_text("[]")
     assert drift.upsert("org/repo", "plan", gh=str(script)) == "created"
