@@ -37,15 +37,14 @@ def policy_problems(
         version = actual.models[pin.model].versions[pin.version]
         wants_metrics = any(g is not None and g.metrics for g in (env.gates, pin.gates))
         metrics = registry.run_metrics(version.run_id) if wants_metrics and version.run_id else None
-        reached, how = (None, "")
+        reached = None
         if env.requires:
-            reached, how = reached_required(root, version, env.requires, histories)
+            reached = reached_required(root, version, env.requires, histories)
         evidence = policy.Evidence(
             metrics=metrics or {},
             tags=version.tags,
             now=moment,
             reached_required=reached,
-            reached_how=how,
             has_run=metrics is not None or not wants_metrics,
         )
         # The environment's rules, then the pin's own gates, each named by where it is written.
@@ -69,18 +68,18 @@ def policy_problems(
 
 def reached_required(
     root: Path, version: ModelVersion, requires: str, histories: dict[str, list[PinChange]]
-) -> tuple[datetime | None, str]:
+) -> datetime | None:
     """When `version` first reached the `requires` environment: by the registry's audit records,
     else by the git history of that environment's pin."""
     records = audit.parse(version.tags.get(audit_tag(requires)))
     times = sorted(datetime.fromisoformat(r.time) for r in records)
     if times:
-        return times[0], "audit record"
+        return times[0]
     from reconciler.gitrepo import pin_history
 
     if version.model not in histories:
         histories[version.model] = pin_history(root, version.model)
     for change in histories[version.model]:
         if change.environment == requires and change.after == version.version:
-            return change.date, "git history"
-    return None, ""
+            return change.date
+    return None

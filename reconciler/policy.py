@@ -54,10 +54,8 @@ class Evidence:
     metrics: Mapping[str, float]
     tags: Mapping[str, str]
     now: datetime
-    # Promotion order: when the version reached the required environment (None: never),
-    # and how we know.
+    # Promotion order: when the version reached the required environment (None: never).
     reached_required: datetime | None = None
-    reached_how: str = ""
     has_run: bool = True
 
 
