@@ -40,23 +40,12 @@ def make_plan(
     models: Sequence[str] = (),
     now: datetime | None = None,
     prune: bool = False,
-) -> Plan:
-    """Validate everything, read the registry once, diff the scope asked for, check policy."""
-    return make_reviewed_plan(root, registry, environments, models, now, prune, None)[0]
-
-
-def make_reviewed_plan(
-    root: Path,
-    registry: Registry,
-    environments: Sequence[str] = (),
-    models: Sequence[str] = (),
-    now: datetime | None = None,
-    prune: bool = False,
     ui_base: str | None = None,
     with_reviews: bool = True,
 ) -> tuple[Plan, dict[tuple[str, str], Review]]:
-    """The plan, and for each change what a reviewer needs to judge it (run metrics of both
-    versions, creator, links to the MLflow UI, the policy rules passed)."""
+    """Validate everything, read the registry once, diff the scope asked for, check policy; and
+    for each change what a reviewer needs to judge it (run metrics of both versions, creator,
+    links to the MLflow UI, the policy rules passed)."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
     plan, actual = _plan(desired, registry, environments, models, root, now, prune)

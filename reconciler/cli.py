@@ -244,7 +244,7 @@ def plan(
     """Show what apply would change in the registry (a dry run)."""
     from reconciler.review import ui_base
 
-    result, reviews = api.make_reviewed_plan(
+    result, reviews = api.make_plan(
         obj.repository_root(),
         obj.registry(),
         environments,
