@@ -13,7 +13,7 @@ import sys
 import traceback as traceback_module
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -468,7 +468,7 @@ def _parse_time(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 time (e.g. 2026-11-24T10:00:00Z)", param_hint="--at"
         ) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     if len(text.strip()) == 10:  # a date alone means the end of that day
         value = value.replace(hour=23, minute=59, second=59)
     return value

@@ -3,7 +3,7 @@ reached the required environment) and runs the rules over a plan."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import audit, policy
@@ -26,7 +26,7 @@ def policy_problems(
     now: datetime | None,
 ) -> list[Problem]:
     """Promotion order and gates, for every pin the plan changes (in-sync pins already serve)."""
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     histories: dict[str, list[PinChange]] = {}
     problems: list[Problem] = []
     for entry in plan.entries:

@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
 
@@ -25,7 +25,7 @@ class ApplyOptions:
     force: bool = False  # `apply --force`: skip the ordering and prune safety checks
     pull_request: str | None = None  # for the audit records, from the merge commit's message
     actor: str = field(default_factory=lambda: default_actor())
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     on_event: Callable[[str], None] = lambda _message: None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.executor import ApplyReport, StepResult
@@ -204,7 +204,7 @@ def _number(value: float | None) -> str:
 def _when(millis: int | None) -> str:
     if millis is None:
         return "(time unknown)"
-    moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -129,7 +129,7 @@ def test_order_from_git_history_and_rollback(repo: Repo, run: RunCli, models: Fa
 def test_soak_time(repo: Repo, run: RunCli, models: FakeRegistry) -> None:
     settings(repo, "requires: staging\ngates:\n  soak: 24h\n")
     repo.pin("production", "m", 2)
-    recently = datetime.now(timezone.utc) - timedelta(hours=3)
+    recently = datetime.now(UTC) - timedelta(hours=3)
     record = audit.AuditRecord("staging", "promote", recently.isoformat(timespec="seconds"))
     models.set_version_tag("m", "2", audit_tag("staging"), audit.append(None, record))
     result = run("plan")
@@ -139,7 +139,7 @@ def test_soak_time(repo: Repo, run: RunCli, models: FakeRegistry) -> None:
         f"{PROD_PIN}:2: version: policy: m v2 has been in staging for 3h 00m (since "
     )
     assert "soak gate in environments/production.yaml needs 24h: passes from " in message
-    long_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    long_ago = datetime.now(UTC) - timedelta(days=2)
     record = audit.AuditRecord("staging", "promote", long_ago.isoformat(timespec="seconds"))
     models.set_version_tag("m", "2", audit_tag("staging"), audit.append(None, record))
     assert run("plan").exit_code == 0
