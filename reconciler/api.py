@@ -48,7 +48,7 @@ def make_plan(
     links to the MLflow UI, the policy rules passed)."""
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    plan, actual = _plan(desired, registry, environments, models, root, now, prune)
+    plan, actual = _plan(desired, registry, environments, models, root, now, prune, _owner(root))
     if not with_reviews:
         return plan, {}
     return plan, _reviews(desired, plan, actual, registry, ui_base)
@@ -108,7 +108,7 @@ def apply(
     owner = _owner(root)
     _check_filters(desired, environments, models)
     plan, actual = _plan(
-        desired, registry, environments, models, root, options.clock(), options.prune
+        desired, registry, environments, models, root, options.clock(), options.prune, owner
     )
     guards.check_expected(plan, options.expect_checksum)
     if not plan.has_changes:
@@ -128,7 +128,7 @@ def apply(
     with lease:
         # The registry may have moved while we waited: what is written is planned under the lease.
         plan, actual = _plan(
-            desired, registry, environments, models, root, options.clock(), options.prune
+            desired, registry, environments, models, root, options.clock(), options.prune, owner
         )
         guards.check_expected(plan, options.expect_checksum)
         guards.check_retirements(desired, plan, options.force)
@@ -200,9 +200,10 @@ def _plan(
     root: Path,
     now: datetime | None = None,
     prune: bool = False,
+    owner: str | None = None,  # this repository (prune retires only what it owns)
 ) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
-    plan = diff(desired, actual, environments or None, models or None, prune, _owner(root))
+    plan = diff(desired, actual, environments or None, models or None, prune, owner)
     if plan.problems:
         raise InvalidInput(plan.problems)
     problems = evidence.policy_problems(desired, plan, actual, registry, root, now)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3

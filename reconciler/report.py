@@ -31,11 +31,7 @@ def _action(entry: Entry) -> str:
         return "in sync"
     if entry.status == "promoted_onward":
         return f"in sync: promoted onward to {entry.onward_to}"
-    return "; ".join(_step_action(step) for step in entry.steps)
-
-
-def _step_action(step: Step) -> str:
-    return step.action()
+    return "; ".join(step.action() for step in entry.steps)
 
 
 def _headline(entry: Entry) -> str:
@@ -71,7 +67,7 @@ def _summary(plan: Plan) -> str:
 
 
 def _retirement_line(retirement: Retirement) -> str:
-    actions = "; ".join(_step_action(step) for step in retirement.steps if step.kind != "disown")
+    actions = "; ".join(step.action() for step in retirement.steps if step.kind != "disown")
     gate = "" if retirement.enabled else " [needs --prune, or prune: true in its settings]"
     return f"{retirement.environment}: {retirement.model}: {actions or 'nothing serves'}{gate}"
 
@@ -290,7 +286,7 @@ def apply_text(report: ApplyReport) -> str:
 
 def _result_line(result: StepResult) -> str:
     step = result.step
-    line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {_step_action(step)}"
+    line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {step.action()}"
     if result.outcome == "failed":
         line += f": FAILED: {result.error}"
     elif result.outcome == "unknown":

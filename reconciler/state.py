@@ -14,7 +14,6 @@ PRODUCTION = "Production"
 STAGING = "Staging"
 ARCHIVED = "Archived"
 NONE_STAGE = "None"
-MANAGED_STAGES = (PRODUCTION, STAGING)
 READY = "READY"
 
 # Higher environments are applied first so Production is never left empty mid-apply, and a version

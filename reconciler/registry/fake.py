@@ -34,7 +34,6 @@ class FakeRegistry:
     def __init__(self) -> None:
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
-        self.reads = 0
         self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
 
     # -- setting up a scenario (what a training pipeline or a person would do) --
@@ -72,7 +71,6 @@ class FakeRegistry:
     # -- the Registry port --
 
     def read(self, models: Collection[str]) -> ActualState:
-        self.reads += 1
         return ActualState(
             {
                 name: RegisteredModel(
@@ -83,7 +81,6 @@ class FakeRegistry:
         )
 
     def read_model(self, model: str) -> RegisteredModel | None:
-        self.reads += 1
         found = self._models.get(model)
         if found is None:
             return None

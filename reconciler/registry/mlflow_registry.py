@@ -96,16 +96,11 @@ class MlflowRegistry:
         return ActualState(result)
 
     def read_model(self, model: str) -> RegisteredModel | None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"read {model}"):
             client = self._client()
-            try:
-                registered = client.get_registered_model(model)
-            except MlflowException as error:
-                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                    return None
-                raise
+            registered = _unless(GONE, lambda: client.get_registered_model(model))
+            if registered is None:
+                return None
             search = _bind(
                 client.search_model_versions,
                 filter_string=_name_filter([model]),
@@ -116,15 +111,10 @@ class MlflowRegistry:
         return RegisteredModel(model, versions, aliases, _tags(registered))
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"read run {run_id}"):
-            try:
-                run = self._client().get_run(run_id)
-            except MlflowException as error:
-                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                    return None
-                raise
+            run = _unless(GONE, lambda: self._client().get_run(run_id))
+        if run is None:
+            return None
         return {str(k): float(v) for k, v in run.data.metrics.items()}
 
     # -- writes --
@@ -147,40 +137,21 @@ class MlflowRegistry:
             )
 
     def delete_alias(self, model: str, alias: str) -> None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"remove {model}@{alias}"):
-            try:
-                self._client().delete_registered_model_alias(model, alias)
-            except MlflowException as error:
-                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                    raise
+            _unless(GONE, lambda: self._client().delete_registered_model_alias(model, alias))
 
     def get_model_tag(self, model: str, key: str) -> str | None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"read the tags of {model}"):
-            try:
-                registered = self._client().get_registered_model(model)
-            except MlflowException as error:
-                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                    return None
-                raise
-        value = (registered.tags or {}).get(key)
+            registered = _unless(GONE, lambda: self._client().get_registered_model(model))
+        value = (registered.tags or {}).get(key) if registered is not None else None
         return None if value is None else str(value)
 
     def set_model_tag(
         self, model: str, key: str, value: str, *, create_model: bool = False
     ) -> None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"tag {model}"):
             if create_model:
-                try:
-                    self._client().create_registered_model(model)
-                except MlflowException as error:
-                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                        raise
+                _unless(EXISTS, lambda: self._client().create_registered_model(model))
             _once_more_on_insert_race(
                 lambda: self._client().set_registered_model_tag(model, key, value)
             )
@@ -192,14 +163,8 @@ class MlflowRegistry:
             )
 
     def delete_model_tag(self, model: str, key: str) -> None:
-        from mlflow.exceptions import MlflowException
-
         with self._translated_errors(f"untag {model}"):
-            try:
-                self._client().delete_registered_model_tag(model, key)
-            except MlflowException as error:
-                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                    raise
+            _unless(GONE, lambda: self._client().delete_registered_model_tag(model, key))
 
     @contextmanager
     def _translated_errors(self, action: str) -> Iterator[None]:
@@ -231,6 +196,23 @@ class MlflowRegistry:
         if "API request to" in message and "failed with" in message:
             return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
+
+
+GONE = "RESOURCE_DOES_NOT_EXIST"
+EXISTS = "RESOURCE_ALREADY_EXISTS"
+
+
+def _unless(error_code: str, call: Callable[[], T]) -> T | None:
+    """`call()`, or None when MLflow answers with `error_code`: a read of something absent, a
+    delete of something already gone, a create of something already there."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call()
+    except MlflowException as error:
+        if error.error_code != error_code:
+            raise
+        return None
 
 
 def _once_more_on_insert_race(write: Callable[[], object]) -> None:

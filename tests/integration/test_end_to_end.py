@@ -171,25 +171,22 @@ def test_console_script_end_to_end(repo: Repo, seeder: Seeder, mlflow_server: st
     (repo.root / "environments/production/sub").mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     command = [str(Path(sys.executable).parent / "reconciler"), "apply", "--model", model]
-    done = subprocess.run(
-        command,
-        cwd=repo.root / "environments",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def apply() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command,
+            cwd=repo.root / "environments",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = apply()
     assert done.returncode == 1  # the stray folder is reported...
     assert "environments/production/sub: folders inside an environment are not read" in done.stderr
     (repo.root / "environments/production/sub").rmdir()
-    done = subprocess.run(
-        command,
-        cwd=repo.root / "environments",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = apply()
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no FutureWarning about stages, no MLflow logging
     assert seeder.stages(model) == {"1": PRODUCTION}
