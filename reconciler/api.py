@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -104,6 +105,7 @@ def apply(
     """Plan; if anything changes: check write permission, take the lease, plan again under it,
     write, then verify and repair. A plan with any problem writes nothing."""
     options = options or ApplyOptions()
+    options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     owner = _owner(root)
     _check_filters(desired, environments, models)

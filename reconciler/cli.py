@@ -289,6 +289,12 @@ def plan(
     "without), or if pruning would empty an environment or exceed its max_retire.",
 )
 @click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Apply even if environments/ differs from the commit checked out (a local "
+    "experiment); the audit records then say dirty.",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
@@ -305,6 +311,7 @@ def apply(
     expect_plan: str | None,
     prune: bool,
     force: bool,
+    allow_dirty: bool,
     lease_wait: float,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
@@ -323,6 +330,7 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),

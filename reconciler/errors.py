@@ -73,6 +73,10 @@ class OutOfOrder(ReconcilerError):
     exit_code = EXIT_OUT_OF_ORDER
 
 
+class UncommittedChanges(ReconcilerError):
+    """`apply` refused: environments/ differs from HEAD (or there is no commit to apply)."""
+
+
 class RetireRefused(ReconcilerError):
     """Prune safety: the plan would empty an environment or retire more than its limit."""
 
