@@ -18,6 +18,7 @@ from reconciler.bookkeeping import managed_tag
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
+    DEFAULT_STAGE,
     READY,
     ActualState,
     DesiredState,
@@ -426,10 +427,19 @@ def _unmanaged(
     model_scope: set[str] | None,
 ) -> tuple[Unmanaged, ...]:
     pinned = {(pin.environment, pin.model) for pin in desired.pins}
+    managed_stages = {env.stage for env in desired.environments.values() if env.stage}
     found = []
     for env in desired.environments_by_rank():
         if env.name not in env_scope:
             continue
+        left = DEFAULT_STAGE.get(env.name) if env.stage is None else None
+        if left is not None and left not in managed_stages:
+            # Migrated to an alias (`stage: null`): the stage keeps what it holds, untouched;
+            # shown for every model, pinned or not, so nobody forgets what still serves by it.
+            for name in sorted(actual.models):
+                held = actual.models[name].in_stage(left)
+                if held and (model_scope is None or name in model_scope):
+                    found.append(Unmanaged(env.name, name, left, tuple(held)))
         for name in sorted(actual.models):
             if (env.name, name) in pinned or (model_scope is not None and name not in model_scope):
                 continue
