@@ -57,3 +57,27 @@ def test_stage_to_alias_in_two_steps(repo: Repo, run: RunCli, fake: FakeRegistry
     assert imported.exit_code == 0, imported.stderr
     assert "wrote environments/production/c.yaml: c v2" in imported.stdout
     assert "version: 2" in (repo.root / "environments/production/c.yaml").read_text()
+
+
+def test_after_the_migration_a_version_pinned_in_both_stays_in_production(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """Right after a promotion staging and production pin the same version; with production on
+    its alias only, staging must not pull that version out of the Production stage."""
+    fake.create_version("m", stage=STAGING)
+    fake.create_version("m", stage=PRODUCTION)
+    fake.set_alias("m", "champion", "2")
+    repo.write("environments/production.yaml", "stage: null\nalias: champion\n")
+    repo.pin("production", "m", 2)
+    repo.pin("staging", "m", 2)
+    repo.commit("pins")
+    plan = run("plan", "--format", "json")
+    pins = {p["environment"]: p for p in json.loads(plan.stdout)["pins"]}
+    assert pins["staging"]["status"] == "change"
+    assert pins["staging"]["promoted_onward_to"] == "production"
+    changes = json.loads(plan.stdout)["changes"]
+    # v1 is archived out of Staging (promoted onward, as with stages); v2 never moves.
+    assert [(c["kind"], c["version"], c["stage"]) for c in changes] == [("archive", "1", "Staging")]
+    assert run("apply").exit_code == 0
+    assert fake.read(["m"]).models["m"].in_stage(PRODUCTION) == ["2"]
+    assert run("plan", "--detailed-exitcode").exit_code == 0
