@@ -289,6 +289,8 @@ def import_pins(
     # the models holding a stage or alias in scope (a doubled stage needs them all).
     overview = registry.read(())
     wanted = candidates(overview, chosen)
+    if models:
+        wanted &= set(models)
     actual = registry.read(wanted) if wanted else overview
     found = pins_from_registry(actual, chosen, set(models) if models else None)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
