@@ -39,26 +39,31 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_server(process)
 
 
-@pytest.fixture(scope="module")
-def seeded(own_server: str) -> Seeder:
+def seed_mix(seeder: Seeder, doubled: bool = True) -> None:
     """The mix a team's registry has after years by hand: Production only, Staging and
     Production, a stage holding two versions, a model served by alias only, one in no stage,
     names with dots, spaces and unicode."""
-    seeder = Seeder(own_server)
     seeder.model(DOTS, [0.8])
     seeder.stage(DOTS, "1", PRODUCTION)
     seeder.model(SPACES, [0.7, 0.8, 0.9])
     seeder.stage(SPACES, "2", PRODUCTION)
     seeder.stage(SPACES, "3", STAGING)
-    seeder.model(DOUBLED, [0.6, 0.7])
-    seeder.stage(DOUBLED, "2", PRODUCTION)
-    time.sleep(0.01)  # last_updated_timestamp is in milliseconds: two distinct moments
-    seeder.stage(DOUBLED, "1", PRODUCTION)  # by hand, without archiving: moved in last
+    if doubled:
+        seeder.model(DOUBLED, [0.6, 0.7])
+        seeder.stage(DOUBLED, "2", PRODUCTION)
+        time.sleep(0.01)  # last_updated_timestamp is in milliseconds: two distinct moments
+        seeder.stage(DOUBLED, "1", PRODUCTION)  # by hand, without archiving: moved in last
     seeder.model(ALIASED, [0.5, 0.6])
     seeder.client.set_registered_model_alias(ALIASED, "edge", "2")
     seeder.model(NOWHERE, [0.1])
     seeder.model(UNICODE, [0.9])
     seeder.stage(UNICODE, "1", STAGING)
+
+
+@pytest.fixture(scope="module")
+def seeded(own_server: str) -> Seeder:
+    seeder = Seeder(own_server)
+    seed_mix(seeder)
     return seeder
 
 
