@@ -14,13 +14,13 @@ from reconciler.registry.base import Registry
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
-from tests.integration.conftest import Seeder
+from tests.integration.conftest import BACKENDS, Seeder, backend_url
 
 # make(name, stages) creates a model with one version per entry, in that stage (no archiving).
 Make = Callable[[str, list[str]], None]
 
 
-@pytest.fixture(params=["fake", "mlflow"])
+@pytest.fixture(params=[pytest.param("fake", id="fake"), *BACKENDS])
 def registry_and_maker(
     request: pytest.FixtureRequest,
 ) -> tuple[Registry, Make, Callable[[str], str]]:
@@ -39,7 +39,7 @@ def registry_and_maker(
 
         return fake, make_fake, unique
 
-    url = request.getfixturevalue("mlflow_server")
+    url = backend_url(request, request.param)
     seeder = Seeder(url)
 
     def make_real(name: str, stages: list[str]) -> None:
