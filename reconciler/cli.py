@@ -492,7 +492,13 @@ def apply(
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
-    result = api.apply(root, obj.registry(), environments, models, options)
+    registry = obj.registry()
+    try:
+        result = api.apply(root, registry, environments, models, options)
+    finally:
+        # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
+        for notice in registry.notices:
+            click.echo(f"note: {scrub(notice)}", err=True)
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:
