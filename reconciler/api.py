@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import evidence, executor, guards, policy, records
@@ -18,6 +18,8 @@ from reconciler.errors import (
 from reconciler.executor import ApplyReport, StepResult
 from reconciler.history import History
 from reconciler.history import build as build_history
+from reconciler.import_files import ImportReport, write_pins
+from reconciler.importing import candidates, pins_from_registry
 from reconciler.lease import Lease
 from reconciler.options import ApplyOptions
 from reconciler.plan import Plan, diff
@@ -257,6 +259,52 @@ def status(
     _check_filters(desired, environments, models)
     actual = registry.read({pin.model for pin in desired.pins})
     return status_rows(diff(desired, actual, environments or None, models or None), actual)
+
+
+def import_pins(
+    root: Path,
+    registry: Registry,
+    registry_uri: str,
+    environments: Sequence[str] = (),
+    models: Sequence[str] = (),
+    overwrite: bool = False,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Write a pin for every model the registry serves in each environment (its stage, or its
+    alias for alias-only environments): the existing environments plus staging and production.
+    Reads the registry the cheap way `plan` does; writes only files."""
+    from reconciler.desired import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_DIR
+    from reconciler.redact import redact_uri
+
+    if (root / ENVIRONMENTS_DIR).exists():
+        desired = load_desired_state(root)  # a broken repository is fixed first, not added to
+    else:
+        desired = DesiredState({}, ())
+    known = {**DEFAULT_ENVIRONMENTS, **desired.environments}
+    unknown = sorted(set(environments) - set(known))
+    if unknown:
+        raise UsageError(
+            f"--env {unknown[0]!r}: no such environment (have: {', '.join(sorted(known))}); "
+            f"another environment needs its settings file {ENVIRONMENTS_DIR}/{unknown[0]}.yaml"
+        )
+    chosen = [env for name, env in known.items() if not environments or name in environments]
+    # Two reads, no per-model loop: every model (latest version per stage), then all versions of
+    # the models holding a stage or alias in scope (a doubled stage needs them all).
+    overview = registry.read(())
+    wanted = candidates(overview, chosen)
+    actual = registry.read(wanted) if wanted else overview
+    found = pins_from_registry(actual, chosen, set(models) if models else None)
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    uri = redact_uri(registry_uri)
+    existing = {(pin.environment, pin.model): pin for pin in desired.pins}
+    files = write_pins(
+        root,
+        found.pins,
+        existing,
+        overwrite,
+        [f"imported from {uri} at {when} by reconciler import"],
+    )
+    return ImportReport(uri, tuple(files), found.skipped)
 
 
 def verify(

@@ -372,6 +372,17 @@ def apply(
     type=click.FloatRange(0, 1),
     help="Comparison confidence (0 to 1) of the evaluation behind it; kept in the pin.",
 )
+@click.option(
+    "--note",
+    metavar="TEXT",
+    help="Why this version (kept in the pin as `note:`). Without it, a note about the previous "
+    "version is dropped when the version changes.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not ask the registry whether the version exists and is READY (plan still will).",
+)
 @click.option("--branch", metavar="NAME", help="Create and switch to this branch, then commit.")
 @click.option("--commit", is_flag=True, help="Commit the pin change.")
 @format_option(
@@ -386,13 +397,16 @@ def promote(
     environment: str,
     version: str | None,
     confidence: float | None,
+    note: str | None,
+    offline: bool,
     branch: str | None,
     commit: bool,
     output_format: str,
 ) -> None:
     """Pin MODEL in an environment: edit or create its pin file, keeping comments and layout.
 
-    The pull request that carries this change is the promotion; apply makes it so.
+    The version must exist in the registry and be READY (unless --offline). The pull request
+    that carries this change is the promotion; apply makes it so.
     """
     from reconciler.promotion import promote as promote_pin
 
@@ -405,10 +419,17 @@ def promote(
         confidence=confidence,
         branch=branch,
         commit=commit,
+        note=note,
+        offline=offline,
     )
     if output_format == "json":
         click.echo(json.dumps(result.record(), indent=2))
         return
+    if offline:
+        click.echo(
+            f"offline: not checked that {model} v{result.new_version} exists in the registry "
+            "(plan will check it)"
+        )
     if result.already_promoted:
         click.echo(
             f"{model} v{result.new_version} is already pinned in {environment} ({result.file})"
@@ -419,9 +440,45 @@ def promote(
         f"pinned {model} v{result.new_version} in {environment}{was}: {result.file}; "
         f"version from {result.source}"
     )
+    for dropped in result.dropped:
+        click.echo(f"dropped {dropped}")
     if result.commit:
         on = f" on branch {result.branch}" if result.branch else ""
         click.echo(f"committed {result.commit[:12]}{on}")
+
+
+@cli.command(name="import")
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the version of existing pins that differ from the registry (else they are "
+    "only reported).",
+)
+@format_option(["text", "json"])
+@click.pass_obj
+def import_command(
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    overwrite: bool,
+    output_format: str,
+) -> None:
+    """Write pins for what the registry serves now: adopt an existing registry.
+
+    For each environment (those under environments/, plus staging and production), a pin for
+    every model holding a version in its stage (or its alias, for alias-only environments).
+    Writes files only, never the registry; existing pins are kept.
+    """
+    from reconciler.import_report import import_json, import_text
+
+    registry = obj.registry()
+    uri = str(getattr(registry, "display_uri", None) or obj.tracking_uri or "the default registry")
+    result = api.import_pins(
+        obj.repository_root(), registry, uri, environments, models, overwrite=overwrite
+    )
+    click.echo(import_json(result) if output_format == "json" else import_text(result))
 
 
 STATUS_FORMATS = {

@@ -141,11 +141,13 @@ def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
 
 def _version_at(commit: Any, path: str) -> str | None:
     from reconciler.documents import parse_yaml
+    from reconciler.versions import parse_version
 
     try:
         blob = commit.tree / path
-        data, _lines, _duplicates = parse_yaml(blob.data_stream.read().decode("utf-8"))
-        return str(int(data["version"]))
+        parsed = parse_yaml(blob.data_stream.read().decode("utf-8"))
+        # The text as written, by the one rule: YAML 1.1 would read `010` as v8.
+        return parse_version(parsed.scalars[("version",)].text)
     except Exception:  # missing, unreadable or invalid at that commit: no usable pin
         return None
 

@@ -87,6 +87,9 @@ class ModelVersion:
     tags: Mapping[str, str] = field(default_factory=dict)
     created: int | None = None  # milliseconds since the epoch, as MLflow keeps it
     creator: str | None = None
+    # MLflow's last_updated_timestamp (ms): a stage transition sets it, so of two versions in
+    # one stage the later one is the one moved in last (what `import` pins).
+    updated: int | None = None
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,7 @@ def _version(mv: Any) -> ModelVersion:
         tags=_tags(mv),
         created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
         creator=mv.user_id or None,
+        updated=int(mv.last_updated_timestamp) if mv.last_updated_timestamp else None,
     )
 
 

@@ -31,11 +31,12 @@ def test_valid_repository(repo: Repo, run: RunCli) -> None:
             "3: colour: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
         ),
         ("model: m\n", "1: version: required key is missing"),
-        ("model: m\nversion: 0\n", "2: version: 0 is not valid: The model version"),
-        ("model: m\nversion: -3\n", "2: version: -3 is not valid"),
-        ("model: m\nversion: 1.5\n", "2: version: 1.5 is not valid"),
-        ("model: m\nversion: 'v2'\n", "2: version: 'v2' is not valid"),
-        ("model: m\nversion: true\n", "2: version: true is not valid"),
+        ("model: m\nversion: 0\n", "2: version: '0' is not a model version: versions start at 1"),
+        ("model: m\nversion: -3\n", "2: version: '-3' is not a model version"),
+        ("model: m\nversion: 1.5\n", "2: version: '1.5' is not a model version"),
+        ("model: m\nversion: 'v2'\n", "2: version: 'v2' is not a model version"),
+        ("model: m\nversion: true\n", "2: version: 'true' is not a model version"),
+        ("model: m\nversion: [1]\n", "2: version: [1] is not valid"),
         ("model: 12\nversion: 1\n", "1: model: must be a string, got 12"),
         ("model: m\nversion: 1\nrun_id: [a]\n", "3: run_id: must be a string, got ['a']"),
         ("model: m\nversion: 1\nversion: 2\n", "3: version: duplicate key (first set on line 2)"),
@@ -68,8 +69,7 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
         "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
         "environments/production/a.yaml:4: version: duplicate key (first set on line 2)",
         "environments/staging/b.yaml:1: model: 'wrong' must match the file name ('b'): one file per model",
-        "environments/staging/b.yaml:2: version: 0 is not valid: The model version that must serve "
-        'in this environment: a positive integer (a quoted "15" is accepted).',
+        "environments/staging/b.yaml:2: version: '0' is not a model version: versions start at 1",
     ]
     assert (
         result.stderr.splitlines()[-1]
@@ -255,8 +255,8 @@ def test_github_annotations_mark_the_diff_lines(repo: Repo) -> None:
     )
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::0 is not valid: "
-        'The model version that must serve in this environment: a positive integer (a quoted "15" is accepted).',
+        "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::'0' is not a "
+        "model version: versions start at 1",
         "::error file=environments/production/m.yaml,line=4,title=reconciler%3A extra::unknown key "
         "(allowed: confidence, gates, model, note, run_id, serving, version)",
     ]
