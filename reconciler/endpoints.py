@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from reconciler.documents import Document, JsonPath
-from reconciler.errors import Problem, UsageError
+from reconciler.errors import MissingVariable, Problem
 from reconciler.redact import redact_uri
 
 DEFAULT_FIELD = "version"
@@ -139,11 +139,11 @@ class Request:
 def resolve(
     endpoint: Endpoint, model: str, environment: str, environ: Mapping[str, str], where: str
 ) -> Request:
-    """Fill in the URL's placeholders and every `${VAR}` from `environ`; UsageError naming the
+    """Fill in the URL's placeholders and every `${VAR}` from `environ`; MissingVariable naming the
     first variable that is unset or empty (`where` says whose endpoint needs it)."""
     for name in variables(endpoint):
         if not environ.get(name):
-            raise UsageError(
+            raise MissingVariable(
                 f"{where}: serving: needs the environment variable {name}, which is not set"
             )
 
