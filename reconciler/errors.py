@@ -52,6 +52,10 @@ class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (e.g. no environments/ folder)."""
 
 
+class MissingVariable(ReconcilerError):
+    """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set."""
+
+
 class RegistryError(ReconcilerError):
     """The registry refused or failed a request."""
 
