@@ -13,6 +13,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3
 EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applied
+EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE); never 2
 EXIT_INTERRUPTED = 130
 
 
@@ -49,6 +50,10 @@ class InvalidInput(ReconcilerError):
 
 class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (e.g. no environments/ folder)."""
+
+
+class MissingVariable(ReconcilerError):
+    """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set."""
 
 
 class RegistryError(ReconcilerError):
