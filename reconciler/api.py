@@ -211,9 +211,9 @@ def _plan(
 ) -> tuple[Plan, ActualState]:
     actual = registry.read({pin.model for pin in desired.pins})
     plan = diff(desired, actual, environments or None, models or None, prune, owner)
-    if plan.problems:
-        raise InvalidInput(plan.problems)
-    problems = evidence.policy_problems(desired, plan, actual, registry, now)
+    # Every problem in one run: pins the registry cannot satisfy and policy failures of the rest
+    # (entries in error have no steps, so policy skips them).
+    problems = [*plan.problems, *evidence.policy_problems(desired, plan, actual, registry, now)]
     if problems:
         raise InvalidInput(problems)
     return plan, actual

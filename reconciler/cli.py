@@ -663,14 +663,25 @@ STATUS_FORMATS = {
 @ENV_OPTION
 @MODEL_OPTION
 @format_option(sorted(STATUS_FORMATS))
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when every pin is in sync, 2 when any is not (as plan), 1 on error.",
+)
 @click.pass_obj
 def status(
-    obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    output_format: str,
+    detailed_exitcode: bool,
 ) -> None:
     """One table: environment x model, the pinned version, what the registry has, in sync or
     not, and the commit last applied there."""
     rows = api.status(obj.repository_root(), obj.registry(), environments, models)
     click.echo(STATUS_FORMATS[output_format](rows))
+    if detailed_exitcode and not all(row.in_sync for row in rows):
+        sys.exit(EXIT_CHANGES_PENDING)
 
 
 @cli.command()
