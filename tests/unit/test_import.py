@@ -288,3 +288,16 @@ def test_drift_in_a_gated_environment_is_put_right_without_gating_what_already_s
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     changes = json.loads(plan.stdout)["changes"]
     assert [(c["kind"], c["version"]) for c in changes] == [("archive", "1")]
+
+
+def test_a_failure_in_json_is_a_json_document(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    fake.create_version("m", stage=PRODUCTION)
+    repo.write("environments/staging/x.yaml", "model: x\nversion: 010\n")
+    result = run("import", "--format", "json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["exit_code"] == 1
+    assert [(p["file"], p["line"], p["field"]) for p in error["problems"]] == [
+        ("environments/staging/x.yaml", 2, "version")
+    ]
+    assert not (repo.root / "environments/production").exists()
