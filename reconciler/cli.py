@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from reconciler import api, report
+from reconciler import verify as verify_report
 from reconciler.errors import (
     EXIT_BUG,
     EXIT_CHANGES_PENDING,
@@ -32,10 +33,12 @@ from reconciler.errors import (
     Problem,
     ReconcilerError,
 )
+from reconciler.executor import ApplyReport
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
 from reconciler.options import ApplyOptions
 from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
+from reconciler.verify import Outcome
 
 RegistryFactory = Callable[[str | None], Registry]
 
@@ -446,12 +449,25 @@ def plan(
     "without), or if pruning would empty an environment or exceed its max_retire.",
 )
 @click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Apply even if environments/ differs from the commit checked out (a local "
+    "experiment); the audit records then say dirty.",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
     show_default=True,
     metavar="SECONDS",
     help="How long to wait for another apply's registry lease before giving up.",
+)
+@click.option(
+    "--verify",
+    "verify_serving",
+    is_flag=True,
+    help="After a successful apply, wait until the serving endpoints of the pins it changed "
+    "serve them (as `reconciler verify`); exit 1 if they do not (the registry changes stand).",
 )
 @click.pass_obj
 def apply(
@@ -462,7 +478,9 @@ def apply(
     expect_plan: str | None,
     prune: bool,
     force: bool,
+    allow_dirty: bool,
     lease_wait: float,
+    verify_serving: bool,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
 
@@ -480,11 +498,18 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
-    result = api.apply(root, obj.registry(), environments, models, options)
+    registry = obj.registry()
+    try:
+        result = api.apply(root, registry, environments, models, options)
+    finally:
+        # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
+        for notice in registry.notices:
+            click.echo(f"note: {scrub(notice)}", err=True)
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:
@@ -497,6 +522,8 @@ def apply(
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)
+    if verify_serving:
+        _verify_applied(root, result, output_format)
 
 
 @cli.command()
@@ -686,6 +713,60 @@ def _parse_time(text: str) -> datetime:
     if len(text.strip()) == 10:  # a date alone means the end of that day
         value = value.replace(hour=23, minute=59, second=59)
     return value
+
+
+@cli.command()
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait at most this long for each endpoint (default: its `serving: timeout`, else 5m).",
+)
+@format_option(
+    ["text", "json"],
+    "json: {ok, endpoints: [{environment, model, url, expected_version, served_version, ok, "
+    "error, seconds, polls}]}.",
+)
+@click.pass_obj
+def verify(
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    timeout: float | None,
+    output_format: str,
+) -> None:
+    """Check that serving runs what is pinned: poll the `serving:` endpoint of every pin in
+    scope (concurrently) until it answers the pinned version or the timeout passes.
+
+    Offline from the registry. Exit 0 when every endpoint serves its pin, 1 otherwise.
+    """
+    outcomes = api.verify(obj.repository_root(), environments, models, timeout)
+    click.echo(
+        verify_report.as_json(outcomes) if output_format == "json" else verify_report.text(outcomes)
+    )
+    if not _notify_verification(outcomes):
+        sys.exit(EXIT_ERROR)
+
+
+def _verify_applied(root: Path, result: ApplyReport, output_format: str) -> None:
+    """`apply --verify`: after the apply report, verify the pins it changed. With --format json
+    stdout stays the apply's one JSON document, and this report goes to stderr."""
+    outcomes = api.verify(root, only=api.applied_pins(result))
+    click.echo(verify_report.text(outcomes), err=output_format == "json")
+    if not _notify_verification(outcomes):
+        _error("serving does not follow the pins; the registry changes stand (see above)")
+        sys.exit(EXIT_ERROR)
+
+
+def _notify_verification(outcomes: list[Outcome]) -> bool:
+    """Send a message for each endpoint that fails; True when all serve their pins."""
+    from reconciler import notify
+
+    for line in notify.send(notify.verify_messages(outcomes)):
+        click.echo(f"note: {line}", err=True)
+    return verify_report.all_ok(outcomes)
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ def test_every_command_and_option_has_help() -> None:
         "status",
         "promote",
         "import",
+        "verify",
     }
 
 
