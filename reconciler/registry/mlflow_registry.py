@@ -12,7 +12,9 @@ import os
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from reconciler.errors import (
     RegistryAuthError,
@@ -61,6 +63,53 @@ NO_ATOMIC_ARCHIVE = (
 def refuses_atomic_archive(error_code: str, message: str) -> bool:
     """True for the server's answer to archive_existing_versions on psycopg v3, and only that."""
     return error_code == "BAD_REQUEST" and all(part in message for part in _ATOMIC_ARCHIVE_REFUSED)
+
+
+def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
+    """The URI to use and, without one set, a note saying which registry that is.
+
+    With no URI set MLflow falls back to `sqlite:///mlflow.db` in the current folder (usually the
+    promotion repository) and creates it silently: we use that default only when the database
+    exists already. A sqlite URI whose folder does not exist is a typo, not a new registry.
+    """
+    from reconciler.errors import UsageError
+
+    note = None
+    if not uri:
+        from mlflow.tracking._tracking_service.utils import get_tracking_uri
+
+        uri = str(get_tracking_uri())
+        note = (
+            f"no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI): using MLflow's "
+            f"default registry, {redact_uri(uri)}"
+        )
+    database = _sqlite_file(uri)
+    if database is None:
+        return uri, note
+    if not database.parent.is_dir():
+        raise UsageError(
+            f"{redact_uri(uri)}: the folder {database.parent} does not exist; MLflow would "
+            "create a new, empty registry there (a typo in the URI?)"
+        )
+    if note and not database.exists():
+        raise UsageError(
+            f"no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI), and MLflow's default "
+            f"would create a new, empty registry database at {database}; set MLFLOW_TRACKING_URI "
+            f"to your registry (or pass --tracking-uri {uri} to create it on purpose)"
+        )
+    return uri, note
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (relative to the current folder, or absolute with
+    four slashes); None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = urlsplit(uri).path
+    path = path[1:] if path.startswith("/") else path
+    if path in ("", ":memory:"):
+        return None
+    return Path(path).absolute()
 
 
 class MlflowRegistry:

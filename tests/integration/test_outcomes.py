@@ -4,10 +4,14 @@ in an unreachable URI, `--debug` against the real `mlflow server`."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +136,73 @@ def test_debug_against_the_real_server_logs_each_request_once_without_secrets(
     both_lines = [line for line in both.stderr.splitlines() if line.startswith("debug: ")]
     assert both_lines, both.stderr
     assert len(both_lines) == len(set(both_lines)), "a debug line was printed twice"
+
+
+def _run_in(repo: Repo, *args: str):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from reconciler.cli import AppContext, cli
+
+    return CliRunner().invoke(cli, list(args), obj=AppContext(root=repo.root))
+
+
+def test_no_tracking_uri_never_creates_a_database_in_the_repository(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(repo.root)
+    repo.pin("production", "m", 1)
+    repo.commit("pin")
+    for command in ("plan", "apply", "status"):
+        result = _run_in(repo, command)
+        assert result.exit_code == 1, result.stderr
+        assert (
+            "error: no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI), and MLflow's "
+            f"default would create a new, empty registry database at {repo.root / 'mlflow.db'}"
+        ) in result.stderr
+    assert not (repo.root / "mlflow.db").exists()
+
+
+def test_an_existing_default_database_is_used_and_named(repo: Repo) -> None:
+    # Subprocesses: MLflow's local sqlite store warns (SQLAlchemy deprecations), and warnings
+    # are errors in this test process.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    create = "from mlflow import MlflowClient; MlflowClient().create_registered_model('m')"
+    subprocess.run([sys.executable, "-c", create], cwd=repo.root, env=env, check=True, timeout=120)
+    repo.pin("production", "m", 1)
+    repo.commit("pin")
+    for command, code, read in (
+        ("plan", 1, "m v1 not found in the registry"),
+        ("status", 0, "Production: none"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", command],
+            cwd=repo.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # m has no version 1: a plan error (status shows it), after the registry was read.
+        assert done.returncode == code, done.stderr
+        assert done.stderr.splitlines()[0] == (
+            "note: no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI): using MLflow's "
+            f"default registry, sqlite:///{repo.root / 'mlflow.db'}"
+        )
+        assert read in done.stderr + done.stdout
+
+
+def test_a_sqlite_uri_whose_folder_is_missing_is_an_error(repo: Repo, tmp_path: Path) -> None:
+    repo.pin("production", "m", 1)
+    repo.commit("pin")
+    missing = tmp_path / "no-such-folder"
+    uri = f"sqlite:///{missing / 'mlflow.db'}"
+    result = make_runner(repo.root, tracking_uri=uri)("plan", "--format", "json")
+    assert result.exit_code == 1
+    message = (
+        f"{uri}: the folder {missing} does not exist; MLflow would create a new, empty registry "
+        "there (a typo in the URI?)"
+    )
+    assert result.stderr == f"error: {message}\n"
+    assert json.loads(result.stdout)["error"]["message"] == message
+    assert not missing.exists()
