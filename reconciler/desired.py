@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.documents import Document, read_document
+from reconciler.endpoints import Endpoint, endpoint_problems
 from reconciler.errors import InvalidInput, Problem
 from reconciler.policy import Gates
 from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
@@ -230,6 +231,8 @@ def _load_environment(
     if document.data is None:
         document = Document(document.path, document.display, {}, document.lines)
     found = _merge(document, schema_problems(document, ENVIRONMENT_SCHEMA))
+    if not found and "serving" in document.data:
+        found = endpoint_problems(document, ("serving",))
     if found:
         problems.extend(found)
         return None
@@ -268,6 +271,7 @@ def _load_environment(
         prune=bool(data.get("prune", False)),
         max_retire=int(data.get("max_retire", 3)),
         settings_file=document.display,
+        serving=_endpoint(data),
     )
 
 
@@ -312,6 +316,8 @@ def _load_pins(root: Path, env_name: str, files: list[Path], problems: list[Prob
             continue
         version, version_problems = _version(document)
         found = _merge(document, schema_problems(document, PIN_SCHEMA), version_problems)
+        if not found and "serving" in document.data:
+            found = endpoint_problems(document, ("serving",))
         model = document.data.get("model") if isinstance(document.data, dict) else None
         if isinstance(model, str):
             found.extend(_model_name_problems(document, model, file.stem))
@@ -392,4 +398,10 @@ def _pin(env_name: str, document: Document, version: str) -> Pin:
         note=data.get("note"),
         gates=Gates.from_data(data.get("gates")),
         confidence=data.get("confidence"),
+        serving=_endpoint(data),
     )
+
+
+def _endpoint(data: dict[str, object]) -> Endpoint | None:
+    serving = data.get("serving")
+    return Endpoint.from_data(serving) if isinstance(serving, dict) else None
