@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,6 +110,7 @@ def apply(
     """Plan; if anything changes: check write permission, take the lease, plan again under it,
     write, then verify and repair. A plan with any problem writes nothing."""
     options = options or ApplyOptions()
+    options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     owner = _owner(root)
     _check_filters(desired, environments, models)
@@ -274,13 +276,21 @@ def import_pins(
     alias for alias-only environments): the existing environments plus staging and production.
     Reads the registry the cheap way `plan` does; writes only files."""
     from reconciler.desired import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_DIR
-    from reconciler.redact import redact_uri
+    from reconciler.redact import redact_uri, scrub
 
     if (root / ENVIRONMENTS_DIR).exists():
         desired = load_desired_state(root)  # a broken repository is fixed first, not added to
     else:
         desired = DesiredState({}, ())
-    known = {**DEFAULT_ENVIRONMENTS, **desired.environments}
+    # staging and production by default, unless another environment already holds their stage
+    # (a `qa` on Staging): two pins for one stage would fail validation.
+    taken = {env.stage for env in desired.environments.values()}
+    defaults = {
+        name: env
+        for name, env in DEFAULT_ENVIRONMENTS.items()
+        if name in desired.environments or env.stage not in taken
+    }
+    known = {**defaults, **desired.environments}
     unknown = sorted(set(environments) - set(known))
     if unknown:
         raise UsageError(
@@ -292,10 +302,12 @@ def import_pins(
     # the models holding a stage or alias in scope (a doubled stage needs them all).
     overview = registry.read(())
     wanted = candidates(overview, chosen)
+    if models:
+        wanted &= set(models)
     actual = registry.read(wanted) if wanted else overview
     found = pins_from_registry(actual, chosen, set(models) if models else None)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    uri = redact_uri(registry_uri)
+    uri = scrub(redact_uri(registry_uri))
     existing = {(pin.environment, pin.model): pin for pin in desired.pins}
     files = write_pins(
         root,

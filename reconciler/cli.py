@@ -1,7 +1,8 @@
 """The command line: the only module that prints. Commands parse, call `api`, render, exit.
 
-Exit codes: 0 success (in sync), 1 expected failure (bad input, registry error, failed apply),
-2 changes pending (`plan --detailed-exitcode`), 3 a bug, 130 interrupted.
+Exit codes (errors.py, the README's table): 0 success (in sync), 1 expected failure (bad input,
+registry error, failed apply), 2 changes pending (`plan --detailed-exitcode`) and nothing else,
+3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import sys
 import traceback as traceback_module
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from reconciler.errors import (
     EXIT_CHANGES_PENDING,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     InvalidInput,
     Problem,
     ReconcilerError,
@@ -69,54 +72,142 @@ class AppContext:
         return self.root
 
 
+_INVOKED = "reconciler.invoked"  # ctx.meta key: the subcommand and its raw arguments
+
+
 class _Group(click.Group):
-    """Turns expected failures into one line on stderr and an exit code; bugs into exit 3."""
+    """The one exit path. Expected failures: one line per problem on stderr and their exit code;
+    bugs: exit 3; usage errors: exit 64. A command whose `output_format` is `json` also gets the
+    failure as one JSON document on stdout, `github` gets workflow-command annotations; this
+    works for every command from its `output_format` parameter, new ones included."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        # `reconciler plan --debug` as well as `reconciler --debug plan`.
+        cmd.params.extend(_late_global_options())
+        super().add_command(cmd, name)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # an unknown global option, before any command
+            error.exit_code = EXIT_USAGE  # type: ignore[misc]  # click reads the instance
+            raise
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        ctx.meta[_INVOKED] = (name, cmd, list(rest))
+        return name, cmd, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            error.exit_code = EXIT_USAGE  # type: ignore[misc]  # click reads the instance
+            _document(ctx, error.format_message(), EXIT_USAGE)
+            raise
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except InvalidInput as error:
             for problem in error.problems:
                 _error(str(problem))
-            if os.environ.get("GITHUB_ACTIONS") == "true":
-                # Workflow commands on stdout: GitHub marks each problem on its diff line.
+            if os.environ.get("GITHUB_ACTIONS") == "true" and _output_format(ctx) != "github":
+                # On stderr: stdout is the command's document (plan.md, JSON); GitHub reads
+                # workflow commands from both and marks each problem on its diff line.
                 for problem in error.problems:
-                    click.echo(github_annotation(problem))
-            _error(f"{len(error.problems)} problem(s) found; nothing was changed in the registry.")
+                    click.echo(github_annotation(problem), err=True)
+            summary = (
+                f"{len(error.problems)} problem(s) found; nothing was changed in the registry."
+            )
+            _error(summary)
+            _document(ctx, summary, error.exit_code, error.problems)
             ctx.exit(error.exit_code)
         except ReconcilerError as error:
             _error(str(error))
+            _document(ctx, str(error), error.exit_code)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             _error("interrupted")
+            _document(ctx, "interrupted", EXIT_INTERRUPTED)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as error:
             obj = ctx.find_object(AppContext)
             if obj is not None and obj.traceback:
                 click.echo(scrub(traceback_module.format_exc()), err=True)
-            _error(
+            message = (
                 f"internal error (a bug, please report it): {type(error).__name__}: "
                 f"{scrub(str(error))}; rerun with --traceback for details"
             )
+            _error(message)
+            _document(ctx, message, EXIT_BUG)
             ctx.exit(EXIT_BUG)
+
+
+def _output_format(ctx: click.Context) -> str | None:
+    """The invoked command's `--format`, read again from its arguments without failing (the
+    error may be in those very arguments: a bad choice reads as None)."""
+    invoked = ctx.meta.get(_INVOKED)
+    if invoked is None:
+        return None
+    name, cmd, args = invoked
+    if cmd is None or not any(p.name == "output_format" for p in cmd.params):
+        return None
+    try:
+        sub = cmd.make_context(name, list(args), parent=ctx, resilient_parsing=True)
+    except (click.ClickException, click.exceptions.Exit):
+        return None
+    value = sub.params.get("output_format")
+    return value if isinstance(value, str) else None
+
+
+def _document(
+    ctx: click.Context, message: str, exit_code: int, problems: Sequence[Problem] = ()
+) -> None:
+    """A failure for machines, on stdout: the JSON error document or GitHub annotations."""
+    output_format = _output_format(ctx)
+    if output_format == "json":
+        click.echo(error_json(message, exit_code, problems))
+    elif output_format == "github":
+        for problem in problems:
+            click.echo(github_annotation(problem))
+        if not problems:
+            click.echo(f"::error title=reconciler::{_workflow_data(scrub(message))}")
+
+
+def error_json(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> str:
+    """`{"error": {"message", "exit_code", "problems": [{"file", "line", "field", "message"}]}}`,
+    `problems` only when there are any."""
+    error: dict[str, Any] = {"message": scrub(message), "exit_code": exit_code}
+    if problems:
+        error["problems"] = [
+            {"file": p.file, "line": p.line, "field": p.field, "message": scrub(p.message)}
+            for p in problems
+        ]
+    return json.dumps({"error": error}, indent=2, ensure_ascii=False)
 
 
 def github_annotation(problem: Problem) -> str:
     """`::error file=…,line=…,title=…::message`, escaped as GitHub's workflow commands want."""
 
-    def data(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
     def prop(text: str) -> str:
-        return data(text).replace(":", "%3A").replace(",", "%2C")
+        return _workflow_data(text).replace(":", "%3A").replace(",", "%2C")
 
     where = f"file={prop(problem.file)}"
     if problem.line is not None:
         where += f",line={problem.line}"
     title = f"reconciler: {problem.field}" if problem.field else "reconciler"
-    return f"::error {where},title={prop(title)}::{data(scrub(problem.message))}"
+    return f"::error {where},title={prop(title)}::{_workflow_data(scrub(problem.message))}"
+
+
+def _workflow_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _error(message: str) -> None:
@@ -184,11 +275,49 @@ def cli(
     obj.root = root or obj.root
     obj.traceback = traceback
     if debug:
-        ctx.call_on_close(_enable_debug_log())
+        _enable_debug_log(ctx)
 
 
-def _enable_debug_log() -> Callable[[], None]:
-    """Log everything to stderr through a scrubbing filter; returns the undo."""
+def _late_global_options() -> list[click.Option]:
+    """`--debug` and `--traceback` again on every command, so they work after its name."""
+
+    def set_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        obj = ctx.find_object(AppContext)
+        if value and obj is not None and not ctx.resilient_parsing:
+            obj.traceback = True
+
+    def set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            _enable_debug_log(ctx.find_root())
+
+    return [
+        click.Option(
+            ["--traceback"],
+            is_flag=True,
+            hidden=True,
+            expose_value=False,
+            callback=set_traceback,
+            help="Show tracebacks of internal errors.",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            callback=set_debug,
+            help="As `reconciler --debug`: log every registry request to stderr, scrubbed.",
+        ),
+    ]
+
+
+_DEBUG_ON = "reconciler.debug"  # ctx.meta key: the debug handler is installed
+
+
+def _enable_debug_log(root: click.Context) -> None:
+    """Log to stderr through a scrubbing filter until the command ends; once, however often
+    `--debug` is given."""
+    if root.meta.get(_DEBUG_ON):
+        return
+    root.meta[_DEBUG_ON] = True
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ScrubbingFilter())
     handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
@@ -196,25 +325,53 @@ def _enable_debug_log() -> Callable[[], None]:
     previous_level = root_logger.level
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.DEBUG)
+    # GitPython's DEBUG is its own subprocess bookkeeping (it probes `git version` twice and logs
+    # the platform at each open): noise that reads as every line printed twice. Its warnings stay.
+    git_logger = logging.getLogger("git")
+    previous_git_level = git_logger.level
+    git_logger.setLevel(logging.INFO)
 
     def undo() -> None:
         root_logger.removeHandler(handler)
         root_logger.setLevel(previous_level)
+        git_logger.setLevel(previous_git_level)
+        root.meta.pop(_DEBUG_ON, None)
 
-    return undo
+    root.call_on_close(undo)
     # The registry adapter sees the root logger at DEBUG and routes MLflow's loggers here.
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@format_option(
+    ["text", "json", "github"],
+    "json: the pin count and the environments in promotion order (name, stage, alias, "
+    "requires, pins); github: problems as workflow-command annotations on stdout.",
+)
 @click.pass_obj
-def validate(obj: AppContext, paths: Sequence[Path]) -> None:
+def validate(obj: AppContext, paths: Sequence[Path], output_format: str) -> None:
     """Check pins and environment settings offline (no registry needed).
 
     With PATHS, check those files or folders; else everything under environments/.
     """
+    from reconciler.promotion_order import promotion_order
+
     desired = api.validate(obj.repository_root(), paths)
     environments = {pin.environment for pin in desired.pins} | set(desired.environments)
+    if output_format == "json":
+        pins = Counter(pin.environment for pin in desired.pins)
+        listed = [
+            {
+                "name": env.name,
+                "stage": env.stage,
+                "alias": env.alias,
+                "requires": env.requires,
+                "pins": pins[env.name],
+            }
+            for env in promotion_order(desired)
+        ]
+        click.echo(json.dumps({"valid": True, "pins": len(desired.pins), "environments": listed}))
+        return
     click.echo(f"ok: {len(desired.pins)} pin(s) in {len(environments)} environment(s) are valid")
 
 
@@ -292,6 +449,12 @@ def plan(
     "without), or if pruning would empty an environment or exceed its max_retire.",
 )
 @click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Apply even if environments/ differs from the commit checked out (a local "
+    "experiment); the audit records then say dirty.",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
@@ -315,6 +478,7 @@ def apply(
     expect_plan: str | None,
     prune: bool,
     force: bool,
+    allow_dirty: bool,
     lease_wait: float,
     verify_serving: bool,
 ) -> None:
@@ -334,11 +498,18 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
     )
-    result = api.apply(root, obj.registry(), environments, models, options)
+    registry = obj.registry()
+    try:
+        result = api.apply(root, registry, environments, models, options)
+    finally:
+        # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
+        for notice in registry.notices:
+            click.echo(f"note: {scrub(notice)}", err=True)
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:

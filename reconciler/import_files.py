@@ -4,6 +4,7 @@ file written is validated as `validate` would, and put back as it was if it does
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,10 @@ def _write(
     path = root / relative
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        # Whole or not at all: Ctrl-C mid-import leaves no half-written pin (a rerun goes on).
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
     except OSError as error:
         return FileResult(pin, relative, "refused", existing_version, error.strerror or str(error))
     try:

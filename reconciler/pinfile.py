@@ -45,11 +45,23 @@ def yaml_scalar(text: str) -> str:
     is safe, else quoted. Names such as `*x`, `[x`, `yes`, `010`, `a: b` or ` x` need quotes
     (an alias, a list, a boolean, an octal number, a mapping, a lost space)."""
     dumped = yaml.safe_dump({"k": text}, allow_unicode=True, width=1 << 30)
-    if "\n" not in dumped.rstrip("\n") and yaml.safe_load(dumped) == {"k": text}:
+    if "\n" not in dumped.rstrip("\n") and _reads_back(dumped, text):
         return dumped.rstrip("\n").removeprefix("k: ")
     # Line breaks, or characters a loader folds (U+2028): escaped in double quotes, one line.
     dumped = yaml.safe_dump({"k": text}, width=1 << 30, default_style='"')
     return dumped.strip().split(": ", 1)[1]
+
+
+def _reads_back(dumped: str, text: str) -> bool:
+    """Whether our own strict reader (documents) reads `dumped` back as `text` with no complaint
+    (a plain `0E0` is a string to PyYAML but a number to YAML 1.2 editors: refused there)."""
+    from reconciler.documents import parse_yaml
+
+    try:
+        parsed = parse_yaml(dumped)
+    except Exception:  # a character the reader refuses raw (a control character)
+        return False
+    return bool(parsed.data == {"k": text} and not parsed.problems)
 
 
 def set_key(text: str, key: str, value: str) -> str:

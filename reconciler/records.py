@@ -41,6 +41,7 @@ def record_audit(
             previous=entry.current,
             actor=options.actor,
             pull_request=options.pull_request,
+            dirty=options.dirty,
         )
         key = audit_tag(pin.environment)
         registry.set_version_tag(
@@ -61,6 +62,7 @@ def record_audit(
                 previous=(step.version,),
                 actor=options.actor,
                 pull_request=options.pull_request,
+                dirty=options.dirty,
             )
             registry.set_version_tag(
                 step.model, step.version, key, audit.append(tags.get(key), record)

@@ -21,6 +21,9 @@ READY = "READY"
 # pinned in two stage environments belongs to the highest one.
 STAGE_RANK = {PRODUCTION: 0, STAGING: 1}
 ALIAS_ONLY_RANK = 2
+# The stage `staging` and `production` manage unless their settings say otherwise. After the
+# stage → alias migration (`stage: null`) the stage is still shown, as unmanaged, under this name.
+DEFAULT_STAGE = {"staging": STAGING, "production": PRODUCTION}
 
 
 @dataclass(frozen=True, order=True)

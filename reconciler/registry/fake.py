@@ -34,6 +34,7 @@ class FakeRegistry:
     def __init__(self) -> None:
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
+        self.notices: list[str] = []
         self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
         self._clock = 0  # a logical last_updated_timestamp: every change ticks it
 

@@ -165,7 +165,7 @@ def _verify_report(path: Path, ok: bool) -> Path:
 
 
 def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
-    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     revert = load_script("revert_pr")
     script, log, reply = gh
@@ -216,10 +216,16 @@ def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
     )
     assert "staging" not in text  # only the failing endpoints
 
-    # Run again (production after staging, or a re-run): one pull request, commented on.
+    # Run again (production after staging, or a re-run), a second later: one pull request,
+    # commented on, and the pushed revert stays as it is (a new revert commit would not
+    # fast-forward and the push would fail).
+    pushed = repo.git(f"--git-dir={origin}", "rev-parse", branch).strip()
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2030-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2030-01-01T00:00:00Z")
     reply.write_text(json.dumps([{"number": 12}]))
     assert revert.main([*argv, str(failed)], gh=str(script), cwd=repo.root) == 0
     assert calls(log)[-1][:3] == ["pr", "comment", "12"]
+    assert repo.git(f"--git-dir={origin}", "rev-parse", branch).strip() == pushed
 
 
 def test_no_revert_without_a_failing_endpoint(

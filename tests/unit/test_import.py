@@ -246,3 +246,27 @@ def test_schema_comment_when_the_repository_has_the_schema(
     assert _files(repo)["environments/production/a.yaml"].startswith(
         "# yaml-language-server: $schema=../../schemas/pin.schema.json\n# imported from "
     )
+
+
+def test_a_custom_environment_on_a_default_stage_replaces_the_default(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    repo.write("environments/qa.yaml", "stage: Staging\n")
+    fake.create_version("m", stage=STAGING)
+    result = run("import")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(_files(repo)) == ["environments/qa.yaml", "environments/qa/m.yaml"]
+    assert run("validate").exit_code == 0
+
+
+def test_the_imported_comment_carries_no_credentials(repo: Repo, fake: FakeRegistry) -> None:
+    from tests.conftest import make_runner
+
+    fake.create_version("m", stage=PRODUCTION)
+    run = make_runner(repo.root, fake, tracking_uri="https://bot:s3cret@mlflow.example:5000")
+    result = run("import", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    text = _files(repo)["environments/production/m.yaml"]
+    assert "s3cret" not in text + result.stdout
+    assert text.startswith("# imported from https://***@mlflow.example:5000 at ")
+    assert json.loads(result.stdout)["registry"] == "https://***@mlflow.example:5000"

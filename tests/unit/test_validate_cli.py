@@ -250,18 +250,30 @@ def test_github_annotations_mark_the_diff_lines(repo: Repo) -> None:
     from reconciler.cli import AppContext, cli
 
     repo.write("environments/production/m.yaml", "model: m\nversion: 0\nnote: 50%, a:b\nextra: 1\n")
-    result = CliRunner(env={"GITHUB_ACTIONS": "true"}).invoke(
-        cli, ["validate"], obj=AppContext(root=repo.root)
-    )
-    assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
+    annotations = [
         "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::'0' is not a "
         "model version: versions start at 1",
         "::error file=environments/production/m.yaml,line=4,title=reconciler%3A extra::unknown key "
         "(allowed: confidence, gates, model, note, run_id, serving, version)",
     ]
+    asked = CliRunner().invoke(
+        cli, ["validate", "--format", "github"], obj=AppContext(root=repo.root)
+    )
+    assert asked.exit_code == 1
+    assert asked.stdout.splitlines() == annotations
+    assert "error: environments/production/m.yaml:2: version:" in asked.stderr
+    # Inside GitHub Actions every command annotates, on stderr: stdout stays the command's own
+    # document (the plan file, JSON), which annotations must never get into.
+    for args in (["validate"], ["plan", "--format", "markdown"], ["status", "--format", "json"]):
+        result = CliRunner(env={"GITHUB_ACTIONS": "true"}).invoke(
+            cli, args, obj=AppContext(root=repo.root)
+        )
+        assert result.exit_code == 1, args
+        assert "::error" not in result.stdout, args
+        assert [line for line in result.stderr.splitlines() if line.startswith("::")] == annotations
     plain = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
-    assert plain.stdout == ""  # outside GitHub Actions: no workflow commands
+    assert plain.stdout == ""
+    assert "::error" not in plain.stderr  # outside GitHub Actions: no workflow commands
 
 
 def test_github_annotation_escaping() -> None:
