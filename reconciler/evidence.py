@@ -30,6 +30,11 @@ def policy_problems(
         env = desired.environments[pin.environment]
         if not entry.steps or not (env.requires or env.gates or pin.gates):
             continue
+        if pin.version in entry.current:
+            # It serves there already (drift around it is put right: an extra archived, an
+            # alias moved onto it): nothing is promoted, so nothing is gated. An adopted
+            # registry with a doubled stage plans cleanly.
+            continue
         version = actual.models[pin.model].versions[pin.version]
         wants_metrics = any(g is not None and g.metrics for g in (env.gates, pin.gates))
         metrics = registry.run_metrics(version.run_id) if wants_metrics and version.run_id else None
