@@ -302,6 +302,7 @@ def commit_files(root: Path, paths: list[Path], message: str) -> str:
             raise ValueError("not a git repository")
         work_tree = Path(repo.working_tree_dir or root).resolve()
         relative = [str(p.resolve().relative_to(work_tree)) for p in paths]
-        repo.index.add(relative)
-        repo.git.commit("-m", message, "--", *relative)
+        specs = [literal(path) for path in relative]  # a model `c*d` commits only its pin
+        repo.git.add("--", *specs)
+        repo.git.commit("-m", message, "--", *specs)
         return str(repo.head.commit.hexsha)

@@ -198,3 +198,23 @@ def test_history_in_a_shallow_clone_says_how_to_fetch(
     )
     subprocess.run(["git", "fetch", "-q", "--unshallow"], cwd=shallow, check=True)
     assert make_runner(shallow, fake)("history", "m").exit_code == 0
+
+
+def test_promote_commits_exactly_its_pin_for_a_pattern_like_name(
+    repo: Repo, fake: FakeRegistry
+) -> None:
+    for model in ("c*d", "cZd"):
+        fake.create_version(model)
+        fake.create_version(model)
+    repo.write("environments/production/c*d.yaml", "model: 'c*d'\nversion: 1\n")
+    repo.write("environments/production/cZd.yaml", "model: cZd\nversion: 1\n")
+    repo.commit("pins")
+    repo.write("environments/production/cZd.yaml", "model: cZd\nversion: 2\n")  # work in progress
+    result = make_runner(repo.root, fake)(
+        "promote", "c*d", "--to", "production", "--version", "2", "--commit"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert repo.git("show", "--name-only", "--format=", "HEAD").splitlines() == [
+        "environments/production/c*d.yaml"
+    ]
+    assert " M environments/production/cZd.yaml" in repo.git("status", "--porcelain")
