@@ -44,9 +44,12 @@ RegistryFactory = Callable[[str | None], Registry]
 
 
 def _mlflow_registry(tracking_uri: str | None) -> Registry:
-    from reconciler.registry.mlflow_registry import MlflowRegistry
+    from reconciler.registry.mlflow_registry import MlflowRegistry, check_tracking_uri
 
-    return MlflowRegistry(tracking_uri)
+    uri, note = check_tracking_uri(tracking_uri)
+    if note:
+        click.echo(f"note: {scrub(note)}", err=True)
+    return MlflowRegistry(uri)
 
 
 @dataclass
@@ -245,7 +248,7 @@ def format_option(choices: list[str], help_text: str = "Output format.") -> Call
     envvar="MLFLOW_TRACKING_URI",
     metavar="URI",
     help="MLflow tracking/registry URI. Default: $MLFLOW_TRACKING_URI, else MLflow's own "
-    "default (a local sqlite:///mlflow.db).",
+    "default (a local sqlite:///mlflow.db), used only if that database exists already.",
 )
 @click.option(
     "--root",

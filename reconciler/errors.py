@@ -78,6 +78,10 @@ class OutOfOrder(ReconcilerError):
     exit_code = EXIT_OUT_OF_ORDER
 
 
+class ShallowClone(ReconcilerError):
+    """The clone lacks history a command needs (fetch it: `git fetch --unshallow`)."""
+
+
 class UncommittedChanges(ReconcilerError):
     """`apply` refused: environments/ differs from HEAD (or there is no commit to apply)."""
 
