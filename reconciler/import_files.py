@@ -89,7 +89,7 @@ def _validated(
     """Validate the whole repository as `validate` will (settings, `requires`, one pin per model
     and environment): a file we wrote that it refuses is put back as it was and reported."""
     refused: dict[str, str] = {}
-    while True:
+    while before:  # nothing written: the repository was validated before import began
         try:
             load_desired_state(root)
             break

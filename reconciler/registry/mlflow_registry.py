@@ -22,7 +22,7 @@ from reconciler.errors import (
     RegistryPermissionDenied,
     RegistryUnreachable,
 )
-from reconciler.redact import redact_uri, scrub
+from reconciler.redact import ScrubbingFilter, redact_uri, scrub
 from reconciler.state import ActualState, ModelVersion, RegisteredModel
 
 T = TypeVar("T")
@@ -383,6 +383,10 @@ def _route_logging() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # The warnings MLflow still prints through its own handler are scrubbed like ours.
+    for handler in logging.getLogger("mlflow").handlers:
+        if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
+            handler.addFilter(ScrubbingFilter())
 
 
 def _tags(entity: Any) -> dict[str, str]:

@@ -206,3 +206,28 @@ def test_a_sqlite_uri_whose_folder_is_missing_is_an_error(repo: Repo, tmp_path: 
     assert result.stderr == f"error: {message}\n"
     assert json.loads(result.stdout)["error"]["message"] == message
     assert not missing.exists()
+
+
+MLFLOW_WARNS = """
+import logging, sys
+from reconciler.cli import main
+sys.argv = ["reconciler", "--tracking-uri", "http://127.0.0.1:9", "status"]
+try:
+    main()
+except SystemExit:
+    pass
+logging.getLogger("mlflow.store").warning("retrying http://bot:p@ss-w0rd@h/?sig=sig-def456")
+"""
+
+
+def test_mlflow_own_warnings_are_scrubbed(repo: Repo) -> None:
+    repo.pin("production", "m", 1)
+    done = subprocess.run(
+        [sys.executable, "-c", MLFLOW_WARNS],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "retrying http://***@h/?sig=***" in done.stderr
+    assert_no_secrets(done.stdout, done.stderr)

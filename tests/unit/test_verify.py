@@ -321,12 +321,14 @@ def test_filters_and_nothing_to_verify(repo: Repo, run: RunCli, serving: Serving
         ),
         pytest.param(
             ["url: http://x/health", "timeout: 5x"],
-            "environments/production.yaml:4: serving.timeout: '5x' is not valid:",
+            "environments/production.yaml:4: serving.timeout: '5x' is not valid: How long to "
+            "wait for serving to catch up: a number with s, m or h (default 5m).",
             id="duration",
         ),
         pytest.param(
             ["url: ftp://x/health"],
-            "environments/production.yaml:3: serving.url: 'ftp://x/health' is not valid:",
+            "environments/production.yaml:3: serving.url: 'ftp://x/health' is not valid: http(s) "
+            "URL answering JSON",
             id="scheme",
         ),
         pytest.param(
@@ -505,3 +507,24 @@ def test_ctrl_c_stops_every_poll(repo: Repo, serving: Serving) -> None:
     assert process.returncode == 130
     assert out == ""  # no half report
     assert err.endswith("error: interrupted\n")
+
+
+def test_a_bad_serving_block_in_a_pin_is_located_in_the_pin(repo: Repo, run: RunCli) -> None:
+    repo.write(
+        "environments/production/churn.yaml",
+        "model: churn\nversion: 1\nserving:\n  url: http://x/{nope}\n  interval: 0s\n",
+    )
+    result = run("validate")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "error: environments/production/churn.yaml:5: serving.interval: '0s' is not valid: "
+        "Time between polls: a number with s, m or h (default 5s)."
+    )
+    repo.write(
+        "environments/production/churn.yaml",
+        "model: churn\nversion: 1\nserving:\n  url: http://x/{nope}\n",
+    )
+    assert run("validate").stderr.splitlines()[0] == (
+        "error: environments/production/churn.yaml:4: serving.url: unknown placeholder {nope} "
+        "(allowed: {model}, {environment})"
+    )
