@@ -88,6 +88,10 @@ def revert_branch(commits: list[str], base: str, cwd: Path) -> str:
     branch = f"revert/{commits[0][:12]}"
     if branch == base:  # cannot happen by construction; the promise is worth a check
         raise RuntimeError("refusing to push to the default branch")
+    if _git("ls-remote", "--heads", "origin", f"refs/heads/{branch}", cwd=cwd):
+        # A re-run of the workflow: the revert is already pushed (its pull request gets a
+        # comment). A new revert commit would not fast-forward and the push would fail.
+        return branch
     _git("fetch", "--quiet", "origin", base, cwd=cwd)
     _git("switch", "--quiet", "--force-create", branch, "FETCH_HEAD", cwd=cwd)
     for commit in commits:
