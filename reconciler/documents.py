@@ -7,6 +7,7 @@ are tiny and reviewed by humans, so we compose the node tree ourselves and refus
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -227,6 +228,9 @@ def spelling_problem(text: str, value: object) -> str | None:
     it is empty (null by accident)."""
     if text == "":
         return "no value: write null if you mean none, or the value"
+    if isinstance(value, float) and not math.isfinite(value):
+        # A NaN bound passes every comparison; no pin or setting means infinity either.
+        return f"{text} is not a finite number: write a number"
     other = _yaml_1_2(text)
     if _same(value, other):
         return None

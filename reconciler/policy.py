@@ -143,8 +143,9 @@ def _metric_failures(subject: str, gates: Gates, evidence: Evidence, rule_source
                 f"{subject}'s run has no metric {bound.name}; gate in {rule_source} needs "
                 f"{_bounds(bound)}"
             )
-        elif (bound.min is not None and value < bound.min) or (
-            bound.max is not None and value > bound.max
+        elif (bound.min is not None and not value >= bound.min) or (
+            # Written as "not within": NaN (an exploded run) compares false with everything.
+            bound.max is not None and not value <= bound.max
         ):
             failures.append(
                 f"{bound.name} of {subject} is {value:g}; gate in {rule_source} needs "

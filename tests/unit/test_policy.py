@@ -180,3 +180,32 @@ def test_bad_policy_settings(repo: Repo, run: RunCli, text: str, expected: str) 
     result = run("validate")
     assert result.exit_code == 1
     assert errors(result.stderr)[0].startswith(expected), result.stderr
+
+
+def test_a_nan_metric_fails_every_bound(repo: Repo, run: RunCli, models: FakeRegistry) -> None:
+    """An exploded training run logs NaN; NaN compares false with everything, so a gate written
+    as `value < min` would let it through."""
+    settings(repo, "gates:\n  metrics:\n    accuracy: {min: 0.9}\n    latency_ms: {max: 55}\n")
+    models.metrics["r3"] = {"accuracy": float("nan"), "latency_ms": float("nan")}
+    repo.pin("production", "m", 3)
+    result = run("plan")
+    assert result.exit_code == 1
+    assert errors(result.stderr) == [
+        f"{PROD_PIN}:2: version: policy: accuracy of m v3 is nan; gate in environments/production.yaml needs >= 0.9",
+        f"{PROD_PIN}:2: version: policy: latency_ms of m v3 is nan; gate in environments/production.yaml needs <= 55",
+    ]
+    assert run("apply").exit_code == 1
+    assert [w for w in models.writes if w[0] == "transition"] == []
+
+
+@pytest.mark.parametrize("spelling", [".nan", ".inf", "-.inf", ".NaN"])
+def test_a_bound_that_is_not_a_finite_number_is_refused(
+    repo: Repo, run: RunCli, spelling: str
+) -> None:
+    settings(repo, f"gates:\n  metrics:\n    accuracy:\n      min: {spelling}\n")
+    result = run("validate")
+    assert result.exit_code == 1
+    assert (
+        f"error: environments/production.yaml:4: gates.metrics.accuracy.min: {spelling} is not "
+        "a finite number" in result.stderr
+    )
