@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import evidence, executor, guards, policy, records
@@ -20,6 +21,8 @@ from reconciler.errors import (
 from reconciler.executor import ApplyReport, StepResult
 from reconciler.history import History
 from reconciler.history import build as build_history
+from reconciler.import_files import ImportReport, write_pins
+from reconciler.importing import candidates, pins_from_registry
 from reconciler.lease import Lease
 from reconciler.options import ApplyOptions
 from reconciler.plan import Plan, diff
@@ -27,6 +30,8 @@ from reconciler.registry.base import Registry
 from reconciler.review import Review, VersionFacts, version_link
 from reconciler.state import ActualState, DesiredState
 from reconciler.status import StatusRow, status_rows
+from reconciler.verify import Outcome
+from reconciler.verify import targets as verify_targets
 
 MAX_REPAIR_ROUNDS = 3
 
@@ -114,6 +119,7 @@ def apply(
     by model; as each model's steps land, verify and repair it and record its audit and
     bookkeeping (which releases its lease). A plan with any problem writes nothing."""
     options = options or ApplyOptions()
+    options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     owner = _owner(root)
     _check_filters(desired, environments, models)
@@ -361,3 +367,97 @@ def status(
     _check_filters(desired, environments, models)
     actual = registry.read({pin.model for pin in desired.pins})
     return status_rows(diff(desired, actual, environments or None, models or None), actual)
+
+
+def import_pins(
+    root: Path,
+    registry: Registry,
+    registry_uri: str,
+    environments: Sequence[str] = (),
+    models: Sequence[str] = (),
+    overwrite: bool = False,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Write a pin for every model the registry serves in each environment (its stage, or its
+    alias for alias-only environments): the existing environments plus staging and production.
+    Reads the registry the cheap way `plan` does; writes only files."""
+    from reconciler.desired import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_DIR
+    from reconciler.redact import redact_uri, scrub
+
+    if (root / ENVIRONMENTS_DIR).exists():
+        desired = load_desired_state(root)  # a broken repository is fixed first, not added to
+    else:
+        desired = DesiredState({}, ())
+    # staging and production by default, unless another environment already holds their stage
+    # (a `qa` on Staging): two pins for one stage would fail validation.
+    taken = {env.stage for env in desired.environments.values()}
+    defaults = {
+        name: env
+        for name, env in DEFAULT_ENVIRONMENTS.items()
+        if name in desired.environments or env.stage not in taken
+    }
+    known = {**defaults, **desired.environments}
+    unknown = sorted(set(environments) - set(known))
+    if unknown:
+        raise UsageError(
+            f"--env {unknown[0]!r}: no such environment (have: {', '.join(sorted(known))}); "
+            f"another environment needs its settings file {ENVIRONMENTS_DIR}/{unknown[0]}.yaml"
+        )
+    chosen = [env for name, env in known.items() if not environments or name in environments]
+    # Two reads, no per-model loop: every model (latest version per stage), then all versions of
+    # the models holding a stage or alias in scope (a doubled stage needs them all).
+    overview = registry.read(())
+    wanted = candidates(overview, chosen)
+    if models:
+        wanted &= set(models)
+    actual = registry.read(wanted) if wanted else overview
+    found = pins_from_registry(actual, chosen, set(models) if models else None)
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    uri = scrub(redact_uri(registry_uri))
+    existing = {(pin.environment, pin.model): pin for pin in desired.pins}
+    files = write_pins(
+        root,
+        found.pins,
+        existing,
+        overwrite,
+        [f"imported from {uri} at {when} by reconciler import"],
+    )
+    return ImportReport(uri, tuple(files), found.skipped)
+
+
+def verify(
+    root: Path,
+    environments: Sequence[str] = (),
+    models: Sequence[str] = (),
+    timeout: float | None = None,
+    only: Collection[tuple[str, str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Outcome]:
+    """Poll every endpoint in scope until it serves its pin or its timeout (or `timeout`, in
+    seconds, for all) passes. Offline from the registry: reads pins and `serving:` only. Every
+    `${VAR}` is checked before the first poll."""
+    from reconciler import poller
+    from reconciler.endpoints import resolve
+
+    desired = load_desired_state(root)
+    _check_filters(desired, environments, models)
+    environ = os.environ if environ is None else environ
+    jobs = [
+        poller.Job(
+            target,
+            resolve(target.endpoint, target.model, target.environment, environ, target.source),
+            target.endpoint.timeout_seconds if timeout is None else timeout,
+            target.endpoint.interval_seconds,
+        )
+        for target in verify_targets(desired, environments, models, only)
+    ]
+    return poller.poll_all(jobs)
+
+
+def applied_pins(report: ApplyReport) -> set[tuple[str, str]]:
+    """(environment, model) of every pin the apply wrote to, for `apply --verify`."""
+    return {
+        (result.step.environment, result.step.model)
+        for result in (*report.results, *report.repairs)
+        if result.outcome == "applied"
+    }

@@ -25,6 +25,7 @@ class AuditRecord:
     previous: tuple[str, ...] = ()
     actor: str | None = None
     pull_request: str | None = None
+    dirty: bool = False  # applied with --allow-dirty: not exactly `commit`
 
 
 def action_for(version: str, previous: tuple[str, ...]) -> str:
@@ -38,9 +39,16 @@ def action_for(version: str, previous: tuple[str, ...]) -> str:
 
 
 def append(existing: str | None, record: AuditRecord) -> str:
-    records = [asdict(r) for r in parse(existing)]
-    records.append(asdict(record))
+    records = [_record_json(r) for r in parse(existing)]
+    records.append(_record_json(record))
     return json.dumps(records[-AUDIT_KEEP:], separators=(",", ":"))
+
+
+def _record_json(record: AuditRecord) -> dict[str, object]:
+    data = asdict(record)
+    if not record.dirty:
+        del data["dirty"]  # the usual case stays as short as before (tag values are capped)
+    return data
 
 
 def parse(value: str | None) -> list[AuditRecord]:
@@ -58,6 +66,7 @@ def parse(value: str | None) -> list[AuditRecord]:
                 previous=tuple(str(v) for v in item.get("previous") or ()),
                 actor=item.get("actor"),
                 pull_request=item.get("pull_request"),
+                dirty=item.get("dirty") is True,
             )
             for item in data
         ]

@@ -1,8 +1,9 @@
 """The command line: the only module that prints. Commands parse, call `api`, render, exit.
 
-Exit codes: 0 success (in sync), 1 expected failure (bad input, registry error, failed apply),
-2 changes pending (`plan --detailed-exitcode`), 3 a bug, 4 out of order, 130 interrupted
-(SIGINT), 143 terminated (SIGTERM).
+Exit codes (errors.py, the README's table): 0 success (in sync), 1 expected failure (bad input,
+registry error, failed apply), 2 changes pending (`plan --detailed-exitcode`) and nothing else,
+3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import sys
 import threading
 import traceback as traceback_module
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,21 +26,24 @@ from typing import Any
 import click
 
 from reconciler import api, report
+from reconciler import verify as verify_report
 from reconciler.errors import (
     EXIT_BUG,
     EXIT_CHANGES_PENDING,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_SIGTERM,
+    EXIT_USAGE,
     InvalidInput,
     Problem,
     ReconcilerError,
 )
-from reconciler.executor import StepResult
+from reconciler.executor import ApplyReport, StepResult
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
 from reconciler.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
+from reconciler.verify import Outcome
 
 RegistryFactory = Callable[[str | None], Registry]
 
@@ -72,54 +77,142 @@ class AppContext:
         return self.root
 
 
+_INVOKED = "reconciler.invoked"  # ctx.meta key: the subcommand and its raw arguments
+
+
 class _Group(click.Group):
-    """Turns expected failures into one line on stderr and an exit code; bugs into exit 3."""
+    """The one exit path. Expected failures: one line per problem on stderr and their exit code;
+    bugs: exit 3; usage errors: exit 64. A command whose `output_format` is `json` also gets the
+    failure as one JSON document on stdout, `github` gets workflow-command annotations; this
+    works for every command from its `output_format` parameter, new ones included."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        # `reconciler plan --debug` as well as `reconciler --debug plan`.
+        cmd.params.extend(_late_global_options())
+        super().add_command(cmd, name)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # an unknown global option, before any command
+            error.exit_code = EXIT_USAGE  # type: ignore[misc]  # click reads the instance
+            raise
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        ctx.meta[_INVOKED] = (name, cmd, list(rest))
+        return name, cmd, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            error.exit_code = EXIT_USAGE  # type: ignore[misc]  # click reads the instance
+            _document(ctx, error.format_message(), EXIT_USAGE)
+            raise
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except InvalidInput as error:
             for problem in error.problems:
                 _error(str(problem))
-            if os.environ.get("GITHUB_ACTIONS") == "true":
-                # Workflow commands on stdout: GitHub marks each problem on its diff line.
+            if os.environ.get("GITHUB_ACTIONS") == "true" and _output_format(ctx) != "github":
+                # On stderr: stdout is the command's document (plan.md, JSON); GitHub reads
+                # workflow commands from both and marks each problem on its diff line.
                 for problem in error.problems:
-                    click.echo(github_annotation(problem))
-            _error(f"{len(error.problems)} problem(s) found; nothing was changed in the registry.")
+                    click.echo(github_annotation(problem), err=True)
+            summary = (
+                f"{len(error.problems)} problem(s) found; nothing was changed in the registry."
+            )
+            _error(summary)
+            _document(ctx, summary, error.exit_code, error.problems)
             ctx.exit(error.exit_code)
         except ReconcilerError as error:
             _error(str(error))
+            _document(ctx, str(error), error.exit_code)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             _error("interrupted")
+            _document(ctx, "interrupted", EXIT_INTERRUPTED)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as error:
             obj = ctx.find_object(AppContext)
             if obj is not None and obj.traceback:
                 click.echo(scrub(traceback_module.format_exc()), err=True)
-            _error(
+            message = (
                 f"internal error (a bug, please report it): {type(error).__name__}: "
                 f"{scrub(str(error))}; rerun with --traceback for details"
             )
+            _error(message)
+            _document(ctx, message, EXIT_BUG)
             ctx.exit(EXIT_BUG)
+
+
+def _output_format(ctx: click.Context) -> str | None:
+    """The invoked command's `--format`, read again from its arguments without failing (the
+    error may be in those very arguments: a bad choice reads as None)."""
+    invoked = ctx.meta.get(_INVOKED)
+    if invoked is None:
+        return None
+    name, cmd, args = invoked
+    if cmd is None or not any(p.name == "output_format" for p in cmd.params):
+        return None
+    try:
+        sub = cmd.make_context(name, list(args), parent=ctx, resilient_parsing=True)
+    except (click.ClickException, click.exceptions.Exit):
+        return None
+    value = sub.params.get("output_format")
+    return value if isinstance(value, str) else None
+
+
+def _document(
+    ctx: click.Context, message: str, exit_code: int, problems: Sequence[Problem] = ()
+) -> None:
+    """A failure for machines, on stdout: the JSON error document or GitHub annotations."""
+    output_format = _output_format(ctx)
+    if output_format == "json":
+        click.echo(error_json(message, exit_code, problems))
+    elif output_format == "github":
+        for problem in problems:
+            click.echo(github_annotation(problem))
+        if not problems:
+            click.echo(f"::error title=reconciler::{_workflow_data(scrub(message))}")
+
+
+def error_json(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> str:
+    """`{"error": {"message", "exit_code", "problems": [{"file", "line", "field", "message"}]}}`,
+    `problems` only when there are any."""
+    error: dict[str, Any] = {"message": scrub(message), "exit_code": exit_code}
+    if problems:
+        error["problems"] = [
+            {"file": p.file, "line": p.line, "field": p.field, "message": scrub(p.message)}
+            for p in problems
+        ]
+    return json.dumps({"error": error}, indent=2, ensure_ascii=False)
 
 
 def github_annotation(problem: Problem) -> str:
     """`::error file=…,line=…,title=…::message`, escaped as GitHub's workflow commands want."""
 
-    def data(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
     def prop(text: str) -> str:
-        return data(text).replace(":", "%3A").replace(",", "%2C")
+        return _workflow_data(text).replace(":", "%3A").replace(",", "%2C")
 
     where = f"file={prop(problem.file)}"
     if problem.line is not None:
         where += f",line={problem.line}"
     title = f"reconciler: {problem.field}" if problem.field else "reconciler"
-    return f"::error {where},title={prop(title)}::{data(scrub(problem.message))}"
+    return f"::error {where},title={prop(title)}::{_workflow_data(scrub(problem.message))}"
+
+
+def _workflow_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _error(message: str) -> None:
@@ -187,11 +280,49 @@ def cli(
     obj.root = root or obj.root
     obj.traceback = traceback
     if debug:
-        ctx.call_on_close(_enable_debug_log())
+        _enable_debug_log(ctx)
 
 
-def _enable_debug_log() -> Callable[[], None]:
-    """Log everything to stderr through a scrubbing filter; returns the undo."""
+def _late_global_options() -> list[click.Option]:
+    """`--debug` and `--traceback` again on every command, so they work after its name."""
+
+    def set_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        obj = ctx.find_object(AppContext)
+        if value and obj is not None and not ctx.resilient_parsing:
+            obj.traceback = True
+
+    def set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            _enable_debug_log(ctx.find_root())
+
+    return [
+        click.Option(
+            ["--traceback"],
+            is_flag=True,
+            hidden=True,
+            expose_value=False,
+            callback=set_traceback,
+            help="Show tracebacks of internal errors.",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            callback=set_debug,
+            help="As `reconciler --debug`: log every registry request to stderr, scrubbed.",
+        ),
+    ]
+
+
+_DEBUG_ON = "reconciler.debug"  # ctx.meta key: the debug handler is installed
+
+
+def _enable_debug_log(root: click.Context) -> None:
+    """Log to stderr through a scrubbing filter until the command ends; once, however often
+    `--debug` is given."""
+    if root.meta.get(_DEBUG_ON):
+        return
+    root.meta[_DEBUG_ON] = True
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ScrubbingFilter())
     handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
@@ -199,25 +330,53 @@ def _enable_debug_log() -> Callable[[], None]:
     previous_level = root_logger.level
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.DEBUG)
+    # GitPython's DEBUG is its own subprocess bookkeeping (it probes `git version` twice and logs
+    # the platform at each open): noise that reads as every line printed twice. Its warnings stay.
+    git_logger = logging.getLogger("git")
+    previous_git_level = git_logger.level
+    git_logger.setLevel(logging.INFO)
 
     def undo() -> None:
         root_logger.removeHandler(handler)
         root_logger.setLevel(previous_level)
+        git_logger.setLevel(previous_git_level)
+        root.meta.pop(_DEBUG_ON, None)
 
-    return undo
+    root.call_on_close(undo)
     # The registry adapter sees the root logger at DEBUG and routes MLflow's loggers here.
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@format_option(
+    ["text", "json", "github"],
+    "json: the pin count and the environments in promotion order (name, stage, alias, "
+    "requires, pins); github: problems as workflow-command annotations on stdout.",
+)
 @click.pass_obj
-def validate(obj: AppContext, paths: Sequence[Path]) -> None:
+def validate(obj: AppContext, paths: Sequence[Path], output_format: str) -> None:
     """Check pins and environment settings offline (no registry needed).
 
     With PATHS, check those files or folders; else everything under environments/.
     """
+    from reconciler.promotion_order import promotion_order
+
     desired = api.validate(obj.repository_root(), paths)
     environments = {pin.environment for pin in desired.pins} | set(desired.environments)
+    if output_format == "json":
+        pins = Counter(pin.environment for pin in desired.pins)
+        listed = [
+            {
+                "name": env.name,
+                "stage": env.stage,
+                "alias": env.alias,
+                "requires": env.requires,
+                "pins": pins[env.name],
+            }
+            for env in promotion_order(desired)
+        ]
+        click.echo(json.dumps({"valid": True, "pins": len(desired.pins), "environments": listed}))
+        return
     click.echo(f"ok: {len(desired.pins)} pin(s) in {len(environments)} environment(s) are valid")
 
 
@@ -295,6 +454,12 @@ def plan(
     "without), or if pruning would empty an environment or exceed its max_retire.",
 )
 @click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Apply even if environments/ differs from the commit checked out (a local "
+    "experiment); the audit records then say dirty.",
+)
+@click.option(
     "--lease-wait",
     type=click.FloatRange(min=0),
     default=DEFAULT_WAIT,
@@ -310,6 +475,13 @@ def plan(
     metavar="N",
     help="Write up to N models at once (each model's steps stay in order); 1 = one by one.",
 )
+@click.option(
+    "--verify",
+    "verify_serving",
+    is_flag=True,
+    help="After a successful apply, wait until the serving endpoints of the pins it changed "
+    "serve them (as `reconciler verify`); exit 1 if they do not (the registry changes stand).",
+)
 @click.pass_obj
 def apply(
     obj: AppContext,
@@ -319,7 +491,9 @@ def apply(
     expect_plan: str | None,
     prune: bool,
     force: bool,
+    allow_dirty: bool,
     lease_wait: float,
+    verify_serving: bool,
     parallelism: int,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
@@ -348,6 +522,7 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
@@ -355,8 +530,14 @@ def apply(
         parallelism=parallelism,
         interrupt=interrupt,
     )
-    with _stopping_on_signals(interrupt):
-        result = api.apply(root, obj.registry(), environments, models, options)
+    registry = obj.registry()
+    try:
+        with _stopping_on_signals(interrupt):
+            result = api.apply(root, registry, environments, models, options)
+    finally:
+        # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
+        for notice in registry.notices:
+            click.echo(f"note: {scrub(notice)}", err=True)
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:
@@ -376,6 +557,8 @@ def apply(
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)
+    if verify_serving:
+        _verify_applied(root, result, output_format)
 
 
 @cli.command()
@@ -453,6 +636,17 @@ def _stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
     type=click.FloatRange(0, 1),
     help="Comparison confidence (0 to 1) of the evaluation behind it; kept in the pin.",
 )
+@click.option(
+    "--note",
+    metavar="TEXT",
+    help="Why this version (kept in the pin as `note:`). Without it, a note about the previous "
+    "version is dropped when the version changes.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not ask the registry whether the version exists and is READY (plan still will).",
+)
 @click.option("--branch", metavar="NAME", help="Create and switch to this branch, then commit.")
 @click.option("--commit", is_flag=True, help="Commit the pin change.")
 @format_option(
@@ -467,13 +661,16 @@ def promote(
     environment: str,
     version: str | None,
     confidence: float | None,
+    note: str | None,
+    offline: bool,
     branch: str | None,
     commit: bool,
     output_format: str,
 ) -> None:
     """Pin MODEL in an environment: edit or create its pin file, keeping comments and layout.
 
-    The pull request that carries this change is the promotion; apply makes it so.
+    The version must exist in the registry and be READY (unless --offline). The pull request
+    that carries this change is the promotion; apply makes it so.
     """
     from reconciler.promotion import promote as promote_pin
 
@@ -486,10 +683,17 @@ def promote(
         confidence=confidence,
         branch=branch,
         commit=commit,
+        note=note,
+        offline=offline,
     )
     if output_format == "json":
         click.echo(json.dumps(result.record(), indent=2))
         return
+    if offline:
+        click.echo(
+            f"offline: not checked that {model} v{result.new_version} exists in the registry "
+            "(plan will check it)"
+        )
     if result.already_promoted:
         click.echo(
             f"{model} v{result.new_version} is already pinned in {environment} ({result.file})"
@@ -500,9 +704,45 @@ def promote(
         f"pinned {model} v{result.new_version} in {environment}{was}: {result.file}; "
         f"version from {result.source}"
     )
+    for dropped in result.dropped:
+        click.echo(f"dropped {dropped}")
     if result.commit:
         on = f" on branch {result.branch}" if result.branch else ""
         click.echo(f"committed {result.commit[:12]}{on}")
+
+
+@cli.command(name="import")
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the version of existing pins that differ from the registry (else they are "
+    "only reported).",
+)
+@format_option(["text", "json"])
+@click.pass_obj
+def import_command(
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    overwrite: bool,
+    output_format: str,
+) -> None:
+    """Write pins for what the registry serves now: adopt an existing registry.
+
+    For each environment (those under environments/, plus staging and production), a pin for
+    every model holding a version in its stage (or its alias, for alias-only environments).
+    Writes files only, never the registry; existing pins are kept.
+    """
+    from reconciler.import_report import import_json, import_text
+
+    registry = obj.registry()
+    uri = str(getattr(registry, "display_uri", None) or obj.tracking_uri or "the default registry")
+    result = api.import_pins(
+        obj.repository_root(), registry, uri, environments, models, overwrite=overwrite
+    )
+    click.echo(import_json(result) if output_format == "json" else import_text(result))
 
 
 STATUS_FORMATS = {
@@ -566,6 +806,60 @@ def _parse_time(text: str) -> datetime:
     if len(text.strip()) == 10:  # a date alone means the end of that day
         value = value.replace(hour=23, minute=59, second=59)
     return value
+
+
+@cli.command()
+@ENV_OPTION
+@MODEL_OPTION
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait at most this long for each endpoint (default: its `serving: timeout`, else 5m).",
+)
+@format_option(
+    ["text", "json"],
+    "json: {ok, endpoints: [{environment, model, url, expected_version, served_version, ok, "
+    "error, seconds, polls}]}.",
+)
+@click.pass_obj
+def verify(
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    timeout: float | None,
+    output_format: str,
+) -> None:
+    """Check that serving runs what is pinned: poll the `serving:` endpoint of every pin in
+    scope (concurrently) until it answers the pinned version or the timeout passes.
+
+    Offline from the registry. Exit 0 when every endpoint serves its pin, 1 otherwise.
+    """
+    outcomes = api.verify(obj.repository_root(), environments, models, timeout)
+    click.echo(
+        verify_report.as_json(outcomes) if output_format == "json" else verify_report.text(outcomes)
+    )
+    if not _notify_verification(outcomes):
+        sys.exit(EXIT_ERROR)
+
+
+def _verify_applied(root: Path, result: ApplyReport, output_format: str) -> None:
+    """`apply --verify`: after the apply report, verify the pins it changed. With --format json
+    stdout stays the apply's one JSON document, and this report goes to stderr."""
+    outcomes = api.verify(root, only=api.applied_pins(result))
+    click.echo(verify_report.text(outcomes), err=output_format == "json")
+    if not _notify_verification(outcomes):
+        _error("serving does not follow the pins; the registry changes stand (see above)")
+        sys.exit(EXIT_ERROR)
+
+
+def _notify_verification(outcomes: list[Outcome]) -> bool:
+    """Send a message for each endpoint that fails; True when all serve their pins."""
+    from reconciler import notify
+
+    for line in notify.send(notify.verify_messages(outcomes)):
+        click.echo(f"note: {line}", err=True)
+    return verify_report.all_ok(outcomes)
 
 
 def main() -> None:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.documents import Document, read_document
+from reconciler.endpoints import Endpoint, endpoint_problems
 from reconciler.errors import InvalidInput, Problem
 from reconciler.policy import Gates
 from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
 from reconciler.state import PRODUCTION, STAGING, DesiredState, Environment, Pin
+from reconciler.versions import parse_version
 
 ENVIRONMENTS_DIR = "environments"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -228,7 +230,9 @@ def _load_environment(
         return None
     if document.data is None:
         document = Document(document.path, document.display, {}, document.lines)
-    found = [*document.duplicates, *schema_problems(document, ENVIRONMENT_SCHEMA)]
+    found = _merge(document, schema_problems(document, ENVIRONMENT_SCHEMA))
+    if not found and "serving" in document.data:
+        found = endpoint_problems(document, ("serving",))
     if found:
         problems.extend(found)
         return None
@@ -267,6 +271,7 @@ def _load_environment(
         prune=bool(data.get("prune", False)),
         max_retire=int(data.get("max_retire", 3)),
         settings_file=document.display,
+        serving=_endpoint(data),
     )
 
 
@@ -309,7 +314,10 @@ def _load_pins(root: Path, env_name: str, files: list[Path], problems: list[Prob
         if isinstance(document, Problem):
             problems.append(document)
             continue
-        found = [*document.duplicates, *schema_problems(document, PIN_SCHEMA)]
+        version, version_problems = _version(document)
+        found = _merge(document, schema_problems(document, PIN_SCHEMA), version_problems)
+        if not found and "serving" in document.data:
+            found = endpoint_problems(document, ("serving",))
         model = document.data.get("model") if isinstance(document.data, dict) else None
         if isinstance(model, str):
             found.extend(_model_name_problems(document, model, file.stem))
@@ -330,7 +338,7 @@ def _load_pins(root: Path, env_name: str, files: list[Path], problems: list[Prob
             )
             continue
         seen[model] = display
-        pins.append(_pin(env_name, document))
+        pins.append(_pin(env_name, document, version or ""))
     return pins
 
 
@@ -354,12 +362,34 @@ def _model_name_problems(document: Document, model: str, stem: str) -> list[Prob
     return problems
 
 
-def _pin(env_name: str, document: Document) -> Pin:
+def _merge(document: Document, schema: list[Problem], own: Sequence[Problem] = ()) -> list[Problem]:
+    """The document's problems: its own checks first; the schema's message about a value already
+    reported (a YAML 1.1 spelling, a version) would only repeat it in other words."""
+    reported = {p.field for p in own}
+    spelling = [p for p in document.duplicates if p.field not in reported]
+    reported |= {p.field for p in spelling}
+    return [*own, *spelling, *(p for p in schema if p.field not in reported)]
+
+
+def _version(document: Document) -> tuple[str | None, list[Problem]]:
+    """The pinned version, read from its text as written (YAML 1.1 would read `010` as 8), by
+    the one rule for versions (versions.parse_version)."""
+    written = document.scalars.get(("version",))
+    if written is None or not isinstance(document.data, dict):
+        return None, []  # missing or not a scalar: the schema says so
+    try:
+        return parse_version(written.text), []
+    except ValueError as error:
+        line = document.line_of(("version",))
+        return None, [Problem(document.display, line, "version", str(error))]
+
+
+def _pin(env_name: str, document: Document, version: str) -> Pin:
     data = document.data
     return Pin(
         environment=env_name,
         model=data["model"],
-        version=str(int(data["version"])),
+        version=version,
         file=document.display,
         line=document.line_of(("model",)),
         version_line=document.line_of(("version",)),
@@ -368,4 +398,10 @@ def _pin(env_name: str, document: Document) -> Pin:
         note=data.get("note"),
         gates=Gates.from_data(data.get("gates")),
         confidence=data.get("confidence"),
+        serving=_endpoint(data),
     )
+
+
+def _endpoint(data: dict[str, object]) -> Endpoint | None:
+    serving = data.get("serving")
+    return Endpoint.from_data(serving) if isinstance(serving, dict) else None

@@ -7,6 +7,7 @@ are tiny and reviewed by humans, so we compose the node tree ourselves and refus
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,23 @@ JsonPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
+class Scalar:
+    """A scalar as written: its text (quotes removed) and whether it was plain (unquoted, so
+    YAML typed it by its spelling)."""
+
+    text: str
+    plain: bool
+
+
+@dataclass(frozen=True)
+class Parsed:
+    data: Any
+    lines: dict[JsonPath, int]
+    problems: list[_ParseError]  # duplicate keys, YAML 1.1 spellings (the first key is kept)
+    scalars: dict[JsonPath, Scalar]
+
+
+@dataclass(frozen=True)
 class Document:
     """A parsed YAML file: its data and the line each value (by JSON path) starts on."""
 
@@ -31,7 +49,10 @@ class Document:
     display: str
     data: Any
     lines: Mapping[JsonPath, int] = field(default_factory=dict)
+    # Duplicate keys and YAML 1.1 spellings (see `spelling_problem`): reported, not fatal.
     duplicates: tuple[Problem, ...] = ()
+    # Every scalar as written, by JSON path: `version` is read from its text, not YAML's typing.
+    scalars: Mapping[JsonPath, Scalar] = field(default_factory=dict)
 
     def line_of(self, path: JsonPath) -> int:
         """The line of `path`, or of its nearest ancestor that exists (the whole file: line 1)."""
@@ -73,21 +94,22 @@ def read_document(path: Path, display: str, root: Path) -> Document | Problem:
         line = raw[: error.start].count(b"\n") + 1
         return Problem(display, line, None, "file is not valid UTF-8")
     try:
-        data, lines, duplicates = parse_yaml(text)
+        parsed = parse_yaml(text)
     except _ParseError as error:
         return Problem(display, error.line, error.field, error.message)
     return Document(
         path=path,
         display=display,
-        data=data,
-        lines=lines,
-        duplicates=tuple(Problem(display, d.line, d.field, d.message) for d in duplicates),
+        data=parsed.data,
+        lines=parsed.lines,
+        duplicates=tuple(Problem(display, d.line, d.field, d.message) for d in parsed.problems),
+        scalars=parsed.scalars,
     )
 
 
-def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
-    """Parse exactly one YAML document: its data, a JSON-path → line map, and duplicate keys
-    (the first occurrence is kept)."""
+def parse_yaml(text: str) -> Parsed:
+    """Parse exactly one YAML document: its data, a JSON-path → line map, duplicate keys (the
+    first occurrence is kept) and YAML 1.1 spellings, and every scalar as written."""
     text = text.removeprefix("\ufeff")
     loader = _Loader(text)
     try:
@@ -95,9 +117,8 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
         node = loader.get_single_node()
         if node is None:
             raise _ParseError(1, "file is empty")
-        lines: dict[JsonPath, int] = {}
-        duplicates: list[_ParseError] = []
-        data = _build(loader, node, (), lines, duplicates)
+        parsed = Parsed(None, {}, [], {})
+        data = _build(loader, node, (), parsed)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = None if mark is None else int(mark.line) + 1
@@ -110,7 +131,7 @@ def parse_yaml(text: str) -> tuple[Any, dict[JsonPath, int], list[_ParseError]]:
         raise _ParseError(None, f"invalid YAML: {' '.join(str(error).split())}") from None
     finally:
         loader.dispose()
-    return data, lines, duplicates
+    return Parsed(data, parsed.lines, parsed.problems, parsed.scalars)
 
 
 def _refuse_anchors(text: str) -> None:
@@ -122,13 +143,8 @@ def _refuse_anchors(text: str) -> None:
             raise _ParseError(line, "YAML anchors (&name) are not allowed: write the value out")
 
 
-def _build(
-    loader: Any,
-    node: yaml.Node,
-    path: JsonPath,
-    lines: dict[JsonPath, int],
-    duplicates: list[_ParseError],
-) -> Any:
+def _build(loader: Any, node: yaml.Node, path: JsonPath, parsed: Parsed) -> Any:
+    lines = parsed.lines
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -142,20 +158,103 @@ def _build(
                 raise _ParseError(key_node.start_mark.line + 1, f"key {key!r} is not a string")
             if key in result:
                 first = lines[(*path, key)]
-                duplicates.append(
+                parsed.problems.append(
                     _ParseError(
                         key_node.start_mark.line + 1,
                         f"duplicate key (first set on line {first})",
-                        field=".".join(str(p) for p in (*path, key)),
+                        field=_dotted((*path, key)),
                     )
                 )
                 continue
-            result[key] = _build(loader, value_node, (*path, key), lines, duplicates)
+            result[key] = _build(loader, value_node, (*path, key), parsed)
             # Errors about a key point at the key's own line, not its value's.
             lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(loader, item, (*path, i), lines, duplicates) for i, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
+        return [_build(loader, item, (*path, i), parsed) for i, item in enumerate(node.value)]
+    value = loader.construct_object(node, deep=True)
+    plain = not getattr(node, "style", None)  # None (pure-Python loader) or "" (libyaml)
+    parsed.scalars[path] = Scalar(str(node.value), plain)
+    if plain and path:
+        message = spelling_problem(str(node.value), value)
+        if message is not None:
+            parsed.problems.append(_ParseError(lines[path], message, field=_dotted(path)))
+    return value
+
+
+def _dotted(path: JsonPath) -> str:
+    return ".".join(str(part) for part in path)
+
+
+# YAML 1.2's core schema (what editors and most other tools read) for plain scalars; PyYAML reads
+# YAML 1.1. A value the two read differently means one thing to the reviewer and another here.
+_NULL_12 = re.compile(r"null|Null|NULL|~|")
+_BOOL_12 = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+_INT_12 = re.compile(r"[-+]?[0-9]+")
+_FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+def _yaml_1_2(text: str) -> object:
+    if _NULL_12.fullmatch(text):
+        return None
+    if text in _BOOL_12:
+        return _BOOL_12[text]
+    if _INT_12.fullmatch(text):
+        return int(text)
+    if re.fullmatch(r"0o[0-7]+", text):
+        return int(text[2:], 8)
+    if re.fullmatch(r"0x[0-9a-fA-F]+", text):
+        return int(text[2:], 16)
+    if _FLOAT_12.fullmatch(text):
+        return float(text)
+    if re.fullmatch(r"[-+]?\.(inf|Inf|INF)", text):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if text in (".nan", ".NaN", ".NAN"):
+        return float("nan")
+    return text
+
+
+def spelling_problem(text: str, value: object) -> str | None:
+    """Why a plain scalar cannot be used as written, or None: YAML 1.1 (PyYAML, this tool) and
+    YAML 1.2 (editors, most tools) read it differently (`yes`, `010`, `1_000`, `1e-1`, dates), or
+    it is empty (null by accident)."""
+    if text == "":
+        return "no value: write null if you mean none, or the value"
+    other = _yaml_1_2(text)
+    if _same(value, other):
+        return None
+    if isinstance(value, bool) or isinstance(other, bool):
+        fix = "write true or false, or quote it"
+    elif isinstance(value, int | float) or isinstance(other, int | float):
+        fix = "write the number plainly, or quote it"
+    else:
+        fix = "quote it"
+    meanings = f"{_meaning(value)} in YAML 1.1 but {_meaning(other)} in YAML 1.2 (editors)"
+    return f"{text} is {meanings}: {fix}"
+
+
+def _same(a: object, b: object) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # both NaN
+    return a == b
+
+
+def _meaning(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value:g}" if isinstance(value, float) else f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"the {type(value).__name__} {value}"

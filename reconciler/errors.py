@@ -13,6 +13,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3
 EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applied
+EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE); never 2
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, the shell's convention
 EXIT_SIGTERM = 143  # SIGTERM (CI cancelling a job): 128 + 15
 
@@ -52,6 +53,10 @@ class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (e.g. no environments/ folder)."""
 
 
+class MissingVariable(ReconcilerError):
+    """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set."""
+
+
 class RegistryError(ReconcilerError):
     """The registry refused or failed a request."""
 
@@ -72,6 +77,10 @@ class OutOfOrder(ReconcilerError):
     """The commit being applied does not descend from the one last applied (fencing)."""
 
     exit_code = EXIT_OUT_OF_ORDER
+
+
+class UncommittedChanges(ReconcilerError):
+    """`apply` refused: environments/ differs from HEAD (or there is no commit to apply)."""
 
 
 class RetireRefused(ReconcilerError):

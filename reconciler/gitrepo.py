@@ -88,6 +88,62 @@ def repository_id(root: Path) -> str:
     return f"path:{root.resolve()}"
 
 
+def literal(path: str) -> str:
+    """A git pathspec matching exactly `path`: without `:(literal)`, a model named `c*d` or
+    `a[b]` would be a pattern matching other models' files."""
+    return f":(literal){path}"
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """How the work tree's `folder` compares with the commit checked out."""
+
+    repository: bool  # inside a git work tree
+    head: str | None  # None: no commit yet
+    changes: tuple[tuple[str, str], ...] = ()  # (path relative to root, how it differs)
+
+
+def uncommitted(root: Path, folder: str, suffixes: tuple[str, ...]) -> TreeState:
+    """Files under `root/folder` ending in `suffixes` that differ from HEAD: modified, staged,
+    deleted, untracked, or present but ignored (the loader reads those too)."""
+    with _open(root) as repo:
+        if repo is None or repo.working_tree_dir is None:
+            return TreeState(repository=False, head=None)
+        try:
+            head = str(repo.head.commit.hexsha)
+        except ValueError:  # no commit yet
+            return TreeState(repository=True, head=None)
+        work_tree = Path(repo.working_tree_dir).resolve()
+        relative = (root.resolve() / folder).relative_to(work_tree).as_posix()
+        output = repo.git.status(
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignored=matching",
+            "--no-renames",
+            "--",
+            literal(relative),
+        )
+    changes = []
+    for item in output.split("\0"):
+        if len(item) < 4 or not item.endswith(suffixes):
+            continue
+        code, path = item[:2], item[3:]
+        shown = (work_tree / path).relative_to(root.resolve()).as_posix()
+        changes.append((shown, _describe_status(code)))
+    return TreeState(repository=True, head=head, changes=tuple(sorted(changes)))
+
+
+def _describe_status(code: str) -> str:
+    if code == "??":
+        return "untracked"
+    if code == "!!":
+        return "ignored"
+    if "D" in code:
+        return "deleted"
+    return "staged" if code[1] == " " else "modified"
+
+
 def head_message(root: Path) -> str | None:
     """The message of the commit checked out at `root` (None outside git)."""
     with _open(root) as repo:
@@ -158,11 +214,13 @@ def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
 
 def _version_at(commit: Any, path: str) -> str | None:
     from reconciler.documents import parse_yaml
+    from reconciler.versions import parse_version
 
     try:
         blob = commit.tree / path
-        data, _lines, _duplicates = parse_yaml(blob.data_stream.read().decode("utf-8"))
-        return str(int(data["version"]))
+        parsed = parse_yaml(blob.data_stream.read().decode("utf-8"))
+        # The text as written, by the one rule: YAML 1.1 would read `010` as v8.
+        return parse_version(parsed.scalars[("version",)].text)
     except Exception:  # missing, unreadable or invalid at that commit: no usable pin
         return None
 

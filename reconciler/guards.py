@@ -10,10 +10,44 @@ from reconciler.errors import (
     OutOfOrder,
     PlanChanged,
     RetireRefused,
+    UncommittedChanges,
 )
 from reconciler.options import ApplyOptions
 from reconciler.plan import Plan
 from reconciler.state import ActualState, DesiredState
+
+
+def check_committed(root: Path, allow_dirty: bool) -> bool:
+    """What is applied is exactly what is committed: refuse a work tree whose environments/
+    differs from HEAD (or a repository with no commit), unless `allow_dirty`. Returns whether
+    the apply is dirty (the audit records then say so instead of claiming HEAD)."""
+    from reconciler.desired import ENVIRONMENTS_DIR, YAML_SUFFIXES
+    from reconciler.gitrepo import uncommitted
+
+    state = uncommitted(root, ENVIRONMENTS_DIR, YAML_SUFFIXES)
+    escape = "; use --allow-dirty for a local experiment. Nothing was changed"
+    if not state.repository:
+        problem = (
+            f"{root} is not a git repository: apply applies committed pins (the commit fences "
+            "and audits the apply)"
+        )
+    elif state.head is None:
+        problem = (
+            "the repository has no commit yet: commit environments/ first (the commit fences "
+            "and audits the apply)"
+        )
+    elif state.changes:
+        listed = ", ".join(f"{path} ({how})" for path, how in state.changes[:10])
+        more = f" and {len(state.changes) - 10} more" if len(state.changes) > 10 else ""
+        problem = (
+            f"environments/ differs from the commit checked out ({state.head[:12]}): "
+            f"{listed}{more}. Commit or discard them: what is applied is what is committed"
+        )
+    else:
+        return False
+    if allow_dirty:
+        return True
+    raise UncommittedChanges(f"refusing to apply: {problem}{escape}")
 
 
 def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:

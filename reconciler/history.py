@@ -64,7 +64,8 @@ def _applied(change: PinChange, registered: RegisteredModel | None) -> bool:
     if version is None:
         return False
     records = audit.parse(version.tags.get(audit_tag(change.environment)))
-    return any(record.commit == change.commit for record in records)
+    # A dirty apply (--allow-dirty) did not apply exactly this commit.
+    return any(record.commit == change.commit and not record.dirty for record in records)
 
 
 def _in_force(changes: Sequence[PinChange], environment: str, at: datetime) -> PinChange | None:

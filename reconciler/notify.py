@@ -1,5 +1,6 @@
-"""Messages after each applied promotion or rollback, in the promote-model seed's format, to a
-Slack-compatible webhook and/or AWS SNS. A failed notification never fails the apply.
+"""Messages after each applied promotion or rollback, in the promote-model seed's format, and
+after each failed serving verification, to a Slack-compatible webhook and/or AWS SNS. A failed
+notification never fails the apply.
 
 Configured by environment variables:
     RECONCILER_WEBHOOK_URL     POST {"text": ...} (Slack incoming webhooks and compatibles)
@@ -12,12 +13,13 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import audit
 from reconciler.executor import ApplyReport
 from reconciler.redact import scrub
+from reconciler.verify import Outcome
 
 WEBHOOK_VARIABLE = "RECONCILER_WEBHOOK_URL"
 SNS_VARIABLE = "RECONCILER_SNS_TOPIC_ARN"
@@ -59,6 +61,38 @@ def messages(report: ApplyReport) -> list[Message]:
             ]
         )
         found.append(Message(pin.model, pin.environment, f"{title}: {pin.model}", body))
+    return found
+
+
+def verify_messages(outcomes: Sequence[Outcome]) -> list[Message]:
+    """One message per serving endpoint that does not serve its pinned version."""
+    found = []
+    for outcome in outcomes:
+        if outcome.ok:
+            continue
+        target = outcome.target
+        served = outcome.observation.served
+        body = "\n".join(
+            [
+                "Serving Verification Failed",
+                "",
+                f"Model: {target.model}",
+                f"Environment: {target.environment}",
+                f"Pinned Version: {target.expected}",
+                f"Served Version: {served if served is not None else 'unknown'}",
+                f"Error: {outcome.problem()}",
+                f"Endpoint: {outcome.url}",
+                f"Waited: {outcome.seconds:.1f}s",
+            ]
+        )
+        found.append(
+            Message(
+                target.model,
+                target.environment,
+                f"Serving Verification Failed: {target.model}",
+                body,
+            )
+        )
     return found
 
 

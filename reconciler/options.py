@@ -44,6 +44,8 @@ class ApplyOptions:
     expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
     prune: bool = False  # `apply --prune`: retire models whose pins were removed
     force: bool = False  # `apply --force`: skip the ordering and prune safety checks
+    allow_dirty: bool = False  # `apply --allow-dirty`: apply an uncommitted environments/
+    dirty: bool = False  # set by apply: what it applies is not exactly HEAD (audit says so)
     pull_request: str | None = None  # for the audit records, from the merge commit's message
     actor: str = field(default_factory=lambda: default_actor())
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)

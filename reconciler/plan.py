@@ -19,7 +19,9 @@ from reconciler.bookkeeping import owner as owner_of
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
+    DEFAULT_STAGE,
     READY,
+    STAGE_RANK,
     ActualState,
     DesiredState,
     Environment,
@@ -231,10 +233,22 @@ class _ModelWalk:
         # The highest environment pinning a version under a stage owns that version's stage
         # (computed over every pin, in scope or not: scope limits what is written, not meaning).
         self.owner: dict[str, str] = {}
+        managed = {env.stage for env in environments if env.stage}
+        claims = []
         for env in environments:
             pin = by_env.get(env.name)
-            if pin is not None and env.stage and pin.version not in self.owner:
-                self.owner[pin.version] = env.name
+            if pin is None:
+                continue
+            stage = env.stage
+            left = _left_stage(env, managed)
+            if left is not None and _stage_of(registered, pin.version) == left:
+                # Migrated to an alias with its version still in the old stage: it serves there
+                # still, so a lower pin on it reads "promoted onward" and never pulls it down.
+                stage = left
+            if stage:
+                claims.append((STAGE_RANK[stage], env.name, pin.version))
+        for _rank, env_name, version in sorted(claims):
+            self.owner.setdefault(version, env_name)
         self.sim = _Simulation(registered)
         # Reviewers read "what serves now → what will": `current` is the registry before any step.
         self.now = _Simulation(registered)
@@ -290,6 +304,18 @@ class _ModelWalk:
         else:
             status = "promoted_onward" if onward_to else "in_sync"
         return Entry(pin, env.target(), status, before, tuple(pin_steps), onward_to=onward_to)
+
+
+def _left_stage(env: Environment, managed: set[str]) -> str | None:
+    """The stage an alias-only `staging`/`production` gave up (`stage: null`) and no environment
+    manages now: left as it is, shown as unmanaged."""
+    left = DEFAULT_STAGE.get(env.name) if env.stage is None else None
+    return left if left is not None and left not in managed else None
+
+
+def _stage_of(registered: RegisteredModel | None, version: str) -> str | None:
+    found = registered.versions.get(version) if registered else None
+    return found.stage if found else None
 
 
 def _pin_problem(pin: Pin, registered: RegisteredModel | None) -> Problem | None:
@@ -430,10 +456,19 @@ def _unmanaged(
     model_scope: set[str] | None,
 ) -> tuple[Unmanaged, ...]:
     pinned = {(pin.environment, pin.model) for pin in desired.pins}
+    managed_stages = {env.stage for env in desired.environments.values() if env.stage}
     found = []
     for env in desired.environments_by_rank():
         if env.name not in env_scope:
             continue
+        left = _left_stage(env, managed_stages)
+        if left is not None:
+            # Migrated to an alias (`stage: null`): the stage keeps what it holds, untouched;
+            # shown for every model, pinned or not, so nobody forgets what still serves by it.
+            for name in sorted(actual.models):
+                held = actual.models[name].in_stage(left)
+                if held and (model_scope is None or name in model_scope):
+                    found.append(Unmanaged(env.name, name, left, tuple(held)))
         for name in sorted(actual.models):
             if (env.name, name) in pinned or (model_scope is not None and name not in model_scope):
                 continue

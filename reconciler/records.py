@@ -95,6 +95,7 @@ def model_writes(
             previous=previous,
             actor=options.actor,
             pull_request=options.pull_request,
+            dirty=options.dirty,
         )
         tags = registered.versions[version].tags
         audits.append((model, version, key, audit.append(tags.get(key), record)))

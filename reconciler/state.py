@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reconciler.endpoints import Endpoint
 from reconciler.policy import Gates
 
 PRODUCTION = "Production"
@@ -20,6 +21,9 @@ READY = "READY"
 # pinned in two stage environments belongs to the highest one.
 STAGE_RANK = {PRODUCTION: 0, STAGING: 1}
 ALIAS_ONLY_RANK = 2
+# The stage `staging` and `production` manage unless their settings say otherwise. After the
+# stage → alias migration (`stage: null`) the stage is still shown, as unmanaged, under this name.
+DEFAULT_STAGE = {"staging": STAGING, "production": PRODUCTION}
 
 
 @dataclass(frozen=True, order=True)
@@ -34,6 +38,7 @@ class Environment:
     prune: bool = False
     max_retire: int = 3
     settings_file: str | None = None  # where the settings came from, for messages
+    serving: Endpoint | None = None  # where `verify` asks which version serves
 
     @property
     def rank(self) -> tuple[int, str]:
@@ -63,6 +68,7 @@ class Pin:
     note: str | None = None
     gates: Gates | None = None
     confidence: float | None = None
+    serving: Endpoint | None = None  # replaces the environment's for this pin
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class ModelVersion:
     tags: Mapping[str, str] = field(default_factory=dict)
     created: int | None = None  # milliseconds since the epoch, as MLflow keeps it
     creator: str | None = None
+    # MLflow's last_updated_timestamp (ms): a stage transition sets it, so of two versions in
+    # one stage the later one is the one moved in last (what `import` pins).
+    updated: int | None = None
 
 
 @dataclass(frozen=True)

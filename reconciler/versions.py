@@ -20,8 +20,13 @@ def parse_version(text: str) -> str:
         return written
     if re.fullmatch(r"[0-9]+", written) and int(written) == 0:
         hint = "versions start at 1"
+    elif re.fullmatch(r"0[0-7]+", written):
+        hint = (
+            f"write {int(written)} without leading zeros (unquoted, YAML 1.1 reads {written} "
+            f"as octal: {int(written, 8)})"
+        )
     elif re.fullmatch(r"0[0-9]+", written):
-        hint = f"write {int(written)} without leading zeros (YAML 1.1 reads {written} as octal)"
+        hint = f"write {int(written)} without leading zeros"
     elif re.fullmatch(r"[0-9]+", written):
         hint = f"the largest version MLflow can store is {MAX_VERSION}"
     else:

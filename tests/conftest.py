@@ -80,16 +80,42 @@ def repo(tmp_path: Path) -> Repo:
 RunCli = Callable[..., Result]
 
 
+def commit_pins(root: Path) -> None:
+    """Commit whatever the test wrote under environments/ (and make a first commit if there is
+    none), as a team's CI sees its pins: `apply` refuses an uncommitted environments/."""
+    if not (root / ".git").exists():
+        return
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+
+    has_head = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=root,
+                              capture_output=True).returncode == 0  # fmt: skip
+    if git("status", "--porcelain", "--", "environments"):
+        git("add", "-A", "--", "environments")
+        git("commit", "-q", "-m", "test: the pins as written", "--", "environments")
+    elif not has_head:
+        git("commit", "-q", "--allow-empty", "-m", "test: first commit")
+
+
 def make_runner(
     root: Path,
     registry: Registry | None = None,
     tracking_uri: str | None = None,
     lease_settle: float = 0.0,
     lease_ttl: float | None = None,
+    commit_before_apply: bool = True,
 ) -> RunCli:
+    """The CLI against `root`. Before `apply`, what the test wrote under environments/ is
+    committed (`commit_before_apply`), as in a team's repository; tests of the dirty-tree refusal
+    turn that off."""
     prefix = ["--tracking-uri", tracking_uri] if tracking_uri else []
 
     def run(*args: str) -> Result:
+        if commit_before_apply and "apply" in args:
+            commit_pins(root)
         obj = AppContext(root=root, lease_settle=lease_settle)
         if lease_ttl is not None:
             obj.lease_ttl = lease_ttl

@@ -11,6 +11,10 @@ from reconciler.state import ActualState, RegisteredModel
 class Registry(Protocol):
     """Implemented by `MlflowRegistry` (real) and `FakeRegistry` (tests). Versions are strings."""
 
+    # What the registry learnt about itself that the user should hear once per command (e.g. that
+    # the server cannot archive atomically, so promotions take two steps); the CLI prints them.
+    notices: list[str]
+
     def read(self, models: Collection[str]) -> ActualState:
         """Every registered model with its aliases; all versions of `models`, and for every other
         model at least its latest version per stage."""

@@ -34,7 +34,13 @@ class FakeRegistry:
     def __init__(self) -> None:
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
+        self.notices: list[str] = []
         self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
+        self._clock = 0  # a logical last_updated_timestamp: every change ticks it
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
 
     # -- setting up a scenario (what a training pipeline or a person would do) --
 
@@ -54,14 +60,15 @@ class FakeRegistry:
         model = self._models[name]
         version = str(len(model.versions) + 1)
         model.versions[version] = ModelVersion(
-            name, version, stage, status, run_id, created=created, creator=creator
-        )
+            name, version, stage, status, run_id, created=created, creator=creator,
+            updated=self._tick(),
+        )  # fmt: skip
         return version
 
     def force_stage(self, name: str, version: str, stage: str) -> None:
         """A hand edit with no archiving (the UI with the box unticked, or a lost race)."""
         old = self._models[name].versions[version]
-        self._models[name].versions[version] = replace(old, stage=stage)
+        self._models[name].versions[version] = replace(old, stage=stage, updated=self._tick())
 
     def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
         old = self._version_map(model, version)[version]

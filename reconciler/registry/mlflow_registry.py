@@ -38,10 +38,35 @@ NAMES_PER_FILTER = 1000  # `name IN (...)` breaks the filter parser at ~5,000 na
 _STAGE_WARNING = ".*Model registry stages will be removed.*"
 
 
+# The one failure that means "this server cannot archive in the same call" (DESIGN §6): MLflow's
+# SQL store compares the integer version column with the REST string, which psycopg v3 (what a
+# plain `postgresql://` backend URI selects under SQLAlchemy 2.1) refuses; psycopg2 casts silently.
+_ATOMIC_ARCHIVE_REFUSED = (
+    "UndefinedFunction",
+    "operator does not exist: integer <> character varying",
+)
+NO_ATOMIC_ARCHIVE = (
+    "the registry cannot archive and transition in one call (its server's PostgreSQL driver, "
+    "psycopg 3, rejects MLflow's archive query: operator does not exist: integer <> character "
+    "varying); moving each version in first, then archiving the previous holders one by one "
+    "(a postgresql+psycopg2:// backend URI on the server restores the atomic call)"
+)
+
+
+def refuses_atomic_archive(error_code: str, message: str) -> bool:
+    """True for the server's answer to archive_existing_versions on psycopg v3, and only that."""
+    return error_code == "BAD_REQUEST" and all(part in message for part in _ATOMIC_ARCHIVE_REFUSED)
+
+
 class MlflowRegistry:
     def __init__(self, tracking_uri: str | None = None) -> None:
         self._uri = tracking_uri
         self._client_instance: Any = None
+        # Learnt from the server once per instance (one instance per command): after the first
+        # refusal every promotion goes straight to the two-step fallback.
+        self._atomic_archive = True
+        # Said once, for the command to print (the adapter never prints).
+        self.notices: list[str] = []
 
     @property
     def display_uri(self) -> str:
@@ -66,6 +91,12 @@ class MlflowRegistry:
             uri = self._resolved_uri()
             self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client_instance
+
+    def _writer(self) -> Any:
+        """The registry client under MlflowClient, for writes: one HTTP call each. MlflowClient
+        first GETs the model to refuse prompts, doubling every write (DESIGN §6); our writes only
+        touch models that pins name, which are models."""
+        return self._client()._get_registry_client()
 
     # -- reads --
 
@@ -126,19 +157,60 @@ class MlflowRegistry:
             # The server answers 500 and the client retries it for minutes (DESIGN §6).
             raise RegistryError(f"refusing archive_existing_versions towards {stage}")
         with self._translated_errors(f"move {model} v{version} to {stage}"):
-            self._client().transition_model_version_stage(
-                model, version, stage, archive_existing_versions=archive_existing
+            atomic = archive_existing and self._atomic_archive
+            if atomic and self._transition_archiving(model, version, stage):
+                return
+            self._writer().transition_model_version_stage(
+                model, version, stage, archive_existing_versions=False
+            )
+            if archive_existing:
+                self._archive_others(model, version, stage)
+
+    def _transition_archiving(self, model: str, version: str, stage: str) -> bool:
+        """MLflow's archive-and-transition in one call; False when this server refuses it (the
+        refused call changed nothing: its failing query is the first in its transaction)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._writer().transition_model_version_stage(
+                model, version, stage, archive_existing_versions=True
+            )
+        except MlflowException as error:
+            if not refuses_atomic_archive(error.error_code, str(error)):
+                raise
+            self._atomic_archive = False
+            self.notices.append(NO_ATOMIC_ARCHIVE)
+            return False
+        return True
+
+    def _archive_others(self, model: str, version: str, stage: str) -> None:
+        """The fallback's second step: archive every other version in `stage`, one plain
+        transition each. Version in first, then the others out: the stage is never empty. Under
+        the lease; apply's re-read and repair catches what a writer outside it adds meanwhile."""
+        search = _bind(
+            self._client().search_model_versions,
+            filter_string=_name_filter([model]),
+            order_by=["version_number ASC"],
+        )
+        holders = [
+            str(mv.version)
+            for mv in _pages(search, VERSIONS_PAGE)
+            if mv.current_stage == stage and str(mv.version) != version
+        ]
+        for holder in holders:
+            self._writer().transition_model_version_stage(
+                model, holder, "Archived", archive_existing_versions=False
             )
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         with self._translated_errors(f"set {model}@{alias} to v{version}"):
             _once_more_on_insert_race(
-                lambda: self._client().set_registered_model_alias(model, alias, version)
+                lambda: self._writer().set_registered_model_alias(model, alias, version)
             )
 
     def delete_alias(self, model: str, alias: str) -> None:
         with self._translated_errors(f"remove {model}@{alias}"):
-            _unless(GONE, lambda: self._client().delete_registered_model_alias(model, alias))
+            _unless(GONE, lambda: self._writer().delete_registered_model_alias(model, alias))
 
     def get_model_tag(self, model: str, key: str) -> str | None:
         with self._translated_errors(f"read the tags of {model}"):
@@ -149,22 +221,33 @@ class MlflowRegistry:
     def set_model_tag(
         self, model: str, key: str, value: str, *, create_model: bool = False
     ) -> None:
-        with self._translated_errors(f"tag {model}"):
-            if create_model:
-                _unless(EXISTS, lambda: self._client().create_registered_model(model))
+        from mlflow.exceptions import MlflowException
+
+        def tag() -> None:
             _once_more_on_insert_race(
-                lambda: self._client().set_registered_model_tag(model, key, value)
+                lambda: self._writer().set_registered_model_tag(model, key, value)
             )
+
+        with self._translated_errors(f"tag {model}"):
+            try:
+                tag()
+            except MlflowException as error:
+                # The model almost always exists: tag first, and create it only when the server
+                # says it does not (never a create that is known to fail), then tag again.
+                if not create_model or error.error_code != GONE:
+                    raise
+                _unless(EXISTS, lambda: self._writer().create_registered_model(model))
+                tag()
 
     def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
         with self._translated_errors(f"tag {model} v{version}"):
             _once_more_on_insert_race(
-                lambda: self._client().set_model_version_tag(model, version, key, value)
+                lambda: self._writer().set_model_version_tag(model, version, key, value)
             )
 
     def delete_model_tag(self, model: str, key: str) -> None:
         with self._translated_errors(f"untag {model}"):
-            _unless(GONE, lambda: self._client().delete_registered_model_tag(model, key))
+            _unless(GONE, lambda: self._writer().delete_registered_model_tag(model, key))
 
     @contextmanager
     def _translated_errors(self, action: str) -> Iterator[None]:
@@ -265,6 +348,7 @@ def _version(mv: Any) -> ModelVersion:
         tags=_tags(mv),
         created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
         creator=mv.user_id or None,
+        updated=int(mv.last_updated_timestamp) if mv.last_updated_timestamp else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -9,6 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.postgres import (
+    Postgres,
+    PostgresFailed,
+    PostgresUnavailable,
+    start_postgres,
+    stop_postgres,
+)
 from tests.support.proxy import RecordingProxy
 from tests.support.server import start_or_fail, stop_server
 
@@ -20,6 +28,86 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL server for the session; each driver gets its own database on it."""
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as missing:
+        if os.environ.get("CI") == "true":  # CI must run the lane; .ci/run installs PostgreSQL
+            pytest.fail(f"{missing}; .ci/run should have installed it")
+        pytest.skip(f"PostgreSQL lane skipped: {missing}")
+    except PostgresFailed as failed:
+        pytest.fail(str(failed))
+    try:
+        yield server
+    finally:
+        stop_postgres(server)
+
+
+# SQLAlchemy's driver per URI scheme: `postgresql://` is psycopg v3 under SQLAlchemy 2.1, the URI
+# most teams write; `postgresql+psycopg2://` is the older driver (DESIGN §6: they differ).
+DRIVERS = {"psycopg2": "psycopg2", "psycopg3": ""}
+
+
+def _mlflow_on_postgres(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory, driver: str
+) -> Iterator[str]:
+    database = f"mlflow_{driver}"
+    postgres.create_database(database)
+    # Four workers, as production runs it (DESIGN §6 measured the races with four).
+    url, process = start_or_fail(
+        tmp_path_factory.mktemp(f"mlflow-{driver}"),
+        backend=postgres.uri(database, DRIVERS[driver]),
+        workers=4,
+    )
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_on_psycopg2(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from _mlflow_on_postgres(postgres, tmp_path_factory, "psycopg2")
+
+
+@pytest.fixture(scope="session")
+def mlflow_on_psycopg3(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from _mlflow_on_postgres(postgres, tmp_path_factory, "psycopg3")
+
+
+# Parametrize a test over every backend the lane covers, then ask `backend_url(request, param)`.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("psycopg2", id="pg-psycopg2", marks=pytest.mark.postgres),
+    pytest.param("psycopg3", id="pg-psycopg3", marks=pytest.mark.postgres),
+]
+POSTGRES_DRIVERS = [param for param in BACKENDS if param.values[0] != "sqlite"]
+
+
+def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """The session's `mlflow server` on `backend`: "sqlite", "psycopg2" or "psycopg3"."""
+    fixture = "mlflow_server" if backend == "sqlite" else f"mlflow_on_{backend}"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(params=BACKENDS)
+def any_server(request: pytest.FixtureRequest) -> str:
+    """`mlflow server` on sqlite, then on PostgreSQL with each driver."""
+    return backend_url(request, request.param)
+
+
+@pytest.fixture(params=POSTGRES_DRIVERS)
+def pg_server(request: pytest.FixtureRequest) -> str:
+    """`mlflow server` on PostgreSQL, once per driver."""
+    return backend_url(request, request.param)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import AppContext, cli
 from reconciler.state import PRODUCTION
-from tests.conftest import Repo
+from tests.conftest import Repo, commit_pins
 from tests.integration.conftest import Seeder
 from tests.support.server import start_or_fail, stop_server
 
@@ -86,6 +86,8 @@ def _seeder_is_admin(_guard_real_defaults: None, monkeypatch: pytest.MonkeyPatch
 def run_as(repo: Repo, url: str, user: str, password: str, *args: str):  # type: ignore[no-untyped-def]
     env = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
     runner = CliRunner(env=env)
+    if "apply" in args:
+        commit_pins(repo.root)  # apply refuses uncommitted pins
     return runner.invoke(cli, ["--tracking-uri", url, *args], obj=AppContext(root=repo.root))
 
 

@@ -168,6 +168,7 @@ def test_console_script_end_to_end(repo: Repo, seeder: Seeder, mlflow_server: st
     model = seeder.name("console")
     seeder.model(model, [0.5])
     repo.pin("production", model, 1)
+    repo.commit("pin")
     (repo.root / "environments/production/sub").mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     command = [str(Path(sys.executable).parent / "reconciler"), "apply", "--model", model]

@@ -14,13 +14,14 @@ from reconciler.registry.base import Registry
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
-from tests.integration.conftest import Seeder
+from tests.integration.conftest import BACKENDS, Seeder, backend_url
+from tests.support.proxy import RecordingProxy
 
 # make(name, stages) creates a model with one version per entry, in that stage (no archiving).
 Make = Callable[[str, list[str]], None]
 
 
-@pytest.fixture(params=["fake", "mlflow"])
+@pytest.fixture(params=[pytest.param("fake", id="fake"), *BACKENDS])
 def registry_and_maker(
     request: pytest.FixtureRequest,
 ) -> tuple[Registry, Make, Callable[[str], str]]:
@@ -39,7 +40,7 @@ def registry_and_maker(
 
         return fake, make_fake, unique
 
-    url = request.getfixturevalue("mlflow_server")
+    url = backend_url(request, request.param)
     seeder = Seeder(url)
 
     def make_real(name: str, stages: list[str]) -> None:
@@ -189,3 +190,40 @@ def test_read_model(registry_and_maker: Fixture) -> None:
     assert {v: mv.stage for v, mv in model.versions.items()} == {"1": PRODUCTION, "2": NONE_STAGE}
     assert dict(model.aliases) == {"champion": "1"}
     assert registry.read_model(unique("absent")) is None
+
+
+def test_mlflow_every_write_is_one_http_call(seeder: Seeder, proxy: RecordingProxy) -> None:
+    """MlflowClient GETs the model before each write (DESIGN §6); the adapter's writes go through
+    MLflow's registry client: one request each, and never a request known to fail."""
+    name = seeder.name("calls")
+    seeder.model(name, [0.1, 0.2])
+    registry = MlflowRegistry(proxy.url)
+    writes: list[tuple[str, Callable[[], None]]] = [
+        ("transition", lambda: registry.transition_stage(name, "1", PRODUCTION, archive_existing=True)),
+        ("plain transition", lambda: registry.transition_stage(name, "2", STAGING, archive_existing=False)),
+        ("set alias", lambda: registry.set_alias(name, "champion", "1")),
+        ("delete alias", lambda: registry.delete_alias(name, "champion")),
+        ("model tag", lambda: registry.set_model_tag(name, "k", "v")),
+        ("model tag, create if needed", lambda: registry.set_model_tag(name, "k", "w", create_model=True)),
+        ("version tag", lambda: registry.set_version_tag(name, "1", "k", "v")),
+        ("delete model tag", lambda: registry.delete_model_tag(name, "k")),
+    ]  # fmt: skip
+    counts = {}
+    for label, write in writes:
+        proxy.clear()
+        write()
+        counts[label] = len(proxy.requests)
+    assert counts == {label: 1 for label, _write in writes}
+    assert seeder.stages(name) == {"1": PRODUCTION, "2": STAGING}
+
+    # A model that does not exist yet (the lease's first write): the tag is refused as missing,
+    # then the model is created and tagged. No create is sent for a model that exists.
+    fresh = seeder.name("calls-new")
+    proxy.clear()
+    registry.set_model_tag(fresh, "k", "v", create_model=True)
+    assert [path.split("?")[0].rsplit("/", 2)[-2:] for _m, path in proxy.requests] == [
+        ["registered-models", "set-tag"],
+        ["registered-models", "create"],
+        ["registered-models", "set-tag"],
+    ]
+    assert registry.get_model_tag(fresh, "k") == "v"

@@ -25,10 +25,16 @@ def free_port() -> int:
 
 
 def start_server(
-    workdir: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+    workdir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    backend: str | None = None,
+    workers: int = 1,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start `mlflow server` with a sqlite backend in `workdir`; return its URL once healthy.
-    Started again on the same `workdir` and `port`, it serves the same registry."""
+    """Start `mlflow server` with a sqlite backend in `workdir` (or the SQLAlchemy URI `backend`);
+    return its URL once healthy. Started again on the same `workdir` and `port`, it serves the
+    same registry."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"
@@ -39,8 +45,8 @@ def start_server(
         str(Path(sys.executable).parent / "mlflow"), "server",
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--workers", str(workers),
+        "--backend-store-uri", backend or f"sqlite:///{workdir / 'mlflow.db'}",
         "--default-artifact-root", str(workdir / "artifacts"),
         *extra,
     ]  # fmt: skip
@@ -79,12 +85,17 @@ def _tail(log: Path) -> str:
 
 
 def start_or_fail(
-    workdir: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+    workdir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    backend: str | None = None,
+    workers: int = 1,
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """start_server for fixtures: a server that will not start fails the test with its log."""
     import pytest
 
     try:
-        return start_server(workdir, *extra, env=env, port=port)
+        return start_server(workdir, *extra, env=env, port=port, backend=backend, workers=workers)
     except ServerFailed as error:
         pytest.fail(str(error))

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import Repo
 from tests.support.scripts import load_script
 
 
@@ -144,3 +146,120 @@ def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> Non
     assert drift.upsert("org/repo", "plan 2", gh=str(script)) == "updated #5"
     assert calls(log)[-1] == ["issue", "edit", "5", "--repo", "org/repo", "--body", "plan 2"]
     assert drift.body("### plan", "https://ci/run/2").startswith(drift.MARKER)
+
+
+def _verify_report(path: Path, ok: bool) -> Path:
+    endpoint = {
+        "environment": "production",
+        "model": "churn",
+        "url": "https://***@serving.example/churn/health",
+        "expected_version": "2",
+        "served_version": "2" if ok else "1",
+        "ok": ok,
+        "error": None if ok else "serves v1",
+        "seconds": 300.0,
+        "polls": 60,
+    }
+    path.write_text(json.dumps({"ok": ok, "endpoints": [endpoint]}))
+    return path
+
+
+def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revert = load_script("revert_pr")
+    script, log, reply = gh
+    origin = tmp_path / "origin.git"
+    repo.git("init", "-q", "--bare", str(origin))
+    repo.git("remote", "add", "origin", str(origin))
+    repo.pin("production", "churn", 1)
+    repo.commit("pin churn v1")
+    repo.git("switch", "-q", "-c", "promote")
+    repo.pin("production", "churn", 2)
+    repo.commit("promote churn v2")
+    repo.git("switch", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge pull request #7", "promote")
+    before = repo.git("rev-parse", "main~1").strip()
+    merge = repo.git("rev-parse", "main").strip()
+    repo.git("push", "-q", "origin", "main")
+    failed = _verify_report(tmp_path / "verify-production.json", ok=False)
+    passed = _verify_report(tmp_path / "verify-staging.json", ok=True)
+
+    argv = ["--repo", "org/repo", "--commit", merge, "--since", before, "--base", "main"]
+    assert revert.main([*argv, str(passed), str(failed)], gh=str(script), cwd=repo.root) == 0
+    branch = f"revert/{merge[:12]}"
+    # The default branch is untouched; the revert is a branch holding the old pin.
+    assert repo.git(f"--git-dir={origin}", "rev-parse", "main").strip() == merge
+    shown = subprocess.run(
+        ["git", f"--git-dir={origin}", "show", f"{branch}:environments/production/churn.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert shown == "model: churn\nversion: 1\n"
+    create = calls(log)[-1]
+    assert create[:9] == [
+        "pr",
+        "create",
+        "--repo",
+        "org/repo",
+        "--base",
+        "main",
+        "--head",
+        branch,
+        "--title",
+    ]
+    assert create[9] == f"Revert {merge[:12]}: serving did not follow the pins"
+    text = create[-1]
+    assert text.startswith(revert.MARKER)
+    assert (
+        "| production | churn | v2 | v1 | serves v1 | `https://***@serving.example/churn/health` |"
+        in text
+    )
+    assert "staging" not in text  # only the failing endpoints
+
+    # Run again (production after staging, or a re-run), a second later: one pull request,
+    # commented on, and the pushed revert stays as it is (a new revert commit would not
+    # fast-forward and the push would fail).
+    pushed = repo.git(f"--git-dir={origin}", "rev-parse", branch).strip()
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2030-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2030-01-01T00:00:00Z")
+    reply.write_text(json.dumps([{"number": 12}]))
+    assert revert.main([*argv, str(failed)], gh=str(script), cwd=repo.root) == 0
+    assert calls(log)[-1][:3] == ["pr", "comment", "12"]
+    assert repo.git(f"--git-dir={origin}", "rev-parse", branch).strip() == pushed
+
+
+def test_no_revert_without_a_failing_endpoint(
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo
+) -> None:
+    revert = load_script("revert_pr")
+    script, log, _ = gh
+    repo.pin("production", "churn", 1)
+    head = repo.commit("pin")
+    missing = tmp_path / "verify.json"  # verify could not start: no report
+    passed = _verify_report(tmp_path / "ok.json", ok=True)
+    argv = ["--repo", "o/r", "--commit", head, "--base", "main", str(missing), str(passed)]
+    assert revert.main(argv, gh=str(script), cwd=repo.root) == 0
+    assert not log.exists()
+    assert repo.git("branch", "--list").split() == ["*", "main"]
+
+
+def test_a_revert_that_conflicts_is_refused_and_nothing_is_pushed(
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo
+) -> None:
+    revert = load_script("revert_pr")
+    script, log, _ = gh
+    origin = tmp_path / "origin.git"
+    repo.git("init", "-q", "--bare", str(origin))
+    repo.git("remote", "add", "origin", str(origin))
+    repo.pin("production", "churn", 1)
+    repo.commit("v1")
+    repo.pin("production", "churn", 2)
+    promoted = repo.commit("v2")
+    repo.pin("production", "churn", 3)
+    repo.commit("v3")  # the default branch moved on: the v2 pin is gone already
+    repo.git("push", "-q", "origin", "main")
+    failed = _verify_report(tmp_path / "verify.json", ok=False)
+    argv = ["--repo", "o/r", "--commit", promoted, "--base", "main", str(failed)]
+    assert revert.main(argv, gh=str(script), cwd=repo.root) == 1
+    assert not log.exists()
+    assert repo.git(f"--git-dir={origin}", "branch", "--list").split() == ["main"]

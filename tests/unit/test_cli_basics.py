@@ -65,6 +65,8 @@ def test_every_command_and_option_has_help() -> None:
         "status",
         "promote",
         "unlock",
+        "import",
+        "verify",
     }
 
 
@@ -131,6 +133,33 @@ def test_root_defaults_to_the_git_root(repo: Repo, monkeypatch: pytest.MonkeyPat
         ("databricks", "databricks"),
         ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
         ("postgresql://u:p@db/mlflow", "postgresql://***@db/mlflow"),
+        pytest.param("http://u:p@ss@host:5000/x", "http://***@host:5000/x", id="raw-at"),
+        pytest.param("http://u:p@ss@host", "http://***@host", id="raw-at-no-path"),
+        pytest.param(
+            "https://host/x?token=t1&page_token=p&ACCESS_TOKEN=t2",
+            "https://host/x?token=***&page_token=p&ACCESS_TOKEN=***",
+            id="tokens",
+        ),
+        pytest.param(
+            "https://acct.blob/c?sv=1&sig=abc%2Bd&Key=k;password=pw#frag",
+            "https://acct.blob/c?sv=1&sig=***&Key=***;password=***#frag",
+            id="sas-and-key",
+        ),
+        pytest.param(
+            "http://h/?client_secret=s1&MySecretThing=s2&x=1",
+            "http://h/?client_secret=***&MySecretThing=***&x=1",
+            id="star-secret-star",
+        ),
+        pytest.param(
+            "cannot reach http://u:p@h@host/?token=t: timed out",
+            "cannot reach http://***@host/?token=***: timed out",
+            id="in-a-sentence",
+        ),
+        pytest.param(
+            "[v2](https://host/#/models/m@champion) and a@b.c",
+            "[v2](https://host/#/models/m@champion) and a@b.c",
+            id="not-a-uri",
+        ),
     ],
 )
 def test_redact_uri(uri: str, shown: str) -> None:
@@ -140,3 +169,7 @@ def test_redact_uri(uri: str, shown: str) -> None:
 def test_scrub_removes_known_secrets() -> None:
     assert scrub("token abc123 and abc1234", ["abc123", "abc1234"]) == "token *** and ***"
     assert scrub("nothing here", [""]) == "nothing here"
+
+
+def test_scrub_removes_a_password_with_an_at_sign_whole() -> None:
+    assert scrub("http://bot:p@ss@host and p@ss", ["p@ss"]) == "http://***@host and ***"

@@ -95,10 +95,11 @@ def test_outside_git_a_recorded_commit_needs_force(tmp_path: Path, fake: FakeReg
     plain = tmp_path / "plain"
     (plain / "environments" / "production").mkdir(parents=True)
     (plain / "environments" / "production" / "m.yaml").write_text("model: m\nversion: 1\n")
-    result = make_runner(plain, fake)("apply")
+    # Outside git nothing is committed: apply needs --allow-dirty, and the fence still holds.
+    result = make_runner(plain, fake)("apply", "--allow-dirty")
     assert result.exit_code == 4
     assert (
         "refusing to apply m to production: it was last applied there from commit aaaaaaaaaaaa, and this is not a git checkout to compare with; use --force"
         in result.stderr
     )
-    assert make_runner(plain, fake)("apply", "--force").exit_code == 0
+    assert make_runner(plain, fake)("apply", "--allow-dirty", "--force").exit_code == 0

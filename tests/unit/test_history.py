@@ -125,7 +125,7 @@ def test_history_at_a_time(story: dict[str, str], repo: Repo, fake: FakeRegistry
         "  staging: no pin",
     ]
     bad = make_runner(repo.root, fake)("history", "m", "--at", "yesterday")
-    assert bad.exit_code == 2
+    assert bad.exit_code == 64  # a usage error (EX_USAGE), never 2
     assert "'yesterday' is not an ISO 8601 time" in bad.stderr
 
 

@@ -17,7 +17,15 @@ note: keep an eye on recall
 """
 
 
-def test_promote_from_the_previous_environment_keeps_the_layout(repo: Repo, run: RunCli) -> None:
+def _versions(fake: FakeRegistry, model: str, count: int) -> None:
+    for _ in range(count):
+        fake.create_version(model)
+
+
+def test_promote_from_the_previous_environment_keeps_the_layout(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    _versions(fake, "churn-model", 15)
     repo.write("environments/production/churn-model.yaml", COMMENTED)
     repo.pin("staging", "churn-model", 15)
     result = run("promote", "churn-model", "--to", "production")
@@ -25,15 +33,21 @@ def test_promote_from_the_previous_environment_keeps_the_layout(repo: Repo, run:
     assert result.stdout == (
         "pinned churn-model v15 in production (was v6): environments/production/churn-model.yaml; "
         "version from pinned in staging\n"
+        "dropped note (it spoke of the previous version; --note sets a new one)\n"
     )
-    assert (
-        repo.root / "environments/production/churn-model.yaml"
-    ).read_text() == COMMENTED.replace(
-        "version: 6   # the March model", "version: 15   # the March model"
+    # The stale note went; every comment and the layout stayed.
+    assert (repo.root / "environments/production/churn-model.yaml").read_text() == (
+        "# yaml-language-server: $schema=../../schemas/pin.schema.json\n"
+        "# Owned by the churn team.\n"
+        "model: churn-model\n"
+        "version: 15   # the March model\n"
     )
 
 
-def test_promote_json_record_and_already_promoted(repo: Repo, run: RunCli) -> None:
+def test_promote_json_record_and_already_promoted(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    _versions(fake, "m", 4)
     repo.pin("production", "m", 3)
     record = json.loads(
         run("promote", "m", "--to", "production", "--version", "4", "--format", "json").stdout
@@ -67,15 +81,17 @@ def test_promote_json_record_and_already_promoted(repo: Repo, run: RunCli) -> No
     assert text.stdout == "m v4 is already pinned in production (environments/production/m.yaml)\n"
 
 
-def test_promote_creates_a_pin_with_confidence(repo: Repo, run: RunCli) -> None:
+def test_promote_creates_a_pin_with_confidence(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    fake.create_version("new-model")
+    fake.create_version("new-model", run_id="run2")
     (repo.root / "environments" / "production").mkdir(parents=True)
     result = run(
         "promote", "new-model", "--to", "production", "--version", "2", "--confidence", "0.87"
     )
     assert result.exit_code == 0, result.stderr
+    # No schemas/ folder in this repository: no `$schema` comment pointing at nothing.
     assert (repo.root / "environments/production/new-model.yaml").read_text() == (
-        "# yaml-language-server: $schema=../../schemas/pin.schema.json\n"
-        "model: new-model\nversion: 2\nconfidence: 0.87\n"
+        "model: new-model\nversion: 2\nrun_id: run2\nconfidence: 0.87\n"
     )
     assert run("validate").exit_code == 0
 
@@ -103,7 +119,8 @@ def test_promote_with_no_staging_version(repo: Repo, run: RunCli, fake: FakeRegi
     )
 
 
-def test_promote_on_a_branch_with_a_commit(repo: Repo, run: RunCli) -> None:
+def test_promote_on_a_branch_with_a_commit(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    _versions(fake, "m", 3)
     repo.pin("production", "m", 1)
     repo.pin("staging", "m", 2)
     repo.commit("pins")
@@ -131,8 +148,98 @@ def test_promote_refuses_bad_input_and_leaves_the_file(repo: Repo, run: RunCli) 
     before = (repo.root / "environments/production/m.yaml").read_text()
     bad = run("promote", "m", "--to", "production", "--version", "0")
     assert bad.exit_code == 1
-    assert bad.stderr == "error: --version '0': a version is a positive integer\n"
+    assert bad.stderr == "error: --version: '0' is not a model version: versions start at 1\n"
+    octal = run("promote", "m", "--to", "production", "--version", "010")
+    assert octal.exit_code == 1
+    assert "write 10 without leading zeros" in octal.stderr
     unknown = run("promote", "m", "--to", "qa", "--version", "2")
     assert unknown.exit_code == 1
     assert unknown.stderr == "error: --to 'qa': no such environment (have: production)\n"
     assert (repo.root / "environments/production/m.yaml").read_text() == before
+
+
+def test_promote_checks_the_version_in_the_registry(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    fake.create_version("m")
+    fake.create_version("m")
+    fake.create_version("m", status="PENDING_REGISTRATION")
+    original = "model: m\nversion: 1\n"
+    repo.write("environments/production/m.yaml", original)
+    missing = run("promote", "m", "--to", "production", "--version", "7")
+    assert missing.exit_code == 1
+    assert missing.stderr == ("error: m v7 not found in the registry (READY versions: v1, v2)\n")
+    pending = run("promote", "m", "--to", "production", "--version", "3", "--format", "json")
+    assert pending.exit_code == 1
+    assert "error: m v3 is PENDING_REGISTRATION, not READY (READY versions: v1, v2)" in (
+        pending.stderr
+    )
+    unknown = run("promote", "nope", "--to", "production", "--version", "1")
+    assert unknown.exit_code == 1
+    assert unknown.stderr == "error: registered model 'nope' not found in the registry\n"
+    assert (repo.root / "environments/production/m.yaml").read_text() == original
+    # From the previous environment's pin, too: a pin plan would refuse is never written.
+    repo.pin("staging", "m", 9)
+    onward = run("promote", "m", "--to", "production")
+    assert onward.exit_code == 1
+    assert onward.stderr.startswith("error: m v9 not found in the registry")
+    assert (repo.root / "environments/production/m.yaml").read_text() == original
+    assert fake.writes == []
+
+
+def test_promote_offline_skips_the_check_and_says_so(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    repo.write("environments/production/m.yaml", "model: m\nversion: 1\nrun_id: abc\n")
+    result = run("promote", "m", "--to", "production", "--version", "7", "--offline")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        "offline: not checked that m v7 exists in the registry (plan will check it)\n"
+        "pinned m v7 in production (was v1): environments/production/m.yaml; "
+        "version from --version\n"
+        "dropped run_id (offline: the new version's run is not known)\n"
+    )
+    assert (repo.root / "environments/production/m.yaml").read_text() == "model: m\nversion: 7\n"
+    record = json.loads(
+        run(
+            "promote", "m", "--to", "production", "--version", "8", "--offline", "--format", "json"
+        ).stdout
+    )
+    assert record["checked_in_registry"] is False
+    no_version = run("promote", "other", "--to", "production", "--offline")
+    assert no_version.exit_code == 1
+    assert "--offline cannot ask the registry" in no_version.stderr
+
+
+def test_promote_replaces_a_note_and_follows_the_run_id(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    fake.create_version("m", run_id="run1")
+    fake.create_version("m", run_id="run2")
+    repo.write(
+        "environments/production/m.yaml",
+        "model: m\nversion: 1\nrun_id: run1\nnote: |\n  first line\n\n  second line\n# end\n",
+    )
+    result = run("promote", "m", "--to", "production", "--version", "2", "--note", "recall +4%")
+    assert result.exit_code == 0, result.stderr
+    assert "dropped" not in result.stdout
+    assert (repo.root / "environments/production/m.yaml").read_text() == (
+        "model: m\nversion: 2\nnote: recall +4%\nrun_id: run2\n# end\n"
+    )
+    same = run("promote", "m", "--to", "production", "--version", "2", "--note", "recall +4%")
+    assert "already pinned" in same.stdout
+    assert run("validate").exit_code == 0
+
+
+def test_new_pins_point_at_the_schema_only_where_it_exists(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    fake.create_version("m")
+    repo.write("schemas/pin.schema.json", "{}\n")
+    (repo.root / "environments").mkdir()
+    assert run("promote", "m", "--to", "staging", "--version", "1").exit_code == 0
+    text = (repo.root / "environments/staging/m.yaml").read_text()
+    assert text == (
+        "# yaml-language-server: $schema=../../schemas/pin.schema.json\nmodel: m\nversion: 1\n"
+    )
+    assert (repo.root / "environments/staging/../../schemas/pin.schema.json").is_file()

@@ -28,14 +28,15 @@ def test_valid_repository(repo: Repo, run: RunCli) -> None:
     [
         (
             "model: m\nversion: 1\ncolour: red\n",
-            "3: colour: unknown key (allowed: confidence, gates, model, note, run_id, version)",
+            "3: colour: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
         ),
         ("model: m\n", "1: version: required key is missing"),
-        ("model: m\nversion: 0\n", "2: version: 0 is not valid: The model version"),
-        ("model: m\nversion: -3\n", "2: version: -3 is not valid"),
-        ("model: m\nversion: 1.5\n", "2: version: 1.5 is not valid"),
-        ("model: m\nversion: 'v2'\n", "2: version: 'v2' is not valid"),
-        ("model: m\nversion: true\n", "2: version: true is not valid"),
+        ("model: m\nversion: 0\n", "2: version: '0' is not a model version: versions start at 1"),
+        ("model: m\nversion: -3\n", "2: version: '-3' is not a model version"),
+        ("model: m\nversion: 1.5\n", "2: version: '1.5' is not a model version"),
+        ("model: m\nversion: 'v2'\n", "2: version: 'v2' is not a model version"),
+        ("model: m\nversion: true\n", "2: version: 'true' is not a model version"),
+        ("model: m\nversion: [1]\n", "2: version: [1] is not valid"),
         ("model: 12\nversion: 1\n", "1: model: must be a string, got 12"),
         ("model: m\nversion: 1\nrun_id: [a]\n", "3: run_id: must be a string, got ['a']"),
         ("model: m\nversion: 1\nversion: 2\n", "3: version: duplicate key (first set on line 2)"),
@@ -65,11 +66,10 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
     result = run("validate")
     assert result.exit_code == 1
     assert errors(result.stderr) == [
-        "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, gates, model, note, run_id, version)",
+        "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
         "environments/production/a.yaml:4: version: duplicate key (first set on line 2)",
         "environments/staging/b.yaml:1: model: 'wrong' must match the file name ('b'): one file per model",
-        "environments/staging/b.yaml:2: version: 0 is not valid: The model version that must serve "
-        'in this environment: a positive integer (a quoted "15" is accepted).',
+        "environments/staging/b.yaml:2: version: '0' is not a model version: versions start at 1",
     ]
     assert (
         result.stderr.splitlines()[-1]
@@ -174,7 +174,7 @@ def test_environment_settings(repo: Repo, run: RunCli) -> None:
         (
             "environments/production.yaml",
             "stage: Production\nprume: true\n",
-            "environments/production.yaml:2: prume: unknown key (allowed: alias, gates, max_retire, prune, requires, stage)",
+            "environments/production.yaml:2: prume: unknown key (allowed: alias, gates, max_retire, prune, requires, serving, stage)",
         ),
         (
             "environments/production.yaml",
@@ -250,18 +250,30 @@ def test_github_annotations_mark_the_diff_lines(repo: Repo) -> None:
     from reconciler.cli import AppContext, cli
 
     repo.write("environments/production/m.yaml", "model: m\nversion: 0\nnote: 50%, a:b\nextra: 1\n")
-    result = CliRunner(env={"GITHUB_ACTIONS": "true"}).invoke(
-        cli, ["validate"], obj=AppContext(root=repo.root)
-    )
-    assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
-        "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::0 is not valid: "
-        'The model version that must serve in this environment: a positive integer (a quoted "15" is accepted).',
+    annotations = [
+        "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::'0' is not a "
+        "model version: versions start at 1",
         "::error file=environments/production/m.yaml,line=4,title=reconciler%3A extra::unknown key "
-        "(allowed: confidence, gates, model, note, run_id, version)",
+        "(allowed: confidence, gates, model, note, run_id, serving, version)",
     ]
+    asked = CliRunner().invoke(
+        cli, ["validate", "--format", "github"], obj=AppContext(root=repo.root)
+    )
+    assert asked.exit_code == 1
+    assert asked.stdout.splitlines() == annotations
+    assert "error: environments/production/m.yaml:2: version:" in asked.stderr
+    # Inside GitHub Actions every command annotates, on stderr: stdout stays the command's own
+    # document (the plan file, JSON), which annotations must never get into.
+    for args in (["validate"], ["plan", "--format", "markdown"], ["status", "--format", "json"]):
+        result = CliRunner(env={"GITHUB_ACTIONS": "true"}).invoke(
+            cli, args, obj=AppContext(root=repo.root)
+        )
+        assert result.exit_code == 1, args
+        assert "::error" not in result.stdout, args
+        assert [line for line in result.stderr.splitlines() if line.startswith("::")] == annotations
     plain = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
-    assert plain.stdout == ""  # outside GitHub Actions: no workflow commands
+    assert plain.stdout == ""
+    assert "::error" not in plain.stderr  # outside GitHub Actions: no workflow commands
 
 
 def test_github_annotation_escaping() -> None:

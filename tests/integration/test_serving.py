@@ -1,0 +1,133 @@
+"""Serving follows the pins, on real processes: sklearn models in the mlflow server, the reference
+backend on 127.0.0.1 following the Production stage, promotions and a `git revert` rollback
+applied with the CLI in a real git repository, and `verify` proving (or refuting) each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.state import PRODUCTION
+from tests.conftest import Repo, make_runner
+from tests.integration.conftest import Seeder
+from tests.support.serving_backend import Backend, log_sklearn_models
+
+pytestmark = pytest.mark.integration
+
+StartBackend = Callable[..., Backend]
+
+
+@pytest.fixture
+def start_backend(tmp_path: Path, mlflow_server: str) -> Iterator[StartBackend]:
+    started: list[Backend] = []
+
+    def start(*args: str) -> Backend:
+        backend = Backend(tmp_path, mlflow_server, *args)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+def serving_settings(repo: Repo, backend: Backend) -> None:
+    repo.write(
+        "environments/production.yaml",
+        "stage: Production\n"
+        "serving:\n"
+        f"  url: {backend.url}/health\n"
+        "  interval: 1s\n"
+        "  timeout: 2m\n",
+    )
+
+
+def test_serving_follows_promotion_and_rollback_and_verify_proves_it(
+    repo: Repo, seeder: Seeder, mlflow_server: str, start_backend: StartBackend
+) -> None:
+    model = seeder.name("churn")
+    assert log_sklearn_models(mlflow_server, model, 3) == ["1", "2", "3"]
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    backend = start_backend("--model", model, "--stage", PRODUCTION, "--interval", "0.5")
+    serving_settings(repo, backend)
+    repo.pin("production", model, 1)
+    repo.commit(f"pin {model} v1")
+    assert run("apply").exit_code == 0
+
+    verified = run("verify", "--format", "json")
+    assert verified.exit_code == 0, verified.output + backend.output()
+    (endpoint,) = json.loads(verified.stdout)["endpoints"]
+    assert endpoint["served_version"] == "1"
+    status, health = backend.get()
+    assert status == 200
+    assert health == {
+        "status": "ok",
+        "model": model,
+        "stage": PRODUCTION,
+        "version": "1",
+        "run_id": seeder.run_id(model, "1"),
+    }
+    status, answer = backend.post("/predict", [{"x": 1.0}, {"x": 2.0}])
+    assert status == 200, answer
+    assert answer["version"] == "1"
+    assert [round(p, 6) for p in answer["predictions"]] == [1.0, 2.0]  # v1: y = 1 * x
+
+    # Promotion: apply --verify waits until the backend has reloaded v2.
+    repo.pin("production", model, 2)
+    promoted = repo.commit(f"promote {model} v2")
+    applied = run("apply", "--verify")
+    assert applied.exit_code == 0, applied.output + backend.output()
+    assert f"ok    {model} in production: serves v2" in applied.stdout
+    assert backend.post("/predict", [{"x": 1.0}])[1]["predictions"] == [pytest.approx(2.0)]
+
+    # Rollback by reverting the merge: serving goes back to v1.
+    repo.git("revert", "--no-edit", promoted)
+    assert run("apply").exit_code == 0
+    verified = run("verify")
+    assert verified.exit_code == 0, verified.output + backend.output()
+    assert f"ok    {model} in production: serves v1" in verified.stdout
+    assert backend.get()[1]["version"] == "1"
+    assert backend.post("/predict", [{"x": 3.0}])[1]["predictions"] == [pytest.approx(3.0)]
+
+    # A backend that stopped reloading: verify fails naming what is pinned and what serves.
+    backend.stop()
+    stuck = start_backend("--model", model, "--stage", PRODUCTION, "--interval", "3600")
+    serving_settings(repo, stuck)
+    repo.pin("production", model, 3)
+    repo.commit(f"promote {model} v3")
+    assert stuck.wait_serving()["version"] == "1"
+    assert run("apply").exit_code == 0
+    failed = run("verify", "--timeout", "3")
+    assert failed.exit_code == 1
+    assert f"FAIL  {model} in production: pinned v3, serves v1 ({stuck.url}/health" in (
+        failed.stdout
+    )
+    assert seeder.stages(model)["3"] == PRODUCTION  # the registry change stands
+
+
+def test_backend_follows_an_alias_and_refuses_bad_rows(
+    seeder: Seeder, mlflow_server: str, start_backend: StartBackend
+) -> None:
+    model = seeder.name("fraud")
+    assert log_sklearn_models(mlflow_server, model, 2) == ["1", "2"]
+    backend = start_backend("--model", model, "--alias", "champion", "--interval", "0.5")
+    status, health = backend.wait_up()
+    assert status == 503
+    assert health["status"] == "loading"
+    assert health["alias"] == "champion"
+    assert health["version"] is None
+    assert backend.post("/predict", [{"x": 1.0}])[0] == 503
+    seeder.client.set_registered_model_alias(model, "champion", "2")
+    health = backend.wait_serving()
+    assert health["version"] == "2"
+    assert health["alias"] == "champion"
+    assert "stage" not in health
+    status, answer = backend.post("/predict", {"rows": [{"x": 1.0}]})
+    assert status == 200
+    assert answer == {"model": model, "version": "2", "predictions": [pytest.approx(2.0)]}
+    status, answer = backend.post("/predict", {"nothing": 1})
+    assert status == 400
+    assert "rows" in answer["error"]

@@ -1,0 +1,149 @@
+"""What is applied is exactly what is committed (issue 8 §2): `apply` refuses an environments/
+that differs from HEAD, and a repository with no commit; `--allow-dirty` applies and says so."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler import audit
+from reconciler.bookkeeping import applied_commit, audit_tag
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import PRODUCTION
+from tests.conftest import Repo, RunCli, make_runner
+
+ESCAPE = "; use --allow-dirty for a local experiment. Nothing was changed\n"
+
+
+@pytest.fixture
+def raw(repo: Repo, fake: FakeRegistry) -> RunCli:
+    """The CLI exactly on the work tree as the test leaves it (nothing committed for it)."""
+    for _ in range(3):
+        fake.create_version("m")
+    return make_runner(repo.root, fake, commit_before_apply=False)
+
+
+@pytest.fixture
+def head(repo: Repo) -> str:
+    repo.pin("production", "m", 1)
+    repo.pin("staging", "m", 2)
+    return repo.commit("pins")
+
+
+def refused(head: str, listed: str) -> str:
+    return (
+        f"error: refusing to apply: environments/ differs from the commit checked out "
+        f"({head[:12]}): {listed}. Commit or discard them: what is applied is what is committed"
+        + ESCAPE
+    )
+
+
+def assert_nothing_written(fake: FakeRegistry) -> None:
+    assert fake.writes == []
+
+
+def test_modified_pin(repo: Repo, raw: RunCli, fake: FakeRegistry, head: str) -> None:
+    repo.pin("production", "m", 3)
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == refused(head, "environments/production/m.yaml (modified)")
+    assert_nothing_written(fake)
+
+
+def test_staged_untracked_deleted_and_ignored_files(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str
+) -> None:
+    repo.pin("production", "m", 3)
+    repo.git("add", "environments/production/m.yaml")
+    (repo.root / "environments/staging/m.yaml").unlink()
+    repo.write("environments/qa.yaml", "alias: qa\n")
+    repo.write(".gitignore", "local-*.yaml\n")
+    repo.write("environments/qa/local-m.yaml", "model: local-m\nversion: 1\n")
+    repo.write("README.md", "not a pin: never blocks an apply\n")
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stderr == refused(
+        head,
+        "environments/production/m.yaml (staged), environments/qa.yaml (untracked), "
+        "environments/qa/local-m.yaml (ignored), environments/staging/m.yaml (deleted)",
+    )
+    assert_nothing_written(fake)
+
+
+def test_names_with_spaces_unicode_and_pattern_characters(
+    repo: Repo, raw: RunCli, head: str
+) -> None:
+    repo.write("environments/production/c*d [v] é.yaml", "model: c*d [v] é\nversion: 1\n")
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stderr == refused(head, "environments/production/c*d [v] é.yaml (untracked)")
+
+
+def test_changes_outside_environments_do_not_block(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str
+) -> None:
+    repo.write("README.md", "edited\n")
+    repo.write("environments/production/notes.txt", "not read by the tool\n")
+    result = raw("apply")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_repository_with_no_commit(repo: Repo, raw: RunCli, fake: FakeRegistry) -> None:
+    repo.pin("production", "m", 1)
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: refusing to apply: the repository has no commit yet: commit environments/ first "
+        "(the commit fences and audits the apply)" + ESCAPE
+    )
+    assert_nothing_written(fake)
+
+
+def test_plan_and_status_read_the_work_tree(repo: Repo, raw: RunCli, head: str) -> None:
+    repo.pin("production", "m", 3)  # a pull request's checkout, or an edit before committing
+    assert raw("plan", "--detailed-exitcode").exit_code == 2
+    assert raw("status").exit_code == 0
+
+
+def test_allow_dirty_applies_and_the_audit_says_dirty(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str
+) -> None:
+    repo.pin("production", "m", 3)
+    result = raw("apply", "--allow-dirty", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert {r["environment"]: r["new_version"] for r in json.loads(result.stdout)} == {
+        "production": "3",
+        "staging": "2",
+    }
+    registered = fake.read(["m"]).models["m"]
+    assert registered.in_stage(PRODUCTION) == ["3"]
+    tag = registered.versions["3"].tags[audit_tag("production")]
+    assert json.loads(tag)[0]["dirty"] is True
+    [record] = audit.parse(tag)
+    assert (record.commit, record.dirty) == (head, True)
+    # The fence still records HEAD: an older commit cannot roll this back unforced.
+    assert applied_commit(registered.tags, "production") == head
+    # A clean apply's record carries no `dirty` key at all (tag values are capped in size).
+    repo.commit("pin v3")
+    repo.pin("production", "m", 2)
+    clean = repo.commit("back to v2")
+    assert raw("apply").exit_code == 0
+    tag = fake.read(["m"]).models["m"].versions["2"].tags[audit_tag("production")]
+    assert "dirty" not in json.loads(tag)[-1]
+    assert audit.parse(tag)[-1].commit == clean
+
+
+def test_history_does_not_count_a_dirty_apply_as_applying_the_commit(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str
+) -> None:
+    repo.pin("staging", "m", 3)  # dirty: production's pin is as committed, staging's is not
+    assert raw("apply", "--allow-dirty").exit_code == 0
+    [record] = audit.parse(fake.read(["m"]).models["m"].versions["1"].tags[audit_tag("production")])
+    assert (record.commit, record.dirty) == (head, True)
+    result = raw("history", "m", "--env", "production", "--format", "json")
+    changes = json.loads(result.stdout)["changes"]
+    assert [(c["commit"], c["to_version"], c["applied"]) for c in changes] == [(head, "1", False)]
+    repo.commit("staging v3")
+    assert raw("apply").exit_code == 0  # in sync: nothing to write, so nothing recorded
