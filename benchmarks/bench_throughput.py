@@ -6,12 +6,13 @@ request, in one run, two ways on two sets of models of one real `mlflow server`:
 * naive: a loop of `MlflowClient.transition_model_version_stage(..., archive_existing_versions=
   True)`, one model after another (what a hand-written script does: no lease, no check, no audit);
 * ours: `reconciler apply` (in process, after imports, like the loop): plan, lease per model,
-  compare-and-set re-read, transition, verify, audit and bookkeeping, `--parallelism N`.
+  compare-and-set re-read, transition, verify, audit and bookkeeping, once per
+  `--parallelism N` given (each on its own models).
 
 Printed: both walls, the ratio, HTTP calls and registry writes per change.
 
     .venv/test/bin/python benchmarks/bench_throughput.py [--models 120] [--latency-ms 30]
-        [--parallelism 4]
+        [--parallelism 1 4 8]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from reconciler.options import DEFAULT_PARALLELISM  # noqa: E402
 from tests.support.proxy import RecordingProxy  # noqa: E402
 from tests.support.server import start_server, stop_server  # noqa: E402
 
@@ -69,7 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=120)
     parser.add_argument("--latency-ms", type=float, default=30.0)
-    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument(
+        "--parallelism", type=int, nargs="+", default=[1, DEFAULT_PARALLELISM, 8],
+        help="one measured apply per value, each on its own models",
+    )  # fmt: skip
     args = parser.parse_args()
     from mlflow import MlflowClient
 
@@ -86,9 +91,11 @@ def main() -> None:
         try:
             client = MlflowClient(tracking_uri=url, registry_uri=url)
             naive_names = [f"naive-{i:03d}" for i in range(args.models)]
-            our_names = [f"ours-{i:03d}" for i in range(args.models)]
-            seed(client, naive_names + our_names)
-            repo = git_repo(workdir / "repo", our_names)
+            ours_names = {
+                n: [f"ours-p{n}-{i:03d}" for i in range(args.models)] for n in args.parallelism
+            }
+            seed(client, naive_names + [name for names in ours_names.values() for name in names])
+            repos = {n: git_repo(workdir / f"repo-{n}", names) for n, names in ours_names.items()}
             proxy.on_request = lambda _method, _path: time.sleep(delay)
             slow = MlflowClient(tracking_uri=proxy.url, registry_uri=proxy.url)
 
@@ -100,29 +107,29 @@ def main() -> None:
                             name, "2", "Production", archive_existing_versions=True
                         )
 
-            def ours() -> None:
-                options = ApplyOptions(commit=None, parallelism=args.parallelism)
-                report = api.apply(repo, MlflowRegistry(proxy.url), options=options)
+            def ours(parallelism: int) -> None:
+                options = ApplyOptions(commit=None, parallelism=parallelism)
+                report = api.apply(repos[parallelism], MlflowRegistry(proxy.url), options=options)
                 if report.failed:
                     raise SystemExit(f"apply failed: {report.bookkeeping_errors}")
 
-            naive_wall, naive_calls, naive_writes = measured(proxy, naive)
-            our_wall, our_calls, our_writes = measured(proxy, ours)
-            again_wall, again_calls, again_writes = measured(proxy, ours)
+            rows = [("naive transition loop", *measured(proxy, naive))]
+            for parallelism in args.parallelism:
+                label = f"reconciler apply, N={parallelism}"
+                rows.append((label, *measured(proxy, lambda p=parallelism: ours(p))))
+            again = measured(proxy, lambda: ours(args.parallelism[-1]))
         finally:
             proxy.close()
             stop_server(process)
     n = args.models
-    print(f"{n} promotions, {args.latency_ms:g} ms added to every request, "
-          f"reconciler --parallelism {args.parallelism}:")  # fmt: skip
-    print(f"  {'':28} {'wall':>8} {'calls':>7} {'calls/change':>13} {'writes/change':>14}")
-    for label, wall, calls, writes in (
-        ("naive transition loop", naive_wall, naive_calls, naive_writes),
-        ("reconciler apply", our_wall, our_calls, our_writes),
-    ):
-        print(f"  {label:28} {wall:7.2f}s {calls:7d} {calls / n:13.2f} {writes / n:14.2f}")
-    print(f"  ratio ours / naive: {our_wall / naive_wall:.2f}x")
-    print(f"  apply again (in sync): {again_wall:.2f}s, {again_calls} calls, {again_writes} writes")
+    print(f"{n} promotions, {args.latency_ms:g} ms added to every request:")
+    print(f"  {'':28} {'wall':>8} {'vs naive':>9} {'calls':>7} {'calls/change':>13} "
+          f"{'writes/change':>14}")  # fmt: skip
+    naive_wall = rows[0][1]
+    for label, wall, calls, writes in rows:
+        print(f"  {label:28} {wall:7.2f}s {wall / naive_wall:8.2f}x {calls:7d} "
+              f"{calls / n:13.2f} {writes / n:14.2f}")  # fmt: skip
+    print(f"  apply again (in sync): {again[0]:.2f}s, {again[1]} calls, {again[2]} writes")
 
 
 if __name__ == "__main__":

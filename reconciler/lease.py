@@ -177,7 +177,10 @@ class Lease:
                 lost = [m for m in wanted if not self._ours(actual, m)]
                 if not lost:
                     return actual
-                # Lost a race on some: keep none of them (no hold-and-wait, no deadlock).
+                # Lost a race on some: keep none of them (no hold-and-wait, no deadlock). The
+                # ones lost hold the winner's record now: leave those alone.
+                for model in lost:
+                    self._states.pop(model, None)
                 self._release_all(actual)
                 blocked = [(m, r) for m in lost if (r := lease_of(_tags(actual, m))) is not None]
                 if not blocked:

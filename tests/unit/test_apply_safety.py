@@ -333,6 +333,9 @@ def test_losing_the_lease_race_backs_off_then_waits_until_expiry() -> None:
     assert clock.now >= 1_010
     # A partial win is given back: a is free again (no hold-and-wait, so no deadlock).
     assert lease_of(registry.read(["a"]).models["a"].tags) is None
+    taken = lease_of(registry.read(["b"]).models["b"].tags)  # the winner's record is left alone
+    assert taken is not None
+    assert taken.holder == "interloper"
 
 
 def test_lease_renews_before_it_runs_out() -> None:
