@@ -314,14 +314,13 @@ def _plan(
     if actual is None:
         actual = registry.read({pin.model for pin in desired.pins})
     plan = diff(desired, actual, environments or None, models or None, prune, owner)
-    if plan.problems:
-        raise InvalidInput(plan.problems)
-    if owner is not None:
-        adoptions = records.find_adoptions(plan, actual, root, commit, owner)
-        plan = replace(plan, adoptions=adoptions)
-    problems = evidence.policy_problems(desired, plan, actual, registry, root, now)
+    # Every problem in one run: pins the registry cannot satisfy and policy failures of the rest
+    # (entries in error have no steps, so policy skips them).
+    problems = [*plan.problems, *evidence.policy_problems(desired, plan, actual, registry, now)]
     if problems:
         raise InvalidInput(problems)
+    if owner is not None:
+        plan = replace(plan, adoptions=records.find_adoptions(plan, actual, root, commit, owner))
     return plan, actual
 
 
@@ -347,12 +346,14 @@ def history(
 ) -> History:
     """Every change to `model`'s pins in git, marked applied when the registry's audit records
     name its commit."""
-    from reconciler.gitrepo import pin_history
+    from reconciler.gitrepo import lineage, pin_history
 
     changes = pin_history(root, model)
     if not changes:
         raise UsageError(f"no git history of pins for model {model!r} under environments/")
-    return build_history(model, changes, registry.read_model(model), environments, at)
+    registered = registry.read_model(model)
+    with lineage(root) as git_lineage:
+        return build_history(model, changes, registered, environments, at, git_lineage)
 
 
 def status(

@@ -49,9 +49,12 @@ RegistryFactory = Callable[[str | None], Registry]
 
 
 def _mlflow_registry(tracking_uri: str | None) -> Registry:
-    from reconciler.registry.mlflow_registry import MlflowRegistry
+    from reconciler.registry.mlflow_registry import MlflowRegistry, check_tracking_uri
 
-    return MlflowRegistry(tracking_uri)
+    uri, note = check_tracking_uri(tracking_uri)
+    if note:
+        click.echo(f"note: {scrub(note)}", err=True)
+    return MlflowRegistry(uri)
 
 
 @dataclass
@@ -250,7 +253,7 @@ def format_option(choices: list[str], help_text: str = "Output format.") -> Call
     envvar="MLFLOW_TRACKING_URI",
     metavar="URI",
     help="MLflow tracking/registry URI. Default: $MLFLOW_TRACKING_URI, else MLflow's own "
-    "default (a local sqlite:///mlflow.db).",
+    "default (a local sqlite:///mlflow.db), used only if that database exists already.",
 )
 @click.option(
     "--root",
@@ -756,14 +759,25 @@ STATUS_FORMATS = {
 @ENV_OPTION
 @MODEL_OPTION
 @format_option(sorted(STATUS_FORMATS))
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when every pin is in sync, 2 when any is not (as plan), 1 on error.",
+)
 @click.pass_obj
 def status(
-    obj: AppContext, environments: Sequence[str], models: Sequence[str], output_format: str
+    obj: AppContext,
+    environments: Sequence[str],
+    models: Sequence[str],
+    output_format: str,
+    detailed_exitcode: bool,
 ) -> None:
     """One table: environment x model, the pinned version, what the registry has, in sync or
     not, and the commit last applied there."""
     rows = api.status(obj.repository_root(), obj.registry(), environments, models)
     click.echo(STATUS_FORMATS[output_format](rows))
+    if detailed_exitcode and not all(row.in_sync for row in rows):
+        sys.exit(EXIT_CHANGES_PENDING)
 
 
 @cli.command()

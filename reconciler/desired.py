@@ -122,7 +122,13 @@ def _classify(root: Path, files: Iterable[Path], problems: list[Problem]) -> _Fi
         if absolute.parent.name == ENVIRONMENTS_DIR:
             _add_settings(root, settings, absolute, problems)
         elif absolute.parent.parent.name == ENVIRONMENTS_DIR:
-            pins.setdefault(absolute.parent.name, []).append(absolute)
+            # `m.yaml` beside `m.yml` pins one model twice even when only one of them is named
+            # (the pre-commit hook passes the changed files): read its sibling too.
+            siblings = [absolute.parent / f"{absolute.stem}{suffix}" for suffix in YAML_SUFFIXES]
+            found = pins.setdefault(absolute.parent.name, [])
+            for path in [absolute, *(s for s in siblings if s != absolute and s.is_file())]:
+                if path not in found:
+                    found.append(path)
         else:
             problems.append(
                 Problem(
@@ -133,7 +139,7 @@ def _classify(root: Path, files: Iterable[Path], problems: list[Problem]) -> _Fi
                     "or environment settings (environments/<env>.yaml)",
                 )
             )
-    return _Files(pins=pins, settings=settings)
+    return _Files(pins={env: sorted(found) for env, found in pins.items()}, settings=settings)
 
 
 def _add_settings(
@@ -203,21 +209,35 @@ def _load_environments(
         if environment is not None:
             environments[env_name] = environment
     _check_environment_conflicts(root, environments, files, problems)
-    _check_requirements(environments, problems)
+    _check_requirements(environments, _on_disk(environments_dir) | set(environments), problems)
     return environments
 
 
-def _check_requirements(environments: dict[str, Environment], problems: list[Problem]) -> None:
+def _on_disk(environments_dir: Path) -> set[str]:
+    """Every environment in the repository (a folder or a settings file), named or not: a pin
+    validated alone may require an environment whose files were not named."""
+    if not environments_dir.is_dir():
+        return set()
+    return {
+        entry.name if entry.is_dir() else entry.stem
+        for entry in environments_dir.iterdir()
+        if not entry.name.startswith(".") and (entry.is_dir() or entry.suffix in YAML_SUFFIXES)
+    }
+
+
+def _check_requirements(
+    environments: dict[str, Environment], known: set[str], problems: list[Problem]
+) -> None:
     for env in environments.values():
         if env.requires is None:
             continue
         file = env.settings_file or f"{ENVIRONMENTS_DIR}/{env.name}.yaml"
         if env.requires == env.name:
             problems.append(Problem(file, None, "requires", "an environment cannot require itself"))
-        elif env.requires not in environments:
-            known = ", ".join(sorted(environments))
+        elif env.requires not in known:
+            have = ", ".join(sorted(known))
             problems.append(
-                Problem(file, None, "requires", f"no environment {env.requires!r} (have: {known})")
+                Problem(file, None, "requires", f"no environment {env.requires!r} (have: {have})")
             )
 
 

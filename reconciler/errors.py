@@ -27,6 +27,11 @@ class Problem:
     field: str | None
     message: str
 
+    def sort_key(self) -> tuple[str, int, str, str]:
+        """By file, then line (file-wide problems first), field and message: None never meets
+        a value in a comparison."""
+        return (self.file, -1 if self.line is None else self.line, self.field or "", self.message)
+
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f"{self.field}: {self.message}" if self.field else self.message
@@ -45,7 +50,7 @@ class InvalidInput(ReconcilerError):
     """Pins or settings failed validation, or the plan found pins the registry cannot satisfy."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = tuple(sorted(problems))
+        self.problems = tuple(sorted(problems, key=Problem.sort_key))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
@@ -77,6 +82,10 @@ class OutOfOrder(ReconcilerError):
     """The commit being applied does not descend from the one last applied (fencing)."""
 
     exit_code = EXIT_OUT_OF_ORDER
+
+
+class ShallowClone(ReconcilerError):
+    """The clone lacks history a command needs (fetch it: `git fetch --unshallow`)."""
 
 
 class UncommittedChanges(ReconcilerError):

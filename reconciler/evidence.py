@@ -4,17 +4,15 @@ reached the required environment) and runs the rules over a plan."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from reconciler import audit, policy
 from reconciler.bookkeeping import audit_tag
 from reconciler.errors import (
     Problem,
 )
-from reconciler.gitrepo import PinChange
 from reconciler.plan import Plan
 from reconciler.registry.base import Registry
-from reconciler.state import ActualState, DesiredState, ModelVersion
+from reconciler.state import ActualState, DesiredState, Environment, ModelVersion, RegisteredModel
 
 
 def policy_problems(
@@ -22,29 +20,33 @@ def policy_problems(
     plan: Plan,
     actual: ActualState,
     registry: Registry,
-    root: Path,
     now: datetime | None,
 ) -> list[Problem]:
     """Promotion order and gates, for every pin the plan changes (in-sync pins already serve)."""
     moment = now or datetime.now(UTC)
-    histories: dict[str, list[PinChange]] = {}
     problems: list[Problem] = []
     for entry in plan.entries:
         pin = entry.pin
         env = desired.environments[pin.environment]
         if not entry.steps or not (env.requires or env.gates or pin.gates):
             continue
+        if pin.version in entry.current:
+            # It serves there already (drift around it is put right: an extra archived, an
+            # alias moved onto it): nothing is promoted, so nothing is gated. An adopted
+            # registry with a doubled stage plans cleanly.
+            continue
         version = actual.models[pin.model].versions[pin.version]
         wants_metrics = any(g is not None and g.metrics for g in (env.gates, pin.gates))
         metrics = registry.run_metrics(version.run_id) if wants_metrics and version.run_id else None
         reached = None
         if env.requires:
-            reached = reached_required(root, version, env.requires, histories)
+            required = desired.environments[env.requires]
+            reached = reached_required(version, required, actual.models[pin.model])
         evidence = policy.Evidence(
             metrics=metrics or {},
             tags=version.tags,
             now=moment,
-            reached_required=reached,
+            arrival=reached,
             has_run=metrics is not None or not wants_metrics,
         )
         # The environment's rules, then the pin's own gates, each named by where it is written.
@@ -67,19 +69,22 @@ def policy_problems(
 
 
 def reached_required(
-    root: Path, version: ModelVersion, requires: str, histories: dict[str, list[PinChange]]
-) -> datetime | None:
-    """When `version` first reached the `requires` environment: by the registry's audit records,
-    else by the git history of that environment's pin."""
-    records = audit.parse(version.tags.get(audit_tag(requires)))
-    times = sorted(datetime.fromisoformat(r.time) for r in records)
-    if times:
-        return times[0]
-    from reconciler.gitrepo import pin_history
-
-    if version.model not in histories:
-        histories[version.model] = pin_history(root, version.model)
-    for change in histories[version.model]:
-        if change.environment == requires and change.after == version.version:
-            return change.date
+    version: ModelVersion, required: Environment, registered: RegisteredModel
+) -> policy.Arrival | None:
+    """Whether and when `version` reached the `required` environment, by the registry alone: the
+    audit records of applies there (the latest arrival starts the soak clock), or the version
+    holding its stage or alias right now (then no time is known). A pin merely committed to the
+    environment's folder proves nothing, and commit dates can be set by anyone."""
+    records = audit.parse(version.tags.get(audit_tag(required.name)))
+    arrivals = [
+        datetime.fromisoformat(r.time) for r in records if r.action in ("promote", "rollback")
+    ]
+    if records:  # applied there (a retirement too: it was there to be retired)
+        return policy.Arrival(max(arrivals) if arrivals else None)
+    holds_stage = required.stage is not None and version.stage == required.stage
+    holds_alias = (
+        required.alias is not None and registered.aliases.get(required.alias) == version.version
+    )
+    if holds_stage or holds_alias:
+        return policy.Arrival(None)
     return None

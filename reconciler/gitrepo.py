@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import ShallowClone
+
 
 @contextmanager
 def _open(path: Path) -> Iterator[Any]:
@@ -172,26 +174,53 @@ class PinChange:
 
 def pin_history(root: Path, model: str) -> list[PinChange]:
     """Every change to `environments/*/<model>.yaml` along the first-parent history of HEAD,
-    oldest first: on a main branch, that is when each promotion landed."""
+    oldest first: on a main branch, that is when each promotion landed. Raises ShallowClone
+    when the clone cannot show all of it."""
     with _open(root) as repo:
         if repo is None or head_commit(root) is None:
             return []
+        if repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+            raise ShallowClone(
+                f"history of {model!r} is incomplete: this is a shallow clone, so commits before "
+                "the shallow boundary are not here. Fetch them with `git fetch --unshallow` "
+                "(actions/checkout: fetch-depth: 0)"
+            )
         return _pin_history(repo, root, model)
 
 
-def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
-    import git
-
+def _environments_path(repo: Any, root: Path) -> str:
     work_tree = Path(repo.working_tree_dir or root)
-    environments = (root / "environments").resolve().relative_to(work_tree.resolve()).as_posix()
-    specs = [f":(glob){environments}/*/{model}{suffix}" for suffix in (".yaml", ".yml")]
+    return (root / "environments").resolve().relative_to(work_tree.resolve()).as_posix()
+
+
+def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
+    environments = _environments_path(repo, root)
+    names = {f"{model}{suffix}" for suffix in (".yaml", ".yml")}
+    # One literal pathspec for the folder, and the model's files picked by exact name: no
+    # pattern is ever built from a model name (a model `c*d` must not read `cZd`'s history).
+    log = repo.git.log(
+        "--first-parent", "--no-renames", "--name-only", "-z", "--format=commit %H",
+        "--", literal(environments),
+    )  # fmt: skip
+    touched: dict[str, list[str]] = {}
+    current: list[str] = []
+    for token in log.split("\0"):
+        token = token.lstrip("\n")
+        if token.startswith("commit "):
+            current = touched.setdefault(token.removeprefix("commit "), [])
+        elif token:
+            relative = token.removeprefix(f"{environments}/")
+            parts = relative.split("/")
+            if relative != token and len(parts) == 2 and parts[1] in names:
+                current.append(token)
     changes = []
-    for commit in repo.iter_commits(paths=specs, first_parent=True):
+    for hexsha, paths in touched.items():
+        if not paths:
+            continue
+        commit = repo.commit(hexsha)
         parent = commit.parents[0] if commit.parents else None
-        diffs = commit.diff(parent or git.NULL_TREE, paths=specs)
-        touched = {path for diff in diffs for path in (diff.a_path, diff.b_path) if path}
         message = commit.message if isinstance(commit.message, str) else commit.message.decode()
-        for path in sorted(touched):
+        for path in sorted(paths):
             before = _version_at(parent, path) if parent else None
             after = _version_at(commit, path)
             if before == after:
@@ -210,6 +239,54 @@ def _pin_history(repo: Any, root: Path, model: str) -> list[PinChange]:
             )
     changes.reverse()
     return changes
+
+
+class Lineage:
+    """Ancestry and old pins of one repository, for matching audit records to commits."""
+
+    def __init__(self, repo: Any, root: Path) -> None:
+        self._repo = repo
+        self._environments = _environments_path(repo, root) if repo is not None else ""
+        self._ancestry: dict[tuple[str, str], bool] = {}
+
+    def descends(self, descendant: str, ancestor: str) -> bool:
+        """Whether `descendant` is `ancestor` or a later commit built on it (False when either
+        is not in this clone)."""
+        import git
+
+        if self._repo is None:
+            return False
+        key = (descendant, ancestor)
+        if key not in self._ancestry:
+            try:
+                self._ancestry[key] = bool(
+                    self._repo.is_ancestor(
+                        self._repo.commit(ancestor), self._repo.commit(descendant)
+                    )
+                )
+            except (ValueError, git.BadName, git.GitCommandError):
+                self._ancestry[key] = False
+        return self._ancestry[key]
+
+    def pinned(self, commit: str, environment: str, model: str) -> str | None:
+        """The version `environment` pins for `model` at `commit` (None: no pin, or unknown)."""
+        if self._repo is None:
+            return None
+        try:
+            at = self._repo.commit(commit)
+        except Exception:  # not in this clone
+            return None
+        for suffix in (".yaml", ".yml"):
+            version = _version_at(at, f"{self._environments}/{environment}/{model}{suffix}")
+            if version is not None:
+                return version
+        return None
+
+
+@contextmanager
+def lineage(root: Path) -> Iterator[Lineage]:
+    with _open(root) as repo:
+        yield Lineage(repo, root)
 
 
 def _version_at(commit: Any, path: str) -> str | None:
@@ -242,6 +319,7 @@ def commit_files(root: Path, paths: list[Path], message: str) -> str:
             raise ValueError("not a git repository")
         work_tree = Path(repo.working_tree_dir or root).resolve()
         relative = [str(p.resolve().relative_to(work_tree)) for p in paths]
-        repo.index.add(relative)
-        repo.git.commit("-m", message, "--", *relative)
+        specs = [literal(path) for path in relative]  # a model `c*d` commits only its pin
+        repo.git.add("--", *specs)
+        repo.git.commit("-m", message, "--", *specs)
         return str(repo.head.commit.hexsha)

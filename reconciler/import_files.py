@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +47,8 @@ def write_pins(
     comments: Sequence[str],
 ) -> list[FileResult]:
     schema_comment = (root / pinfile.SCHEMA_PATH).is_file()
-    results = []
+    results: list[FileResult] = []
+    before: dict[str, str | None] = {}  # file → its text before we wrote it (None: new)
     for pin in pins:
         current = existing.get((pin.environment, pin.model))
         if current is None:
@@ -59,7 +60,7 @@ def write_pins(
                 comments=comments,
                 schema_comment=schema_comment,
             )
-            results.append(_write(root, pin, relative, None, None, text, "written"))
+            results.append(_write(root, pin, relative, None, text, "written", before))
             continue
         same = current.version == pin.version and current.run_id in (None, pin.run_id)
         if same:
@@ -67,12 +68,58 @@ def write_pins(
         elif not overwrite:
             results.append(FileResult(pin, current.file, "differs", current.version))
         else:
-            before = (root / current.file).read_text(encoding="utf-8")
-            text = edited(before, pin)
+            old = (root / current.file).read_text(encoding="utf-8")
             results.append(
-                _write(root, pin, current.file, before, current.version, text, "overwritten")
+                _write(
+                    root,
+                    pin,
+                    current.file,
+                    current.version,
+                    edited(old, pin),
+                    "overwritten",
+                    before,
+                )
             )
-    return results
+    return _validated(root, results, before)
+
+
+def _validated(
+    root: Path, results: list[FileResult], before: dict[str, str | None]
+) -> list[FileResult]:
+    """Validate the whole repository as `validate` will (settings, `requires`, one pin per model
+    and environment): a file we wrote that it refuses is put back as it was and reported."""
+    refused: dict[str, str] = {}
+    while before:  # nothing written: the repository was validated before import began
+        try:
+            load_desired_state(root)
+            break
+        except InvalidInput as error:
+            problems = [p for p in error.problems if p.file in before]
+            if len(problems) < len(error.problems):
+                # Something we did not write is wrong (it was valid before): undo all we wrote.
+                for file, text in before.items():
+                    _restore(root, file, text)
+                raise
+            for problem in problems:
+                reason = f"{problem.field}: {problem.message}" if problem.field else problem.message
+                refused[problem.file] = "; ".join(filter(None, (refused.get(problem.file), reason)))
+            for file in {p.file for p in problems}:
+                _restore(root, file, before[file])
+    return [
+        replace(r, outcome="refused", reason=refused[r.file]) if r.file in refused else r
+        for r in results
+    ]
+
+
+def _restore(root: Path, file: str, text: str | None) -> None:
+    path = root / file
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+        return
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    if folder != root / ENVIRONMENTS_DIR and not any(folder.iterdir()):
+        folder.rmdir()  # an environment folder we created for this file alone
 
 
 def edited(before: str, pin: ImportPin) -> str:
@@ -92,13 +139,14 @@ def _write(
     root: Path,
     pin: ImportPin,
     relative: str,
-    before: str | None,
     existing_version: str | None,
     text: str,
     outcome: Outcome,
+    before: dict[str, str | None],
 ) -> FileResult:
     path = root / relative
     try:
+        old = path.read_text(encoding="utf-8") if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
         # Whole or not at all: Ctrl-C mid-import leaves no half-written pin (a rerun goes on).
         partial = path.with_name(f".{path.name}.partial")
@@ -106,16 +154,5 @@ def _write(
         os.replace(partial, path)
     except OSError as error:
         return FileResult(pin, relative, "refused", existing_version, error.strerror or str(error))
-    try:
-        load_desired_state(root, [path])
-    except InvalidInput as error:
-        # Never leave a pin `validate` refuses: put the file back as it was.
-        if before is None:
-            path.unlink()
-        else:
-            path.write_text(before, encoding="utf-8")
-        reason = "; ".join(
-            f"{p.field}: {p.message}" if p.field else p.message for p in error.problems
-        )
-        return FileResult(pin, relative, "refused", existing_version, reason)
+    before[relative] = old
     return FileResult(pin, relative, outcome, existing_version)

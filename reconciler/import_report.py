@@ -14,7 +14,8 @@ def import_text(report: ImportReport) -> str:
     lines = [f"Import from {report.registry} (pin files only; the registry is not changed):"]
     for result in report.files:
         lines.append(f"  {_MARKS[result.outcome]} {_file_line(result)}")
-        lines += [f"      {note}" for note in result.pin.notes]
+        if result.outcome != "refused":
+            lines += [f"      {note}" for note in result.pin.notes]
     for skip in report.skipped:
         lines.append(f"  - skipped {skip.model} in {skip.environment}: {skip.reason}")
     if not report.files and not report.skipped:

@@ -91,7 +91,9 @@ class Step:
         return (self.rank, self.model, self.sequence, _KIND_ORDER[self.kind])
 
 
-EntryStatus = Literal["in_sync", "promoted_onward", "change", "error"]
+# promoted_onward: the version serves in a higher environment (in sync); onward_pending: the higher
+# environment's pin will take it there, but the registry does not hold it there yet.
+EntryStatus = Literal["in_sync", "promoted_onward", "onward_pending", "change", "error"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,7 @@ class _ModelWalk:
     ) -> None:
         self.entries: list[Entry] = []
         self.retirements: list[Retirement] = []
+        self.stages = {env.name: env.stage for env in environments}
         by_env = {pin.environment: pin for pin in pins}
         # The highest environment pinning a version under a stage owns that version's stage
         # (computed over every pin, in scope or not: scope limits what is written, not meaning).
@@ -301,8 +304,12 @@ class _ModelWalk:
             pin_steps.append(sim.set_alias(pin, env, ranks))
         if pin_steps:
             status: EntryStatus = "change"
+        elif onward_to is None:
+            status = "in_sync"
+        elif self.now.stage_of(pin.version) == self.stages[onward_to]:
+            status = "promoted_onward"
         else:
-            status = "promoted_onward" if onward_to else "in_sync"
+            status = "onward_pending"  # the higher pin's change (in this plan or not) moves it
         return Entry(pin, env.target(), status, before, tuple(pin_steps), onward_to=onward_to)
 
 

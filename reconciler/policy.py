@@ -48,14 +48,23 @@ def soak_seconds(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """The version reached the required environment, by the registry: at `time` (the latest
+    audit record of an apply there), or at a time unknown (it holds the stage or alias now, put
+    there by other means)."""
+
+    time: datetime | None
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What the rules look at for one pinned version."""
 
     metrics: Mapping[str, float]
     tags: Mapping[str, str]
     now: datetime
-    # Promotion order: when the version reached the required environment (None: never).
-    reached_required: datetime | None = None
+    # Promotion order: whether and when the version reached the required environment.
+    arrival: Arrival | None = None
     has_run: bool = True
 
 
@@ -76,11 +85,11 @@ def check(
     there)."""
     failures: list[str] = []
     subject = f"{model} v{version}"
-    if check_order and requires and evidence.reached_required is None:
+    if check_order and requires and evidence.arrival is None:
         failures.append(
-            f"{subject} was never applied to {requires} (no audit record, no {requires} pin in "
-            f"git history); promote it through {requires} first (requires: {requires} in "
-            f"{rule_source})"
+            f"{subject} was never applied to {requires} (no audit record of an apply there, and "
+            f"{requires} does not hold it now); promote it through {requires} first (requires: "
+            f"{requires} in {rule_source})"
         )
     if gates is not None:
         failures.extend(_metric_failures(subject, gates, evidence, rule_source))
@@ -91,17 +100,32 @@ def check(
                 failures.append(
                     f"{subject} tag {key} is {shown}; gate in {rule_source} needs {wanted!r}"
                 )
-        if gates.soak and requires and evidence.reached_required is not None:
-            needed = timedelta(seconds=soak_seconds(gates.soak))
-            soaked = evidence.now - evidence.reached_required
-            if soaked < needed:
-                ready = (evidence.reached_required + needed).isoformat(timespec="minutes")
-                failures.append(
-                    f"{subject} has been in {requires} for {_duration(soaked)} (since "
-                    f"{evidence.reached_required.isoformat(timespec='minutes')}); soak gate in "
-                    f"{rule_source} needs {gates.soak}: passes from {ready}"
-                )
+        if gates.soak and requires and evidence.arrival is not None:
+            failures.extend(_soak_failures(subject, gates.soak, requires, evidence, rule_source))
     return [Problem(file, line, "version", f"policy: {failure}") for failure in failures]
+
+
+def _soak_failures(
+    subject: str, soak: str, requires: str, evidence: Evidence, rule_source: str
+) -> list[str]:
+    """Soak runs from the registry's audit record of the apply, never from commit dates."""
+    since = evidence.arrival.time if evidence.arrival else None
+    if since is None:
+        return [
+            f"{subject} has no audit record of an apply to {requires}, so its soak time cannot "
+            f"be measured; soak gate in {rule_source} needs {soak}: apply it to {requires} "
+            "with reconciler and wait"
+        ]
+    needed = timedelta(seconds=soak_seconds(soak))
+    soaked = evidence.now - since
+    if soaked >= needed:
+        return []
+    ready = (since + needed).isoformat(timespec="minutes")
+    return [
+        f"{subject} has been in {requires} for {_duration(soaked)} (since "
+        f"{since.isoformat(timespec='minutes')}); soak gate in {rule_source} needs {soak}: "
+        f"passes from {ready}"
+    ]
 
 
 def _metric_failures(subject: str, gates: Gates, evidence: Evidence, rule_source: str) -> list[str]:

@@ -13,7 +13,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.registry.base import Registry
-from reconciler.state import READY, STAGING, DesiredState, Environment, Pin, RegisteredModel
+from reconciler.state import READY, STAGING, Environment, Pin, RegisteredModel
 from reconciler.versions import parse_version
 
 
@@ -80,17 +80,18 @@ def promote(
         raise UsageError(f"--to {environment!r}: no such environment (have: {known})")
     pins = {(p.environment, p.model): p for p in desired.pins}
     current = pins.get((environment, model))
-    registered: RegisteredModel | None = None
     if version is not None:
         try:
-            version = parse_version(version)
+            version = parse_version(version)  # bad input fails before the registry is asked
         except ValueError as error:
             raise UsageError(f"--version: {error}") from None
+    # One read, unless offline: the Staging fallback and the existence check share it.
+    registered = None if offline else registry_factory().read_model(model)
+    if version is not None:
         source = "--version"
     else:
-        version, source = version_to_promote(desired, env, model, pins, registry_factory, offline)
+        version, source = version_to_promote(env, model, pins, registered, offline)
     if not offline:
-        registered = registry_factory().read_model(model)
         check_version(registered, model, version)
     run_id = _run_id(registered, version)
     path = (
@@ -221,11 +222,10 @@ def _run_id(registered: RegisteredModel | None, version: str) -> str | None:
 
 
 def version_to_promote(
-    desired: DesiredState,
     env: Environment,
     model: str,
     pins: dict[tuple[str, str], Pin],
-    registry_factory: Callable[[], Registry],
+    registered: RegisteredModel | None,
     offline: bool = False,
 ) -> tuple[str, str]:
     previous_env = env.requires or ("staging" if env.name == "production" else None)
@@ -237,7 +237,6 @@ def version_to_promote(
             f"{previous_env or 'a previous environment'}, and --offline cannot ask the "
             "registry for its latest Staging version; name one with --version"
         )
-    registered = registry_factory().read_model(model)
     staged = registered.in_stage(STAGING) if registered else []
     if not staged:
         raise UsageError(

@@ -6,6 +6,7 @@ Pure: every function returns a string; the CLI decides where it goes.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ def _action(entry: Entry) -> str:
         return "in sync"
     if entry.status == "promoted_onward":
         return f"in sync: promoted onward to {entry.onward_to}"
+    if entry.status == "onward_pending":
+        return f"moves on to {entry.onward_to} with {entry.onward_to}'s change: not there yet"
     return "; ".join(step.action() for step in entry.steps)
 
 
@@ -50,7 +53,8 @@ def is_rollback(entry: Entry) -> bool:
 
 def _summary(plan: Plan) -> str:
     counts = plan.counts
-    in_sync = sum(1 for e in plan.entries if not e.steps)
+    in_sync = sum(1 for e in plan.entries if not e.steps and e.status != "onward_pending")
+    onward = sum(1 for e in plan.entries if e.status == "onward_pending")
     changed = sum(1 for e in plan.entries if e.steps)
     kinds = ", ".join(
         _count(counts[kind], noun)
@@ -64,7 +68,8 @@ def _summary(plan: Plan) -> str:
     if retiring:
         kinds += f", {_count(retiring, 'retirement')}"
     record = f"; {len(plan.adoptions)} to record" if plan.adoptions else ""
-    return f"{changed} to change, {in_sync} in sync ({kinds}){record}"
+    waiting = f", {onward} moving on with a higher environment" if onward else ""
+    return f"{changed} to change, {in_sync} in sync{waiting} ({kinds}){record}"
 
 
 def _retirement_line(retirement: Retirement) -> str:
@@ -92,7 +97,8 @@ def plan_text(plan: Plan) -> str:
     for environment, entries in _groups(plan.entries):
         lines.append(f"{environment} ({entries[0].target})")
         for entry in entries:
-            lines.append(f"  {'~' if entry.steps else '='} {_headline(entry)} ({_action(entry)})")
+            pending = entry.steps or entry.status == "onward_pending"
+            lines.append(f"  {'~' if pending else '='} {_headline(entry)} ({_action(entry)})")
             if entry.pin.note:
                 lines.append(f"      note: {entry.pin.note}")
             if entry.pin.confidence is not None:
@@ -383,14 +389,26 @@ def history_json(history: History) -> str:
 def status_text(rows: Sequence[StatusRow]) -> str:
     header = ("ENVIRONMENT", "MODEL", "PINNED", "REGISTRY", "IN SYNC", "LAST APPLIED")
     table = [header] + [_status_cells(row) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    widths = [max(_width(line[i]) for line in table) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        "  ".join(_pad(cell, w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in table
     ]
     if not rows:
         lines.append("No pins.")
     return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK and other wide characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def status_markdown(rows: Sequence[StatusRow]) -> str:

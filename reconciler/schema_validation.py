@@ -120,14 +120,22 @@ def _describe(error: ValidationError, root_schema: dict[str, Any]) -> str:
 
 
 def _property_description(error: ValidationError, root_schema: dict[str, Any]) -> str | None:
-    path = list(error.absolute_path)
-    if not path:
-        return None
-    prop = root_schema.get("properties", {}).get(str(path[0]), {})
-    description = prop.get("description")
-    if not isinstance(description, str):
-        return None
-    return description.removeprefix("Optional. ")
+    """The description of the deepest property on the error's path that has one (so
+    `serving.timeout` explains a duration, not what `serving:` is for)."""
+    found = None
+    node: Any = root_schema
+    for part in error.absolute_path:
+        if not isinstance(node, dict):
+            break
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node = root_schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+        properties = node.get("properties", {})
+        node = properties.get(str(part), node.get("additionalProperties"))
+        description = node.get("description") if isinstance(node, dict) else None
+        if isinstance(description, str):
+            found = description
+    return None if found is None else found.removeprefix("Optional. ")
 
 
 def _show(value: object) -> str:

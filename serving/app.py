@@ -74,7 +74,13 @@ def make_server(follower: Follower, host: str, port: int) -> ThreadingHTTPServer
             if current is None:
                 self._send(503, {"error": "no model loaded yet"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(400, {"error": "a Content-Length is needed"})
+                return
             if length > MAX_REQUEST:
                 self._send(413, {"error": f"request larger than {MAX_REQUEST} bytes"})
                 return

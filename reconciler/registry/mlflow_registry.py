@@ -12,7 +12,9 @@ import os
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from reconciler.errors import (
     RegistryAuthError,
@@ -20,17 +22,22 @@ from reconciler.errors import (
     RegistryPermissionDenied,
     RegistryUnreachable,
 )
-from reconciler.redact import redact_uri, scrub
+from reconciler.redact import ScrubbingFilter, redact_uri, scrub
 from reconciler.state import ActualState, ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
-# MLflow retries 7 times with backoff factor 2 and 120 s per attempt: ~247 s before an unreachable
-# server is reported. CI wants an answer in seconds; users can still set MLflow's own variables.
+# MLflow retries 7 times with backoff factor 2 and 120 s per attempt: minutes before a registry
+# that accepts connections and never answers is reported. CI wants an answer within 45 s: 3
+# attempts of 10 s plus 2 s of backoff (and up to 1 s jitter each). MLflow applies its one timeout
+# to connect and to each read alike (a scalar `timeout` for requests; its REST store passes no
+# other, and no variable takes a (connect, read) pair), so a separate connect timeout would mean
+# patching MLflow; a refused or unroutable connection is bounded by the same 10 s. MLflow's own
+# variables, when set, win.
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 MODELS_PAGE = 1000  # server-side maximum for search_registered_models
 VERSIONS_PAGE = 10_000
@@ -56,6 +63,53 @@ NO_ATOMIC_ARCHIVE = (
 def refuses_atomic_archive(error_code: str, message: str) -> bool:
     """True for the server's answer to archive_existing_versions on psycopg v3, and only that."""
     return error_code == "BAD_REQUEST" and all(part in message for part in _ATOMIC_ARCHIVE_REFUSED)
+
+
+def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
+    """The URI to use and, without one set, a note saying which registry that is.
+
+    With no URI set MLflow falls back to `sqlite:///mlflow.db` in the current folder (usually the
+    promotion repository) and creates it silently: we use that default only when the database
+    exists already. A sqlite URI whose folder does not exist is a typo, not a new registry.
+    """
+    from reconciler.errors import UsageError
+
+    note = None
+    if not uri:
+        from mlflow.tracking._tracking_service.utils import get_tracking_uri
+
+        uri = str(get_tracking_uri())
+        note = (
+            f"no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI): using MLflow's "
+            f"default registry, {redact_uri(uri)}"
+        )
+    database = _sqlite_file(uri)
+    if database is None:
+        return uri, note
+    if not database.parent.is_dir():
+        raise UsageError(
+            f"{redact_uri(uri)}: the folder {database.parent} does not exist; MLflow would "
+            "create a new, empty registry there (a typo in the URI?)"
+        )
+    if note and not database.exists():
+        raise UsageError(
+            f"no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI), and MLflow's default "
+            f"would create a new, empty registry database at {database}; set MLFLOW_TRACKING_URI "
+            f"to your registry (or pass --tracking-uri {uri} to create it on purpose)"
+        )
+    return uri, note
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (relative to the current folder, or absolute with
+    four slashes); None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = urlsplit(uri).path
+    path = path[1:] if path.startswith("/") else path
+    if path in ("", ":memory:"):
+        return None
+    return Path(path).absolute()
 
 
 class MlflowRegistry:
@@ -277,7 +331,10 @@ class MlflowRegistry:
                 f"(the registry says: {_server_says(message)})"
             )
         if "API request to" in message and "failed with" in message:
-            return RegistryUnreachable(f"cannot reach the registry at {uri}: {_cause(message)}")
+            cause = _cause(message)
+            if cause == "timed out":
+                cause = _no_answer()
+            return RegistryUnreachable(f"cannot reach the registry at {uri}: {cause}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
 
 
@@ -326,6 +383,10 @@ def _route_logging() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # The warnings MLflow still prints through its own handler are scrubbed like ours.
+    for handler in logging.getLogger("mlflow").handlers:
+        if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
+            handler.addFilter(ScrubbingFilter())
 
 
 def _tags(entity: Any) -> dict[str, str]:
@@ -390,6 +451,22 @@ def _server_says(message: str) -> str:
     if marker in message:
         return message.split(marker, 1)[1].rstrip("'")
     return message
+
+
+def _no_answer() -> str:
+    """A timeout, with the budget that ran out and the variables that change it."""
+    timeout = os.environ.get(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    )
+    retries = os.environ.get(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    )
+    attempts = int(retries) + 1 if retries.strip().isdigit() else None
+    tries = f", {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+    return (
+        f"no answer within {timeout} s{tries} (set MLFLOW_HTTP_REQUEST_TIMEOUT and "
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES to wait longer)"
+    )
 
 
 def _cause(message: str) -> str:

@@ -1,10 +1,15 @@
 """Turn `reconciler apply --format json` into a job summary and step outputs for deploy jobs.
 
-Called by .github/workflows/reconcile.yml; tested locally (tests/unit/test_ci_scripts.py).
+Called by .github/workflows/reconcile.yml (after every apply, failed or not); tested locally
+(tests/unit/test_ci_scripts.py, tests/integration/test_review_and_ci.py).
 
-    reconciler apply --format json > apply.json
-    python scripts/ci/apply_outputs.py apply.json
+    python scripts/ci/apply_in_order.py '["staging"]'      # writes apply-staging.json
+    python scripts/ci/apply_outputs.py apply-*.json
 Outputs (to $GITHUB_OUTPUT): changed_models (JSON list), changed (true/false).
+
+Never fails: a file that is missing, empty or not JSON (apply stopped before printing) and the
+`{"error": ...}` document of a failed apply are reported in the summary; the apply step's own
+exit code is what fails the job.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 
-def summary(records: list[dict[str, Any]]) -> str:
+def summary(records: list[dict[str, Any]], problems: list[str] | None = None) -> str:
     lines = [
         "### Registry apply",
         "",
@@ -25,31 +30,63 @@ def summary(records: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for record in records:
-        result = "in sync" if record["already_promoted"] else record.get("outcome", "")
+        result = "in sync" if record.get("already_promoted") else record.get("outcome", "")
         if record.get("retired"):
             result = "retired"
         version = f"v{record['new_version']}" if record.get("new_version") else "-"
         archived = ", ".join(f"v{v}" for v in record.get("archived_versions") or []) or "-"
         lines.append(
-            f"| {record['environment']} | `{record['model_name']}` | {version} | "
-            f"{record['new_stage']} | {archived} | {result} |"
+            f"| {record.get('environment', '?')} | `{record.get('model_name', '?')}` | {version} | "
+            f"{record.get('new_stage', '-')} | {archived} | {result} |"
         )
+    for problem in problems or []:
+        lines += ["", f"**{problem}**"]
     return "\n".join(lines) + "\n"
 
 
 def changed_models(records: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["model_name"] for r in records if r.get("promoted") or r.get("retired")})
+    return sorted({str(r["model_name"]) for r in records if r.get("promoted") or r.get("retired")})
+
+
+def read(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The records in one apply's output, and what was wrong with it if anything."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return [], f"{path.name}: no output (apply did not run)"
+    if not text.strip():
+        return [], f"{path.name}: apply printed nothing (it stopped before its report)"
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return [], f"{path.name}: not JSON (apply stopped mid-report)"
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        error = parsed["error"]
+        return (
+            [],
+            f"{path.name}: apply failed (exit {error.get('exit_code')}): {error.get('message')}",
+        )
+    if not isinstance(parsed, list):
+        return [], f"{path.name}: not a list of apply records"
+    return [r for r in parsed if isinstance(r, dict)], None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("records", type=Path)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("records", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    records = json.loads(args.records.read_text(encoding="utf-8"))
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in args.records:
+        found, problem = read(path)
+        records += found
+        if problem:
+            problems.append(problem)
+            print(f"note: {problem}")
     changed = changed_models(records)
     if path := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(summary(records))
+            handle.write(summary(records, problems))
     if path := os.environ.get("GITHUB_OUTPUT"):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"changed_models={json.dumps(changed)}\n")

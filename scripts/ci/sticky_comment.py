@@ -3,7 +3,12 @@
 Called by .github/workflows/pr.yml; tested locally (tests/unit/test_ci_scripts.py) with a
 recording stand-in for the `gh` CLI, since GitHub is not reachable from the test machines.
 
-    python scripts/ci/sticky_comment.py --pr N --repo OWNER/NAME plan.md
+    reconciler plan --format markdown > plan.md 2> plan.err; code=$?
+    python scripts/ci/sticky_comment.py plan.md --errors plan.err --exit-code "$code" \
+        --pr N --repo OWNER/NAME
+
+A plan that failed (exit code not 0) still gets its comment: why it failed, from the plan's
+stderr (the one-line errors; workflow commands and debug lines left out).
 """
 
 from __future__ import annotations
@@ -18,6 +23,38 @@ from pathlib import Path
 MARKER = "<!-- reconciler-plan -->"
 LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 COLLAPSE_OVER_LINES = 40
+
+
+def failed(exit_code: int, errors: str, plan_markdown: str = "") -> str:
+    """The comment's markdown when the plan could not be made: the exit code and the errors."""
+    lines = [
+        line
+        for line in errors.splitlines()
+        if line.strip() and not line.startswith(("::", "debug: "))
+    ]
+    text = "\n".join(lines) or "(no error message: see the workflow run's log)"
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    parts = [
+        f"### Registry plan: failed (exit {exit_code})",
+        "",
+        "No plan could be made, so there is nothing to review yet; nothing was changed in the "
+        "registry. Fix what the errors below say and push again.",
+        "",
+        fence,
+        text,
+        fence,
+    ]
+    if plan_markdown.strip():
+        parts += ["", plan_markdown.strip()]
+    return "\n".join(parts)
+
+
+def _longest_backtick_run(text: str) -> int:
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return longest
 
 
 def render(plan_markdown: str, run_url: str | None = None) -> str:
@@ -47,7 +84,7 @@ def upsert(repo: str, pr: int, body: str, gh: str = "gh") -> str:
         capture_output=True,
         text=True,
     ).stdout
-    for line in listed.splitlines():
+    for line in filter(str.strip, listed.splitlines()):
         comment = json.loads(line)
         if comment.get("body", "").startswith(MARKER):
             subprocess.run(
@@ -68,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pr", type=int, required=True)
     parser.add_argument("--repo", required=True)
     parser.add_argument("--run-url")
+    parser.add_argument("--exit-code", type=int, default=0, help="the plan's exit code")
+    parser.add_argument("--errors", type=Path, help="the plan's stderr")
     args = parser.parse_args(argv)
-    markdown = args.plan.read_text(encoding="utf-8")
+    markdown = _read(args.plan)
+    if args.exit_code != 0:
+        markdown = failed(args.exit_code, _read(args.errors) if args.errors else "", markdown)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -77,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     outcome = upsert(args.repo, args.pr, render(markdown, args.run_url))
     print(f"plan comment {outcome} on #{args.pr}")
     return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 if __name__ == "__main__":

@@ -147,9 +147,11 @@ def test_racing_first_alias_creation_from_processes(
     the adapter's single retry turns it into an update, so neither process fails."""
     url = backend_url(request, backend)
     seeder = Seeder(url)
-    models = [seeder.name(f"pg-alias{trial}") for trial in range(10)]
+    models = [seeder.name(f"pg-alias{trial}") for trial in range(20)]
     for model in models:
-        seeder.model(model, [0.1, 0.2])
+        seeder.client.create_registered_model(model)
+        for _version in ("1", "2"):
+            seeder.client.create_model_version(model, source="s3://bucket/model")
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     failures = context.Queue()

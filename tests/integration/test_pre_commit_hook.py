@@ -29,7 +29,7 @@ def test_pre_commit_hook_validates_another_repository(repo: Repo) -> None:
     ]
     failed = subprocess.run(pre_commit, cwd=repo.root, capture_output=True, text=True, timeout=600)
     assert failed.returncode == 1
-    assert "environments/production/m.yaml:2: version: 0 is not valid" in failed.stdout
+    assert "environments/production/m.yaml:2: version: '0' is not a model version" in failed.stdout
     repo.write("environments/production/m.yaml", "model: m\nversion: 3\n")
     repo.git("add", "-A")
     passed = subprocess.run(pre_commit, cwd=repo.root, capture_output=True, text=True, timeout=600)

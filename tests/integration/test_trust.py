@@ -60,3 +60,41 @@ def test_a_dirty_tree_is_refused_and_allow_dirty_is_recorded(
     tags = seeder.client.get_model_version(model, "2").tags
     [record] = json.loads(tags["reconciler.audit.production"])
     assert (record["commit"], record["dirty"]) == (head, True)
+
+
+def test_evidence_is_the_registrys_and_names_are_literal(
+    repo: Repo, seeder: Seeder, mlflow_server: str
+) -> None:
+    import json
+
+    star, other = seeder.name("c*d"), seeder.name("cZd")
+    for name in (star, other):
+        seeder.model(name, [0.5, 0.6])
+    repo.write("environments/production.yaml", "requires: staging\n")
+    repo.write(f"environments/staging/{other}.yaml", f"model: {other}\nversion: 1\n")
+    repo.write(f"environments/staging/{star}.yaml", f"model: '{star}'\nversion: 1\n")
+    first = repo.commit("staging pins")
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    assert run("apply", "--model", other).exit_code == 0  # cZd only: c*d stays unapplied
+    production_pin = repo.write(
+        f"environments/production/{star}.yaml", f"model: '{star}'\nversion: 1\n"
+    )
+    refused = run("plan", "--model", star)  # committed to staging, never applied there
+    assert refused.exit_code == 1
+    assert f"policy: {star} v1 was never applied to staging (no audit record" in refused.stderr
+    production_pin.unlink()
+    history = json.loads(run("history", star, "--format", "json").stdout)["changes"]
+    assert [(c["environment"], c["applied"]) for c in history] == [("staging", False)]
+    # Applied to staging from a later commit that still pins v1: the staging change counts.
+    repo.write("README.md", "later\n")
+    repo.commit("a later commit")
+    assert run("apply", "--model", star).exit_code == 0
+    history = json.loads(run("history", star, "--format", "json").stdout)["changes"]
+    assert [(c["commit"], c["applied"]) for c in history] == [(first, True)]
+    production_pin = repo.write(
+        f"environments/production/{star}.yaml", f"model: '{star}'\nversion: 1\n"
+    )
+    repo.commit("production c*d v1")
+    assert run("apply", "--model", star).exit_code == 0
+    assert seeder.stages(star)["1"] == PRODUCTION
+    assert seeder.stages(other)["1"] == "Staging"

@@ -37,7 +37,10 @@ LOG_MODELS = textwrap.dedent(
     for slope in range(1, count + 1):
         model = LinearRegression().fit(rows, rows["x"] * slope)
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name)
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name=name,
+                pip_requirements=["scikit-learn", "pandas"],  # inferring them is slow
+            )
         versions.append(str(info.registered_model_version))
     print(json.dumps(versions))
     """

@@ -263,3 +263,154 @@ def test_a_revert_that_conflicts_is_refused_and_nothing_is_pushed(
     assert revert.main(argv, gh=str(script), cwd=repo.root) == 1
     assert not log.exists()
     assert repo.git(f"--git-dir={origin}", "branch", "--list").split() == ["main"]
+
+
+@pytest.mark.parametrize(
+    ("content", "note"),
+    [
+        pytest.param(None, "apply-staging.json: no output (apply did not run)", id="missing"),
+        pytest.param("", "apply-staging.json: apply printed nothing", id="empty"),
+        pytest.param('[{"model_na', "apply-staging.json: not JSON", id="cut-short"),
+        pytest.param(
+            '{"error": {"message": "lease held", "exit_code": 1}}',
+            "apply-staging.json: apply failed (exit 1): lease held",
+            id="error-document",
+        ),
+    ],
+)
+def test_apply_outputs_never_tracebacks(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    note: str,
+) -> None:
+    outputs = load_script("apply_outputs")
+    path = tmp_path / "apply-staging.json"
+    if content is not None:
+        path.write_text(content)
+    out, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert outputs.main([str(path)]) == 0
+    assert out.read_text() == "changed_models=[]\nchanged=false\n"
+    assert note in summary.read_text()
+    assert note in capsys.readouterr().out
+
+
+def test_apply_outputs_merges_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = load_script("apply_outputs")
+    record = {"environment": "dev", "model_name": "a", "new_version": "2", "new_stage": "@dev",
+              "promoted": True, "already_promoted": False, "outcome": "applied"}  # fmt: skip
+    (tmp_path / "apply-dev.json").write_text(json.dumps([record]))
+    (tmp_path / "apply-staging.json").write_text(json.dumps([{**record, "model_name": "b"}]))
+    out = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    paths = [str(tmp_path / "apply-dev.json"), str(tmp_path / "apply-staging.json")]
+    assert outputs.main(paths) == 0
+    assert out.read_text() == 'changed_models=["a", "b"]\nchanged=true\n'
+
+
+def test_failed_plan_still_gets_a_comment_saying_why(
+    gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sticky = load_script("sticky_comment")
+    script, log, _reply = gh
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    plan, errors = tmp_path / "plan.md", tmp_path / "plan.err"
+    plan.write_text("")
+    errors.write_text(
+        "error: environments/production/m.yaml:2: policy: requires staging ```x```\n"
+        "::error file=environments/production/m.yaml,line=2::requires staging\n"
+        "error: 1 problem(s) found; nothing was changed in the registry.\n"
+    )
+    args = [str(plan), "--errors", str(errors), "--exit-code", "1", "--pr", "3", "--repo", "o/r"]
+    assert sticky.main(args) == 0
+    body = calls(log)[-1][-1].removeprefix("body=")
+    assert body.startswith("<!-- reconciler-plan -->\n### Registry plan: failed (exit 1)\n")
+    assert "error: environments/production/m.yaml:2: policy: requires staging ```x```" in body
+    assert "::error" not in body
+    assert "\n````\n" in body  # a fence longer than any backtick run in the errors
+
+
+@pytest.mark.parametrize(
+    ("code", "returned", "says"),
+    [
+        (0, 0, "in sync"),
+        (1, 1, "::error title=Drift check failed (exit 1)::the check failed"),
+        (3, 3, "::error title=Drift check failed (exit 3)::a bug in reconciler"),
+        (64, 64, "::error title=Drift check failed (exit 64)::a usage error"),
+        (130, 130, "::error title=Drift check failed (exit 130)::interrupted"),
+        (143, 143, "::error title=Drift check failed (exit 143)::cancelled"),
+    ],
+)
+def test_only_exit_2_is_drift(
+    gh: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+    returned: int,
+    says: str,
+) -> None:
+    drift = load_script("drift_issue")
+    script, log, _reply = gh
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    plan = tmp_path / "plan.md"
+    plan.write_text("")
+    assert drift.main([str(plan), "--exit-code", str(code), "--repo", "o/r"]) == returned
+    assert says in capsys.readouterr().out
+    assert not log.exists()  # no issue touched
+
+
+def test_drift_opens_the_issue_and_fails(
+    gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drift = load_script("drift_issue")
+    script, log, reply = gh
+    reply.write_text("[]")
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Registry plan: changes pending\n")
+    assert drift.main([str(plan), "--exit-code", "2", "--repo", "o/r"]) == 1
+    assert calls(log)[-1][:2] == ["issue", "create"]
+
+
+def test_promotion_order_splits_at_production(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = load_script("promotion_order")
+    envs = [{"name": "dev", "stage": None}, {"name": "staging", "stage": "Staging"},
+            {"name": "production", "stage": "Production"}, {"name": "canary", "stage": None}]  # fmt: skip
+    assert order.split(envs) == (["dev", "staging"], ["production", "canary"])
+    assert order.split(envs[:2]) == (["dev", "staging"], [])
+    validated = tmp_path / "environments.json"
+    validated.write_text(json.dumps({"valid": True, "pins": 0, "environments": envs}))
+    out = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert order.main([str(validated)]) == 0
+    assert out.read_text() == 'before=["dev", "staging"]\ngated=["production", "canary"]\n'
+
+
+def test_apply_in_order_stops_at_the_first_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply_in_order = load_script("apply_in_order")
+    log = tmp_path / "calls"
+    fake = tmp_path / "reconciler"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(log)!r}, 'a').write(sys.argv[3] + '\\n')\n"
+        "if sys.argv[3] == 'staging':\n"
+        "    print(json.dumps({'error': {'message': 'no', 'exit_code': 4}})); sys.exit(4)\n"
+        "print('[]')\n"
+    )
+    fake.chmod(0o755)
+    envs = json.dumps(["dev", "staging", "production"])
+    code = apply_in_order.main([envs, "--reconciler", str(fake), "--out-dir", str(tmp_path)])
+    assert code == 4
+    assert log.read_text().splitlines() == ["dev", "staging"]
+    assert (tmp_path / "apply-dev.json").read_text() == "[]\n"
+    assert "::error title=reconcile: staging failed::" in capsys.readouterr().out
+    assert not (tmp_path / "apply-production.json").exists()

@@ -270,3 +270,34 @@ def test_the_imported_comment_carries_no_credentials(repo: Repo, fake: FakeRegis
     assert "s3cret" not in text + result.stdout
     assert text.startswith("# imported from https://***@mlflow.example:5000 at ")
     assert json.loads(result.stdout)["registry"] == "https://***@mlflow.example:5000"
+
+
+def test_drift_in_a_gated_environment_is_put_right_without_gating_what_already_serves(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """Adopting a registry whose Production holds two versions, with `requires: staging`: the
+    version that serves is not re-promoted, so the archive of the extra is not gated."""
+    repo.write("environments/production.yaml", "stage: Production\nrequires: staging\n")
+    (repo.root / "environments" / "staging").mkdir()
+    fake.create_version("m", stage=PRODUCTION)
+    fake.create_version("m")
+    fake.force_stage("m", "2", PRODUCTION)
+    assert run("import").exit_code == 0
+    repo.commit("import")
+    plan = run("plan", "--format", "json")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    changes = json.loads(plan.stdout)["changes"]
+    assert [(c["kind"], c["version"]) for c in changes] == [("archive", "1")]
+
+
+def test_a_failure_in_json_is_a_json_document(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    fake.create_version("m", stage=PRODUCTION)
+    repo.write("environments/staging/x.yaml", "model: x\nversion: 010\n")
+    result = run("import", "--format", "json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["exit_code"] == 1
+    assert [(p["file"], p["line"], p["field"]) for p in error["problems"]] == [
+        ("environments/staging/x.yaml", 2, "version")
+    ]
+    assert not (repo.root / "environments/production").exists()

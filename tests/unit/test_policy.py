@@ -92,9 +92,9 @@ def test_order_requires_staging(repo: Repo, run: RunCli, models: FakeRegistry) -
     repo.pin("production", "m", 3)
     result = run("plan")
     assert errors(result.stderr) == [
-        f"{PROD_PIN}:2: version: policy: m v3 was never applied to staging (no audit record, no "
-        "staging pin in git history); promote it through staging first (requires: staging in "
-        "environments/production.yaml)"
+        f"{PROD_PIN}:2: version: policy: m v3 was never applied to staging (no audit record of "
+        "an apply there, and staging does not hold it now); promote it through staging first "
+        "(requires: staging in environments/production.yaml)"
     ]
     # Through staging first: a change that puts v3 in staging, then production may take it.
     repo.pin("production", "m", 1)
@@ -106,15 +106,19 @@ def test_order_requires_staging(repo: Repo, run: RunCli, models: FakeRegistry) -
     assert models.read(["m"]).models["m"].in_stage(PRODUCTION) == ["3"]
 
 
-def test_order_from_git_history_and_rollback(repo: Repo, run: RunCli, models: FakeRegistry) -> None:
+def test_order_rollback_to_a_version_once_applied_to_staging(
+    repo: Repo, run: RunCli, models: FakeRegistry
+) -> None:
     settings(repo, "requires: staging\n")
     repo.pin("staging", "m", 2)
-    repo.commit("staging v2")  # no apply: git history alone shows v2 went through staging
+    repo.commit("staging v2")
+    assert run("apply", "--env", "staging").exit_code == 0  # the audit record is the evidence
     repo.pin("production", "m", 2)
     repo.commit("production v2")
     assert run("apply", "--env", "production").exit_code == 0
     repo.pin("staging", "m", 3)
     repo.commit("staging v3")
+    assert run("apply", "--env", "staging").exit_code == 0
     repo.pin("production", "m", 3)
     repo.commit("production v3")
     assert run("apply").exit_code == 0

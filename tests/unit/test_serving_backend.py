@@ -5,6 +5,7 @@ server is in tests/integration/test_serving.py)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -188,3 +189,38 @@ def test_command_line() -> None:
         parse_args(["--model", "m", "--stage", "Production", "--port", "1", "--interval", "0"])
     with pytest.raises(ValueError, match="exactly one"):
         Follower(Registry(), "m")
+
+
+def post(url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_predict_uses_one_model_and_refuses_what_it_cannot_read(running: Running) -> None:
+    running.loader.release.set()
+    running.follower.refresh()
+    rows = json.dumps([{"x": 1.0}, {"x": 2.0}]).encode()
+    length = {"Content-Length": str(len(rows))}
+    assert post(running.url, "/predict", rows, length) == (
+        200,
+        {"model": "churn", "version": "1", "predictions": ["1", "1"]},
+    )
+    assert post(running.url, "/predict", b"", {"Content-Length": "-5"})[0] == 400
+    assert post(running.url, "/predict", b"", {"Content-Length": "lots"})[0] == 400
+    status, answer = post(running.url, "/predict", b"[]", {"Content-Length": "2"})
+    assert status == 400
+    assert "non-empty JSON list" in answer["error"]
+    assert post(running.url, "/elsewhere", rows, length)[0] == 404
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"{running.url}/", timeout=5)
+    assert error.value.code == 404
+    error.value.close()

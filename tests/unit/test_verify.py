@@ -5,6 +5,7 @@ serving to catch up, and secrets in headers and URLs never shown."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -320,12 +321,14 @@ def test_filters_and_nothing_to_verify(repo: Repo, run: RunCli, serving: Serving
         ),
         pytest.param(
             ["url: http://x/health", "timeout: 5x"],
-            "environments/production.yaml:4: serving.timeout: '5x' is not valid:",
+            "environments/production.yaml:4: serving.timeout: '5x' is not valid: How long to "
+            "wait for serving to catch up: a number with s, m or h (default 5m).",
             id="duration",
         ),
         pytest.param(
             ["url: ftp://x/health"],
-            "environments/production.yaml:3: serving.url: 'ftp://x/health' is not valid:",
+            "environments/production.yaml:3: serving.url: 'ftp://x/health' is not valid: http(s) "
+            "URL answering JSON",
             id="scheme",
         ),
         pytest.param(
@@ -453,3 +456,75 @@ def test_verify_is_offline_and_never_imports_mlflow(repo: Repo, serving: Serving
     )
     assert done.returncode == 0, done.stderr
     assert "MLFLOW-MODULES: 0" in done.stderr
+
+
+def test_a_silent_endpoint_is_reported_not_waited_on_forever(repo: Repo, run: RunCli) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings(repo, "production", f"http://127.0.0.1:{silent.getsockname()[1]}/health")
+        repo.pin("production", "churn", 3)
+        result = run("verify", "--timeout", "0", "--format", "json")
+    assert result.exit_code == 1
+    (endpoint,) = json.loads(result.stdout)["endpoints"]
+    assert endpoint["error"] in ("unreachable: no answer within 0.5s", "unreachable: timed out")
+
+
+def test_names_with_spaces_and_unicode_stay_one_path_segment(
+    repo: Repo, run: RunCli, serving: Serving
+) -> None:
+    settings(repo, "production", f"{serving.base}/{{model}}/health")
+    repo.pin("production", "churn model ü#1", 3)
+    serving.serve("/churn%20model%20%C3%BC%231/health", 3)
+    result = run("verify")
+    assert result.exit_code == 0, result.output
+    assert "ok    churn model ü#1 in production: serves v3" in result.stdout
+
+
+def test_ctrl_c_stops_every_poll(repo: Repo, serving: Serving) -> None:
+    settings(repo, "production", f"{serving.base}/{{model}}", "interval: 1s", "timeout: 1h")
+    repo.pin("production", "a", 2)
+    repo.pin("production", "b", 2)
+    serving.serve("/a", 1)
+    serving.serve("/b", 1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "verify"],
+        cwd=repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while {path for path, _ in serving.seen} != {"/a", "/b"}:
+            assert process.poll() is None, process.communicate()
+            threading.Event().wait(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert out == ""  # no half report
+    assert err.endswith("error: interrupted\n")
+
+
+def test_a_bad_serving_block_in_a_pin_is_located_in_the_pin(repo: Repo, run: RunCli) -> None:
+    repo.write(
+        "environments/production/churn.yaml",
+        "model: churn\nversion: 1\nserving:\n  url: http://x/{nope}\n  interval: 0s\n",
+    )
+    result = run("validate")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "error: environments/production/churn.yaml:5: serving.interval: '0s' is not valid: "
+        "Time between polls: a number with s, m or h (default 5s)."
+    )
+    repo.write(
+        "environments/production/churn.yaml",
+        "model: churn\nversion: 1\nserving:\n  url: http://x/{nope}\n",
+    )
+    assert run("validate").stderr.splitlines()[0] == (
+        "error: environments/production/churn.yaml:4: serving.url: unknown placeholder {nope} "
+        "(allowed: {model}, {environment})"
+    )

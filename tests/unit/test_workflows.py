@@ -77,3 +77,23 @@ def test_pre_commit_hook_and_codeowners() -> None:
     assert hooks[0]["files"] == "^environments/"
     owners = (REPO / ".github" / "CODEOWNERS").read_text()
     assert "/environments/production/" in owners
+
+
+def test_the_tool_comes_from_the_same_commit_as_the_pins() -> None:
+    """Every job that runs reconciler installs it from the checkout (`pip install .`): the tool is
+    pinned by the commit itself, so the README asks teams to copy the whole repository, never
+    only environments/, .github/ and scripts/ci/ (which would leave `pip install .` nothing)."""
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        for name, job in workflow["jobs"].items():
+            runs = [step.get("run", "") for step in job.get("steps", [])]
+            uses = [i for i, run in enumerate(runs) if "reconciler " in run or "scripts/ci/" in run]
+            if not uses or "scripts/test" in " ".join(runs):
+                continue
+            installs = [i for i, run in enumerate(runs) if run.strip() == "pip install ."]
+            assert installs, f"{path.name}:{name} runs reconciler without installing it"
+            assert installs[0] < uses[0], f"{path.name}:{name} installs after running"
+    readme = (REPO / "README.md").read_text()
+    on_github = readme.split("## On GitHub", 1)[1].split("\n## ", 1)[0]
+    assert "Copy the whole repository" in on_github
+    assert "or its `environments/`" not in readme

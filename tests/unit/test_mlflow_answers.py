@@ -1,11 +1,13 @@
-"""Which server answer means "cannot archive atomically" (DESIGN §6), checked against the exact
-text `mlflow server` 3.17.2 on PostgreSQL 15 with psycopg 3 sends, and against near misses."""
+"""The server answers the adapter acts on, as `mlflow server` 3.17.2 sends them on PostgreSQL 15
+(DESIGN §6): "cannot archive atomically" (psycopg 3), and the refused insert of racing first-time
+alias or tag writes, which is retried once. Checked against the exact texts and near misses."""
 
 from __future__ import annotations
 
 import pytest
+from mlflow.exceptions import MlflowException
 
-from reconciler.registry.mlflow_registry import refuses_atomic_archive
+from reconciler.registry.mlflow_registry import _once_more_on_insert_race, refuses_atomic_archive
 
 # str(RestException) for transition_model_version_stage(..., archive_existing_versions=True) on a
 # `postgresql://` backend, as measured (first lines; the SQL statement follows).
@@ -47,3 +49,43 @@ def test_the_psycopg3_answer_is_recognised() -> None:
 )
 def test_anything_else_is_not(code: str, message: str) -> None:
     assert not refuses_atomic_archive(code, message)
+
+
+# The loser of two processes creating the same alias at once, per database (DESIGN §6).
+INSERT_RACES = [
+    "INVALID_PARAMETER_VALUE: (psycopg.errors.UniqueViolation) duplicate key value violates "
+    'unique constraint "registered_model_alias_pk"\nDETAIL:  Key (workspace, name, alias)='
+    "(default, m, champion) already exists.",
+    "INVALID_PARAMETER_VALUE: (psycopg2.errors.UniqueViolation) duplicate key value violates "
+    'unique constraint "registered_model_alias_pk"',
+    "INVALID_PARAMETER_VALUE: (sqlite3.IntegrityError) UNIQUE constraint failed: "
+    "registered_model_aliases.workspace, registered_model_aliases.name, "
+    "registered_model_aliases.alias",
+]
+
+
+class Flaky:
+    """A write whose first attempt the database refuses with `message`."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise MlflowException(self.message)
+
+
+@pytest.mark.parametrize("message", INSERT_RACES)
+def test_a_refused_insert_is_retried_once(message: str) -> None:
+    write = Flaky(message)
+    _once_more_on_insert_race(write)
+    assert write.calls == 2
+
+
+def test_other_failures_are_not_retried() -> None:
+    write = Flaky("RESOURCE_DOES_NOT_EXIST: Registered Model with name=m not found")
+    with pytest.raises(MlflowException):
+        _once_more_on_insert_race(write)
+    assert write.calls == 1
