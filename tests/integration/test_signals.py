@@ -144,3 +144,36 @@ def test_a_second_signal_exits_at_once(
     assert result.exit_code == 0, result.stdout + result.stderr
     for name in names:
         assert seeder.stages(name) == {"1": ARCHIVED, "2": PRODUCTION}
+
+
+def test_text_results_stream_as_each_change_lands(
+    repo: Repo, seeder: Seeder, proxy: RecordingProxy
+) -> None:
+    """A person watching a long apply sees each line when its step is done, not at the end."""
+    import threading
+
+    names, _commit = promotions(repo, seeder, 3)
+    release = threading.Event()
+    seen: list[str] = []
+
+    def hold_second_transition(_method: str, path: str) -> None:
+        if TRANSITION in path:
+            seen.append(path)
+            if len(seen) == 2:
+                release.wait(120)
+
+    proxy.on_request = hold_second_transition
+    process = start_apply(repo, proxy.url, "--parallelism", "1")
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed while the second transition is held
+        assert first == f"✓ production: {names[0]} v2 → Production, archives v1\n"
+        assert process.poll() is None
+    finally:
+        release.set()
+    rest, stderr = process.communicate(timeout=120)
+    proxy.on_request = None
+    assert process.returncode == 0, rest + stderr
+    assert (
+        rest.splitlines()[-1] == "Apply: 3 applied, 0 failed, 0 not attempted; 0 already in sync."
+    )
