@@ -800,7 +800,8 @@ def history(
     output_format: str,
 ) -> None:
     """Every promotion and rollback of MODEL from the git history of its pins, newest first,
-    marked applied when the registry's audit records name the commit."""
+    marked applied when the registry's audit records name the commit (or a later commit that
+    still pins the version). Needs full history: a shallow clone is refused."""
     when = _parse_time(at) if at else None
     result = api.history(obj.repository_root(), obj.registry(), model, environments, when)
     click.echo(

@@ -77,7 +77,9 @@ def reached_required(
     environment's folder proves nothing, and commit dates can be set by anyone."""
     records = audit.parse(version.tags.get(audit_tag(required.name)))
     arrivals = [
-        datetime.fromisoformat(r.time) for r in records if r.action in ("promote", "rollback")
+        when
+        for when in (_time(r.time) for r in records if r.action in ("promote", "rollback"))
+        if when is not None
     ]
     if records:  # applied there (a retirement too: it was there to be retired)
         return policy.Arrival(max(arrivals) if arrivals else None)
@@ -88,3 +90,13 @@ def reached_required(
     if holds_stage or holds_alias:
         return policy.Arrival(None)
     return None
+
+
+def _time(text: str) -> datetime | None:
+    """An audit record's time; a hand-edited one without a zone or unreadable counts as unknown
+    (the soak gate then says it cannot measure) rather than failing the plan."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

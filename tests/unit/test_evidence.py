@@ -218,3 +218,20 @@ def test_promote_commits_exactly_its_pin_for_a_pattern_like_name(
         "environments/production/c*d.yaml"
     ]
     assert " M environments/production/cZd.yaml" in repo.git("status", "--porcelain")
+
+
+def test_an_unreadable_audit_time_cannot_pass_a_soak_gate(
+    repo: Repo, run: RunCli, models: FakeRegistry
+) -> None:
+    repo.write("environments/production.yaml", "requires: staging\ngates:\n  soak: 1h\n")
+    (repo.root / "environments/staging").mkdir(parents=True)
+    repo.pin("production", "m", 2)
+    for when in ("yesterday", "2020-01-01T00:00:00"):  # hand-edited: no time, no zone
+        record = audit.AuditRecord("staging", "promote", when)
+        models.set_version_tag("m", "2", audit_tag("staging"), audit.append(None, record))
+        result = run("plan")
+        assert result.exit_code == 1
+        assert (
+            "m v2 has no audit record of an apply to staging, so its soak time cannot be measured"
+            in result.stderr
+        )
