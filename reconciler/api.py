@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import evidence, executor, guards, policy, records
+from reconciler.bookkeeping import Adoption
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
@@ -52,9 +54,14 @@ def make_plan(
     """Validate everything, read the registry once, diff the scope asked for, check policy; and
     for each change what a reviewer needs to judge it (run metrics of both versions, creator,
     links to the MLflow UI, the policy rules passed)."""
+    from reconciler.gitrepo import head_commit
+
     desired = load_desired_state(root)
     _check_filters(desired, environments, models)
-    plan, actual = _plan(desired, registry, environments, models, root, now, prune, _owner(root))
+    plan, actual = _plan(
+        desired, registry, environments, models, root, now, prune, _owner(root), None,
+        head_commit(root),
+    )  # fmt: skip
     if not with_reviews:
         return plan, {}
     return plan, _reviews(desired, plan, actual, registry, ui_base)
@@ -107,22 +114,31 @@ def apply(
     models: Sequence[str] = (),
     options: ApplyOptions | None = None,
 ) -> ApplyReport:
-    """Plan; if anything changes: check write permission, take the lease, plan again under it,
-    write, then verify and repair. A plan with any problem writes nothing."""
+    """Plan; if anything changes (or in-sync pins need their bookkeeping recorded): lease the
+    models to write (which proves write permission), plan again under the lease, then write model
+    by model; as each model's steps land, verify and repair it and record its audit and
+    bookkeeping (which releases its lease). A plan with any problem writes nothing."""
     options = options or ApplyOptions()
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     owner = _owner(root)
     _check_filters(desired, environments, models)
-    plan, actual = _plan(
-        desired, registry, environments, models, root, options.clock(), options.prune, owner
-    )
-    guards.check_expected(plan, options.expect_checksum)
-    if not plan.has_changes:
+
+    def plan_now(
+        actual: ActualState | None = None,
+    ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
+        plan, actual = _plan(
+            desired, registry, environments, models, root, options.clock(), options.prune, owner,
+            actual, options.commit,
+        )  # fmt: skip
+        guards.check_expected(plan, options.expect_checksum)
+        return plan, actual, plan.adoptions
+
+    plan, actual, adoptions = plan_now()
+    if not plan.has_changes and not adoptions:
         return ApplyReport(plan, ())
     guards.check_retirements(desired, plan, options.force)
     guards.check_order(actual, plan, root, options)
-    records.check_write_permission(registry, plan, options.holder)
     lease = Lease(
         registry,
         options.holder,
@@ -133,70 +149,154 @@ def apply(
         on_wait=options.on_event,
     )
     with lease:
-        # The registry may have moved while we waited: what is written is planned under the lease.
-        plan, actual = _plan(
-            desired, registry, environments, models, root, options.clock(), options.prune, owner
-        )
-        guards.check_expected(plan, options.expect_checksum)
+        wanted = _writes_to(plan, adoptions)
+        for _attempt in range(MAX_REPAIR_ROUNDS):
+            # The registry may have moved while we waited: what is written is planned under the
+            # lease, from the read that confirmed it.
+            plan, actual, adoptions = plan_now(
+                lease.acquire(wanted, read={pin.model for pin in desired.pins})
+            )
+            if _writes_to(plan, adoptions) <= wanted:
+                break
+            wanted |= _writes_to(plan, adoptions)  # more to write than leased: lease those too
+            lease.release()
+        else:
+            raise ApplyFailed("the registry kept changing while the lease was taken; run again")
         guards.check_retirements(desired, plan, options.force)
         guards.check_order(actual, plan, root, options)
-        results = executor.apply(plan, registry, before_each_write=lease.renew_if_needed)
+        run = _ModelRun(
+            desired, registry, plan, actual, adoptions, environments, lease, options, owner
+        )
+        results = executor.apply(
+            plan,
+            registry,
+            before_each_write=lease.renew_if_needed,
+            on_result=options.on_result,
+            after_model=run.after_model,
+            parallelism=options.parallelism,
+            stop=options.interrupt.event if options.interrupt else None,
+            also={a.model for a in adoptions},
+        )
+        if run.error is not None:
+            raise run.error
+    interrupted = options.interrupt.signal if options.interrupt else None
+    return ApplyReport(
+        plan,
+        results,
+        tuple(sorted(run.repairs, key=lambda r: r.step.order_key)),
+        tuple(run.bookkeeping_errors),
+        tuple(a for a in adoptions if (a.environment, a.model) in run.recorded),
+        interrupted,
+    )
+
+
+def _writes_to(plan: Plan, adoptions: Sequence[Adoption]) -> set[str]:
+    return {step.model for step in plan.steps} | {a.model for a in adoptions}
+
+
+class _ModelRun:
+    """What happens after a model's steps, in the worker that ran them: verify and repair it,
+    write its audit records, then its bookkeeping (releasing its lease)."""
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        registry: Registry,
+        plan: Plan,
+        actual: ActualState,
+        adoptions: Sequence[Adoption],
+        environments: Sequence[str],
+        lease: Lease,
+        options: ApplyOptions,
+        owner: str,
+    ) -> None:
+        self.desired = desired
+        self.registry = registry
+        self.plan = plan
+        self.actual = actual
+        self.adoptions = adoptions
+        self.environments = environments
+        self.lease = lease
+        self.options = options
+        self.owner = owner
+        self.repairs: list[StepResult] = []
+        self.bookkeeping_errors: list[str] = []
+        self.recorded: set[tuple[str, str]] = set()
+        self.error: ReconcilerError | None = None
+        self._lock = threading.Lock()
+
+    def after_model(self, model: str, results: tuple[StepResult, ...]) -> None:
         repairs: tuple[StepResult, ...] = ()
-        conflicted = {r.step.model for r in results if r.outcome == "conflicted"}
-        clean = all(r.outcome in ("applied", "conflicted", "not_attempted") for r in results)
-        if clean and plan.has_changes:
-            # A model someone else moved under us is theirs until the next run re-plans it.
-            repairs = _verify_and_repair(
-                desired, registry, plan, environments, lease, conflicted, options.prune, owner
-            )
-        bookkeeping: list[str] = []
+        error: ReconcilerError | None = None
+        problem_before = None
+        if results and all(r.outcome == "applied" for r in results):
+            # A model someone else moved under us (conflicted) is theirs until the next run.
+            try:
+                repairs = self._verify_and_repair(model)
+            except (ApplyFailed, InvalidInput) as raised:
+                error = raised
+            except ReconcilerError as unreadable:
+                # The changes landed; that they still hold could not be checked: say so.
+                problem_before = f"{model}: could not verify it after writing: {unreadable}"
+        mine = [a for a in self.adoptions if a.model == model]
+        writes = records.model_writes(
+            model, self.plan, self.actual, (*results, *repairs), mine, self.options, self.owner
+        )
+        problem = None
         try:
-            records.record_ownership(
-                registry, plan, actual, (*results, *repairs), options.commit, owner
-            )
-            records.record_audit(registry, plan, actual, results, options)
-        except ReconcilerError as error:
+            for name, version, key, value in writes.audits:
+                self.registry.set_version_tag(name, version, key, value)
+            self.lease.finish(model, writes.updates)
+        except ReconcilerError as failed:
             # The changes are made: report them, and say what could not be recorded.
-            bookkeeping.append(str(error))
-    return ApplyReport(plan, results, repairs, tuple(bookkeeping))
+            problem = f"{model}: {failed}"
+        with self._lock:
+            self.repairs.extend(repairs)
+            if problem_before is not None:
+                self.bookkeeping_errors.append(problem_before)
+            if problem is not None:
+                self.bookkeeping_errors.append(problem)
+            else:
+                self.recorded.update((a.environment, a.model) for a in mine)
+            if error is not None and self.error is None:
+                self.error = error
+
+    def _verify_and_repair(self, model: str) -> tuple[StepResult, ...]:
+        """Re-read the model; fix what another writer or a lost race left behind (a second
+        version in a stage, an alias moved away)."""
+        repairs: list[StepResult] = []
+        for _round in range(MAX_REPAIR_ROUNDS):
+            registered = self.registry.read_model(model)
+            now = ActualState({model: registered} if registered is not None else {})
+            again = diff(
+                self.desired,
+                now,
+                self.environments or None,
+                [model],
+                self.options.prune,
+                self.owner,
+            )
+            if again.problems:
+                raise InvalidInput(again.problems)
+            # Ownership is dropped by the bookkeeping write that follows: not a repair.
+            if all(step.kind == "disown" for step in again.steps):
+                return tuple(repairs)
+            results = executor.apply(
+                again, self.registry, before_each_write=self.lease.renew_if_needed
+            )
+            repairs.extend(results)
+            if any(r.outcome != "applied" for r in results):
+                return tuple(repairs)
+        raise ApplyFailed(
+            f"the registry still differs from the pins after {MAX_REPAIR_ROUNDS} repair rounds: "
+            f"something else keeps changing {model}"
+        )
 
 
 def _owner(root: Path) -> str:
     from reconciler.gitrepo import repository_id
 
     return repository_id(root)
-
-
-def _verify_and_repair(
-    desired: DesiredState,
-    registry: Registry,
-    plan: Plan,
-    environments: Sequence[str],
-    lease: Lease,
-    skip: set[str],
-    prune: bool,
-    owner: str,
-) -> tuple[StepResult, ...]:
-    """Re-read what the plan touched; fix what another writer or a lost race left behind
-    (a second version in a stage, an alias moved away)."""
-    touched = sorted({step.model for step in plan.steps} - skip)
-    if not touched:
-        return ()
-    repairs: list[StepResult] = []
-    for _round in range(MAX_REPAIR_ROUNDS):
-        again = diff(desired, registry.read(touched), environments or None, touched, prune, owner)
-        if again.problems:
-            raise InvalidInput(again.problems)
-        if not again.has_changes:
-            return tuple(repairs)
-        results = executor.apply(again, registry, before_each_write=lease.renew_if_needed)
-        repairs.extend(results)
-        if any(r.outcome != "applied" for r in results):
-            return tuple(repairs)
-    raise ApplyFailed(
-        f"the registry still differs from the pins after {MAX_REPAIR_ROUNDS} repair rounds: "
-        f"something else keeps changing {', '.join(touched)}"
-    )
 
 
 def _plan(
@@ -208,14 +308,19 @@ def _plan(
     now: datetime | None = None,
     prune: bool = False,
     owner: str | None = None,  # this repository (prune retires only what it owns)
+    actual: ActualState | None = None,  # a read already made (the lease's confirming read)
+    commit: str | None = None,  # the commit applied: in-sync pins with stale bookkeeping
 ) -> tuple[Plan, ActualState]:
-    actual = registry.read({pin.model for pin in desired.pins})
+    if actual is None:
+        actual = registry.read({pin.model for pin in desired.pins})
     plan = diff(desired, actual, environments or None, models or None, prune, owner)
     # Every problem in one run: pins the registry cannot satisfy and policy failures of the rest
     # (entries in error have no steps, so policy skips them).
     problems = [*plan.problems, *evidence.policy_problems(desired, plan, actual, registry, now)]
     if problems:
         raise InvalidInput(problems)
+    if owner is not None:
+        plan = replace(plan, adoptions=records.find_adoptions(plan, actual, root, commit, owner))
     return plan, actual
 
 

@@ -2,7 +2,8 @@
 
 Exit codes (errors.py, the README's table): 0 success (in sync), 1 expected failure (bad input,
 registry error, failed apply), 2 changes pending (`plan --detailed-exitcode`) and nothing else,
-3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted.
+3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback as traceback_module
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,14 +32,15 @@ from reconciler.errors import (
     EXIT_CHANGES_PENDING,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_SIGTERM,
     EXIT_USAGE,
     InvalidInput,
     Problem,
     ReconcilerError,
 )
-from reconciler.executor import ApplyReport
+from reconciler.executor import ApplyReport, StepResult
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
-from reconciler.options import ApplyOptions
+from reconciler.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
 from reconciler.verify import Outcome
@@ -463,7 +468,15 @@ def plan(
     default=DEFAULT_WAIT,
     show_default=True,
     metavar="SECONDS",
-    help="How long to wait for another apply's registry lease before giving up.",
+    help="How long to wait for another apply's lease on a model before giving up.",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1, max=64),
+    default=DEFAULT_PARALLELISM,
+    show_default=True,
+    metavar="N",
+    help="Write up to N models at once (each model's steps stay in order); 1 = one by one.",
 )
 @click.option(
     "--verify",
@@ -484,16 +497,27 @@ def apply(
     allow_dirty: bool,
     lease_wait: float,
     verify_serving: bool,
+    parallelism: int,
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
 
-    One apply writes at a time (a lease on the registry); after writing, it re-reads what it
-    touched and repairs what another writer left (an extra version in a stage, a moved alias).
+    One apply writes a model at a time (a lease on each model it writes); after writing a model,
+    it re-reads it and repairs what another writer left (an extra version in a stage, a moved
+    alias), then records its applied commit, ownership and audit. Results stream as they land;
+    SIGINT/SIGTERM finish the models in flight and exit 130/143 with the report.
     """
     from reconciler.audit import pull_request_from_message
     from reconciler.gitrepo import head_commit, head_message
 
     root = obj.repository_root()
+    printing = threading.Lock()  # results arrive from the worker threads
+
+    def stream(result: StepResult) -> None:
+        if output_format == "text":
+            with printing:
+                click.echo(report.result_line(result))
+
+    interrupt = Interrupt()
     options = ApplyOptions(
         lease_wait=lease_wait,
         lease_settle=obj.lease_settle,
@@ -505,10 +529,14 @@ def apply(
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
         on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
+        on_result=stream,
+        parallelism=parallelism,
+        interrupt=interrupt,
     )
     registry = obj.registry()
     try:
-        result = api.apply(root, registry, environments, models, options)
+        with _stopping_on_signals(interrupt):
+            result = api.apply(root, registry, environments, models, options)
     finally:
         # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
         for notice in registry.notices:
@@ -516,17 +544,82 @@ def apply(
     if output_format == "json":
         click.echo(report.apply_json(result))
     else:
-        click.echo(report.apply_text(result))
+        click.echo(report.apply_text(result, streamed=True))
     from reconciler import notify
 
     # After the report: a slow or failing channel never holds back or changes the outcome.
     for line in notify.send(notify.messages(result)):
         click.echo(f"note: {line}", err=True)
+    if result.interrupted:
+        code = EXIT_SIGTERM if result.interrupted == "SIGTERM" else EXIT_INTERRUPTED
+        _error(
+            f"apply interrupted by {result.interrupted}: the models in flight were finished and "
+            "recorded, the rest not attempted; run `reconciler plan` to see what remains"
+        )
+        sys.exit(code)
     if result.failed:
         _error("apply stopped at a failed change; run `reconciler plan` to see what remains")
         sys.exit(EXIT_ERROR)
     if verify_serving:
         _verify_applied(root, result, output_format)
+
+
+@cli.command()
+@MODEL_OPTION
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove every lease, also those of applies that look alive (only when you know they "
+    "are not running).",
+)
+@format_option(["text", "json"])
+@click.pass_obj
+def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: str) -> None:
+    """Remove model leases left by applies that died: expired ones and those whose process is
+    gone on this host (Terraform's force-unlock). Says what it removed and what it kept."""
+    from reconciler.lease import unlock as unlock_leases
+
+    found = unlock_leases(obj.registry(), models, force)
+    now = datetime.now(UTC).timestamp()
+    if output_format == "json":
+        items = [
+            {"model": u.model, "removed": u.removed, "why": u.why, "holder": u.record.holder,
+             "commit": u.record.commit, "expires": u.record.expires}
+            for u in found
+        ]  # fmt: skip
+        click.echo(json.dumps(items, indent=2))
+        return
+    for item in found:
+        verb = f"removed ({item.why})" if item.removed else f"kept ({item.why}; --force removes it)"
+        click.echo(f"{item.model}: lease {verb}: {item.record.describe(now)}")
+    removed = sum(1 for u in found if u.removed)
+    click.echo(f"Unlock: {removed} removed, {len(found) - removed} kept.")
+
+
+@contextmanager
+def _stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (CI cancelling the job) during apply: the first asks the apply
+    to stop at a step boundary (finish the models in flight, record them, release the leases,
+    report); a second exits at once. Only in the main thread (signals are delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+    def handle(signum: int, _frame: object) -> None:
+        name = names.get(signal.Signals(signum), "SIGINT")
+        if interrupt.event.is_set():
+            _error(f"{name} again: exiting at once (an unfinished lease: `reconciler unlock`)")
+            os._exit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_INTERRUPTED)
+        interrupt.set(name)
+        _error(f"{name}: finishing the models in flight, then stopping (again to exit at once)")
+
+    previous = {sig: signal.signal(sig, handle) for sig in names}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @cli.command()

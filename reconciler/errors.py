@@ -14,7 +14,8 @@ EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3
 EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applied
 EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE); never 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, the shell's convention
+EXIT_SIGTERM = 143  # SIGTERM (CI cancelling a job): 128 + 15
 
 
 @dataclass(frozen=True, order=True)

@@ -7,11 +7,13 @@ the first step it cannot confirm, since later steps build on earlier ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.bookkeeping import managed_tag
+from reconciler.bookkeeping import Adoption, managed_tag
 from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
 from reconciler.plan import Entry, Plan, Retirement, Step
 from reconciler.registry.base import Registry
@@ -39,6 +41,10 @@ class ApplyReport:
     # Records that could not be written after the changes (audit, applied commit): the changes
     # stand, but the next run's safety checks see less.
     bookkeeping_errors: tuple[str, ...] = ()
+    # In-sync pins whose bookkeeping this apply recorded (adoption); nothing moved for them.
+    adoptions: tuple[Adoption, ...] = ()
+    # The signal that stopped the apply early (SIGINT, SIGTERM), if any.
+    interrupted: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -48,6 +54,7 @@ class ApplyReport:
     def records(self) -> list[dict[str, object]]:
         """One record per pin in the seed's shape (promote-model's output), versions as strings."""
         outcome = {id(r.step): r.outcome for r in self.results}
+        adopted = {(a.environment, a.model) for a in self.adoptions}
         repairs: dict[tuple[str, str], list[str]] = {}
         for repair in self.repairs:
             key = (repair.step.environment, repair.step.model)
@@ -57,6 +64,7 @@ class ApplyReport:
                 entry,
                 [outcome[id(s)] for s in entry.steps],
                 repairs.get((entry.pin.environment, entry.pin.model), []),
+                (entry.pin.environment, entry.pin.model) in adopted,
             )
             for entry in self.plan.entries
         ]
@@ -71,28 +79,72 @@ def apply(
     plan: Plan,
     registry: Registry,
     before_each_write: Callable[[], None] = lambda: None,
+    *,
+    on_result: Callable[[StepResult], None] = lambda _result: None,
+    after_model: Callable[[str, tuple[StepResult, ...]], None] = lambda _model, _results: None,
+    parallelism: int = 1,
+    stop: threading.Event | None = None,
+    also: Collection[str] = (),
 ) -> tuple[StepResult, ...]:
     """Write every step of `plan`, each only if the registry still looks as the plan saw it.
 
-    A conflict (someone else moved that model) skips the model's remaining steps and goes on
-    with other models; any other failure stops the apply, since the outcome is unclear.
+    Models are independent: each model's steps run in order (higher environments first), up to
+    `parallelism` models at a time, and `after_model` (bookkeeping) runs as soon as a model's
+    steps are done. A conflict (someone else moved that model) skips the model's remaining steps;
+    any other failure starts no further model, since the outcome is unclear. `stop` (a signal)
+    likewise lets the models in flight finish and starts no new one. Results come back in plan
+    order whatever the parallelism; `on_result` sees each as it happens (streaming). Models in
+    `also` have no steps but their `after_model` runs too (bookkeeping of an adoption).
     """
     if plan.problems:
         raise InvalidInput(plan.problems)
-    results: list[StepResult] = []
-    stopped = False
-    conflicted: set[str] = set()
+    by_model: dict[str, list[Step]] = {}
     for step in plan.steps:
-        if stopped or step.model in conflicted:
-            results.append(StepResult(step, "not_attempted"))
-            continue
-        before_each_write()
-        result = _attempt(step, registry)
+        by_model.setdefault(step.model, []).append(step)
+    for model in sorted(also):
+        by_model.setdefault(model, [])
+    halt = threading.Event()
+
+    def run(model: str) -> tuple[StepResult, ...]:
+        if halt.is_set() or (stop is not None and stop.is_set()):
+            results = tuple(StepResult(step, "not_attempted") for step in by_model[model])
+            for result in results:
+                on_result(result)
+            return results
+        results = _run_model(by_model[model], registry, before_each_write, on_result)
+        if any(r.outcome in ("failed", "unknown") for r in results):
+            halt.set()
+        after_model(model, results)
+        return results
+
+    done: dict[int, StepResult] = {}
+    if parallelism <= 1 or len(by_model) <= 1:
+        for model in by_model:
+            done.update((id(r.step), r) for r in run(model))
+    else:
+        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") as pool:
+            for results in pool.map(run, list(by_model)):
+                done.update((id(r.step), r) for r in results)
+    return tuple(done[id(step)] for step in plan.steps)
+
+
+def _run_model(
+    steps: list[Step],
+    registry: Registry,
+    before_each_write: Callable[[], None],
+    on_result: Callable[[StepResult], None],
+) -> tuple[StepResult, ...]:
+    """One model's steps in order; after a conflict or failure the rest are not attempted (they
+    build on the ones before)."""
+    results: list[StepResult] = []
+    for step in steps:
+        if results and results[-1].outcome != "applied":
+            result = StepResult(step, "not_attempted")
+        else:
+            before_each_write()
+            result = _attempt(step, registry)
         results.append(result)
-        if result.outcome == "conflicted":
-            conflicted.add(step.model)
-        elif result.outcome != "applied":
-            stopped = True
+        on_result(result)
     return tuple(results)
 
 
@@ -104,6 +156,12 @@ def _attempt(step: Step, registry: Registry) -> StepResult:
     moved = precondition_changes(step, current)
     if moved:
         return StepResult(step, "conflicted", f"the registry changed since the plan: {moved}")
+    # Ownership lives in the model's state tag, rewritten by the bookkeeping write after the
+    # model's steps; only a record left by an earlier version needs its own delete.
+    if step.kind == "disown" and (
+        current is None or managed_tag(step.environment) not in current.tags
+    ):
+        return StepResult(step, "applied")
     try:
         _write(step, registry)
     except RegistryUnreachable as error:
@@ -188,7 +246,9 @@ def _write(step: Step, registry: Registry) -> None:
         registry.delete_model_tag(step.model, managed_tag(step.environment))
 
 
-def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[str, object]:
+def _record(
+    entry: Entry, outcomes: list[Outcome], repairs: list[str], adopted: bool = False
+) -> dict[str, object]:
     archived: list[str] = []
     for step in entry.steps:
         archived.extend(step.archives if step.kind == "transition" else ())
@@ -208,6 +268,8 @@ def _record(entry: Entry, outcomes: list[Outcome], repairs: list[str]) -> dict[s
         "outcome": _entry_outcome(outcomes),
         "repairs": repairs,
         "retired": False,
+        # In sync already, and this apply recorded its applied commit and ownership (adoption).
+        "adopted": adopted,
     }
 
 
@@ -226,6 +288,7 @@ def _retirement_record(retirement: Retirement, outcomes: list[Outcome]) -> dict[
         "outcome": _entry_outcome(outcomes),
         "repairs": [],
         "retired": bool(outcomes) and all(o == "applied" for o in outcomes),
+        "adopted": False,
     }
 
 

@@ -59,6 +59,23 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
             return None
 
 
+def changed_paths(root: Path, since: str, until: str) -> set[str] | None:
+    """The paths under environments/ that differ between two commits (repository-relative, as
+    pins name their files); None when git cannot tell (a commit not in this clone)."""
+    import git
+
+    with _open(root) as repo:
+        if repo is None:
+            return None
+        try:
+            output = repo.git.diff(
+                "--name-only", "-z", "--no-renames", since, until, "--", "environments"
+            )
+        except (ValueError, git.GitCommandError):
+            return None
+    return {path for path in str(output).split("\0") if path}
+
+
 def repository_id(root: Path) -> str:
     """What identifies this repository in every clone of it: its first (root) commit. Outside
     git, or before the first commit, the folder's path."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.bookkeeping import applied_commit_tag
+from reconciler.bookkeeping import applied_commit
 from reconciler.errors import (
     OutOfOrder,
     PlanChanged,
@@ -59,7 +59,7 @@ def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptio
 
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
         registered = actual.models.get(model)
-        recorded = registered.tags.get(applied_commit_tag(environment)) if registered else None
+        recorded = applied_commit(registered.tags, environment) if registered else None
         if not recorded or recorded == options.commit:
             continue
         if options.commit is None:

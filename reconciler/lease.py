@@ -1,28 +1,45 @@
-"""One writer per registry: a lease kept as a tag on a well-known registered model.
+"""One writer per model: a lease kept in each registered model's state tag (bookkeeping.py).
 
-MLflow has no compare-and-set, so taking the lease is write-then-confirm: read (free or expired),
-write our record, wait `settle` seconds, read again, and hold it only if the record is still ours.
-Two writers that both read "free" each write; the later write wins and the earlier writer sees the
-other's record on its confirming read and backs off.
+An apply leases exactly the models it is about to write, so teams allowed to write only their own
+models never need a shared record, and taking the lease proves write permission on each model
+before any stage moves (the permission proof folded into a write made anyway). Leases are taken
+all at once: write our record into every model's tag (in name order), wait `settle` seconds ONCE,
+then read them all back in one registry read (the same read the plan under the lease uses). If
+any record is someone else's, we lost a race on it: release every model we won and retry after a
+jittered pause, so two applies wanting overlapping models never hold one each and wait forever.
 
-Residual risk (documented in the README): if a writer's read-to-write gap exceeds `settle` (a
-request stalled for longer than that), both may believe they hold the lease. Applies then still
-converge: every apply verifies and repairs what it touched (archives extras, resets aliases).
-Clocks matter only for expiry: a lease is taken over `ttl` seconds after its last renewal, by the
-taker's clock.
+MLflow has no compare-and-set, so this is write-then-confirm. Residual risk (README): if a
+writer's read-to-write gap exceeds `settle`, both may believe they hold a model; applies then still
+converge (each verifies and repairs what it touched). A record whose holder is a process that is
+gone on this same host is free at once; others are taken over `ttl` seconds after their last
+renewal, by the taker's clock (`reconciler unlock` removes them by hand). The write that records a
+model's bookkeeping drops the lease from the same tag: no separate release write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import random
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from reconciler.bookkeeping import LEASE_TAG
-from reconciler.bookkeeping import STATE_MODEL as LEASE_MODEL
-from reconciler.errors import ReconcilerError
+from reconciler.bookkeeping import (
+    LEGACY_LEASE_TAG,
+    LEGACY_STATE_MODEL,
+    STATE_TAG,
+    EnvRecord,
+    ModelState,
+    parse_state,
+)
+from reconciler.errors import ReconcilerError, RegistryPermissionDenied
 from reconciler.registry.base import Registry
+from reconciler.state import ActualState
 
 DEFAULT_TTL = 120.0
 DEFAULT_WAIT = 60.0
@@ -31,7 +48,7 @@ POLL_SECONDS = 2.0
 
 
 class LeaseHeld(ReconcilerError):
-    """Another apply holds the registry lease and did not release it in time."""
+    """Another apply holds a model's lease and did not release it in time."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,8 @@ class LeaseRecord:
     commit: str | None
     acquired: float
     expires: float
+    host: str | None = None  # where the holder runs, with its pid: a dead holder frees it at once
+    pid: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -50,15 +69,40 @@ class LeaseRecord:
         if not text:
             return None
         try:
-            data = json.loads(text)
+            return cls.from_dict(json.loads(text))
+        except ValueError:
+            return None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> LeaseRecord | None:
+        if not data:
+            return None
+        try:
             return cls(
                 holder=str(data["holder"]),
                 commit=None if data.get("commit") is None else str(data["commit"]),
                 acquired=float(data["acquired"]),
                 expires=float(data["expires"]),
+                host=None if data.get("host") is None else str(data["host"]),
+                pid=None if data.get("pid") is None else int(data["pid"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def holder_gone(self) -> bool:
+        """The holder ran on this host and its process no longer exists."""
+        if self.host != socket.gethostname() or self.pid is None or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
+
+    def free(self, now: float) -> bool:
+        return self.expires <= now or self.holder_gone()
 
     def describe(self, now: float) -> str:
         commit = f", commit {self.commit[:12]}" if self.commit else ""
@@ -68,8 +112,13 @@ class LeaseRecord:
         )
 
 
+def lease_of(tags: Mapping[str, str]) -> LeaseRecord | None:
+    return LeaseRecord.from_dict(parse_state(tags).lease)
+
+
 class Lease:
-    """Use as a context manager around the writes of one apply."""
+    """The leases of one apply on the models it writes. `acquire`, then `finish` each model as
+    its bookkeeping is written (that write releases it), then `release` the rest."""
 
     def __init__(
         self,
@@ -83,6 +132,7 @@ class Lease:
         on_wait: Callable[[str], None] = lambda _message: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._registry = registry
         self._holder = holder
@@ -93,12 +143,110 @@ class Lease:
         self._on_wait = on_wait
         self._clock = clock
         self._sleep = sleep
+        self._jitter = jitter
+        self._acquired = 0.0
         self._expires = 0.0
-        self._acquired: float | None = None
-        self.held = False
+        self._states: dict[str, ModelState] = {}  # held models: their tag as we last wrote it
+        self._locks: dict[str, threading.Lock] = {}
+        self._renewing = threading.Lock()
+        self._locks_guard = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        return bool(self._states)
+
+    def holds(self, model: str) -> bool:
+        return model in self._states
+
+    def acquire(self, models: Collection[str], read: Collection[str] = ()) -> ActualState:
+        """Lease every model in `models`; returns the registry as read to confirm it (every
+        model's tags, all versions of `models` and `read`), for planning under the lease."""
+        wanted = sorted(set(models))
+        full = set(wanted) | set(read)
+        deadline = self._clock() + self._wait
+        announced = False
+        while True:
+            actual = self._registry.read(wanted)
+            now = self._clock()
+            blocked = self._blocked(actual, wanted, now)
+            if not blocked:
+                self._write_all(actual, wanted, now)
+                self._sleep(self._settle)
+                actual = self._registry.read(full)
+                now = self._clock()
+                lost = [m for m in wanted if not self._ours(actual, m)]
+                if not lost:
+                    return actual
+                # Lost a race on some: keep none of them (no hold-and-wait, no deadlock). The
+                # ones lost hold the winner's record now: leave those alone.
+                for model in lost:
+                    self._states.pop(model, None)
+                self._release_all(actual)
+                blocked = [(m, r) for m in lost if (r := lease_of(_tags(actual, m))) is not None]
+                if not blocked:
+                    blocked = [(lost[0], None)]
+            model, record = blocked[0]
+            if now >= deadline:
+                held_by = record.describe(now) if record else "another apply"
+                raise LeaseHeld(
+                    f"another apply is changing registered model {model!r} (lease held by "
+                    f"{held_by}); gave up after waiting {round(self._wait)} s. Retry when it is "
+                    "done, or `reconciler unlock` if that apply died."
+                )
+            if not announced and record is not None:
+                self._on_wait(f"waiting for the lease on {model} held by {record.describe(now)}")
+                announced = True
+            pause = POLL_SECONDS * (0.5 + self._jitter())
+            self._sleep(min(pause, max(0.0, deadline - now)))
+
+    def renew_if_needed(self) -> None:
+        """Called before each write (from any worker): push every held model's expiry out when
+        half the lease has run. One place renews, under one lock."""
+        with self._renewing:
+            now = self._clock()
+            if not self._states or self._expires - now >= self._ttl / 2:
+                return
+            self._expires = now + self._ttl
+            try:
+                for model in sorted(self._states):
+                    with self._lock(model):
+                        state = self._states.get(model)
+                        if state is not None:
+                            self._put(model, state.with_lease(self._record()))
+            except ReconcilerError as error:
+                # The write that follows meets the same registry and reports it as that change's
+                # outcome; a renewal never aborts the apply (and its report) by itself.
+                self._on_wait(f"could not renew the lease: {error}")
+
+    def finish(self, model: str, updates: Mapping[str, EnvRecord]) -> None:
+        """The bookkeeping write: record `updates` and release the model, in one tag write."""
+        with self._lock(model):
+            state = self._states.get(model)
+            if state is None:
+                raise ReconcilerError(f"cannot record {model}: its lease is not held")
+            self._put(model, state.recording(updates).with_lease(None))
+            del self._states[model]
+
+    def release(self) -> None:
+        """Release every model still held (not finished), leaving records that are not ours."""
+        if not self._states:
+            return
+        remaining = sorted(self._states)
+        try:
+            actual = self._registry.read(remaining)
+        except ReconcilerError:
+            actual = None
+        for model in remaining:
+            with self._lock(model):
+                state = self._states.pop(model, None)
+                if state is None:
+                    continue
+                if actual is not None and not self._ours(actual, model):
+                    continue  # expired and taken by another apply meanwhile: theirs now
+                base = parse_state(_tags(actual, model)) if actual is not None else state
+                self._put(model, base.with_lease(None))
 
     def __enter__(self) -> Lease:
-        self.acquire()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -106,57 +254,115 @@ class Lease:
             self.release()
         except ReconcilerError as error:
             # Never hide the apply's own outcome behind a failed release; expiry frees it.
-            self._on_wait(f"could not release the registry lease (it expires by itself): {error}")
+            self._on_wait(f"could not release the lease (it expires by itself): {error}")
 
-    def acquire(self) -> None:
-        deadline = self._clock() + self._wait
-        announced = False
-        while True:
-            current = self._read()
-            now = self._clock()
-            if current is None or current.expires <= now or current.holder == self._holder:
-                self._write(now)
-                self._sleep(self._settle)
-                confirmed = self._read()
-                if confirmed is not None and confirmed.holder == self._holder:
-                    self.held = True
-                    return
-                self._acquired = None  # lost the race: a later attempt starts afresh
-                current = confirmed
-                now = self._clock()
-            if now >= deadline:
-                held_by = current.describe(now) if current else "another apply"
-                raise LeaseHeld(
-                    f"another apply is changing the registry (lease held by {held_by}); "
-                    f"gave up after waiting {round(self._wait)} s. Retry when it is done, or "
-                    "wait for the lease to expire if that apply died."
-                )
-            if not announced and current is not None:
-                self._on_wait(f"waiting for the registry lease held by {current.describe(now)}")
-                announced = True
-            self._sleep(min(POLL_SECONDS, max(0.0, deadline - now)))
+    # -- internals --
 
-    def renew_if_needed(self) -> None:
-        """Called before each write: push the expiry out when half the lease has run."""
-        now = self._clock()
-        if self.held and self._expires - now < self._ttl / 2:
-            self._write(now)
+    def _blocked(
+        self, actual: ActualState, models: list[str], now: float
+    ) -> list[tuple[str, LeaseRecord | None]]:
+        blocked: list[tuple[str, LeaseRecord | None]] = []
+        for model in models:
+            record = lease_of(_tags(actual, model))
+            if record is not None and record.holder != self._holder and not record.free(now):
+                blocked.append((model, record))
+        return blocked
 
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        current = self._read()
-        # Only our own record is removed: after an expiry another apply may hold it now.
-        if current is not None and current.holder == self._holder:
-            self._registry.delete_model_tag(LEASE_MODEL, LEASE_TAG)
+    def _ours(self, actual: ActualState, model: str) -> bool:
+        record = lease_of(_tags(actual, model))
+        return record is not None and record.holder == self._holder
 
-    def _read(self) -> LeaseRecord | None:
-        return LeaseRecord.parse(self._registry.get_model_tag(LEASE_MODEL, LEASE_TAG))
-
-    def _write(self, now: float) -> None:
-        if self._acquired is None:
-            self._acquired = now
+    def _write_all(self, actual: ActualState, models: list[str], now: float) -> None:
+        self._acquired = now
         self._expires = now + self._ttl
-        record = LeaseRecord(self._holder, self._commit, self._acquired, self._expires)
-        self._registry.set_model_tag(LEASE_MODEL, LEASE_TAG, record.to_json(), create_model=True)
+        record = self._record()
+        for model in models:
+            state = parse_state(_tags(actual, model)).with_lease(record)
+            try:
+                self._put(model, state)
+            except RegistryPermissionDenied:
+                self._release_all(actual)
+                user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+                who = f"user {user!r}" if user else "these credentials"
+                raise RegistryPermissionDenied(
+                    f"permission denied: {who} may not change registered model {model!r} "
+                    "(stages and aliases need write permission: EDIT in MLflow's basic-auth); "
+                    "nothing was changed"
+                ) from None
+            self._states[model] = state
+
+    def _release_all(self, actual: ActualState) -> None:
+        for model in sorted(self._states):
+            state = self._states.pop(model)
+            with contextlib.suppress(ReconcilerError):  # else expiry frees it
+                self._put(model, state.with_lease(None))
+
+    def _record(self) -> dict[str, Any]:
+        return asdict(
+            LeaseRecord(
+                self._holder,
+                self._commit,
+                self._acquired,
+                self._expires,
+                socket.gethostname(),
+                os.getpid(),
+            )
+        )
+
+    def _put(self, model: str, state: ModelState) -> None:
+        self._registry.set_model_tag(model, STATE_TAG, state.to_json())
+
+    def _lock(self, model: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(model, threading.Lock())
+
+
+def _tags(actual: ActualState | None, model: str) -> Mapping[str, str]:
+    found = actual.models.get(model) if actual is not None else None
+    return found.tags if found is not None else {}
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    model: str
+    record: LeaseRecord
+    removed: bool  # False: kept (a live holder; --force removes it)
+    why: str  # "expired", "holder gone", "forced", or why it was kept
+
+
+def unlock(
+    registry: Registry,
+    models: Collection[str] = (),
+    force: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> list[Unlocked]:
+    """`reconciler unlock`: remove lease records left by applies that died (expired, or their
+    process gone on this host); with `force`, any (Terraform's force-unlock: only when you know
+    the holder is not running). Also the registry-wide lease of earlier versions."""
+    actual = registry.read(())
+    now = clock()
+    found: list[Unlocked] = []
+    for name in sorted(actual.models):
+        if models and name not in models:
+            continue
+        tags = actual.models[name].tags
+        legacy = name == LEGACY_STATE_MODEL and LEGACY_LEASE_TAG in tags
+        record = LeaseRecord.parse(tags[LEGACY_LEASE_TAG]) if legacy else lease_of(tags)
+        if record is None:
+            continue
+        if record.expires <= now:
+            why = "expired"
+        elif record.holder_gone():
+            why = "holder gone"
+        elif force:
+            why = "forced"
+        else:
+            found.append(Unlocked(name, record, False, "held by a live apply"))
+            continue
+        if legacy:
+            registry.delete_model_tag(name, LEGACY_LEASE_TAG)
+        else:
+            state = parse_state(tags).with_lease(None)
+            registry.set_model_tag(name, STATE_TAG, state.to_json())
+        found.append(Unlocked(name, record, True, why))
+    return found

@@ -5,12 +5,33 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
+
+if TYPE_CHECKING:
+    from reconciler.executor import StepResult
+
+
+class Interrupt:
+    """Set by the command line's signal handler: the apply finishes the models in flight, starts
+    no new one, records what it applied, releases its leases and reports."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: str | None = None
+
+    def set(self, signal_name: str) -> None:
+        self.signal = signal_name
+        self.event.set()
+
+
+DEFAULT_PARALLELISM = 4
 
 
 @dataclass
@@ -29,6 +50,10 @@ class ApplyOptions:
     actor: str = field(default_factory=lambda: default_actor())
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     on_event: Callable[[str], None] = lambda _message: None
+    # Each step's result as it finishes (the command line streams them); from worker threads.
+    on_result: Callable[[StepResult], None] = lambda _result: None
+    parallelism: int = DEFAULT_PARALLELISM  # models written at once; 1 = one after another
+    interrupt: Interrupt | None = None
 
 
 def default_actor() -> str:

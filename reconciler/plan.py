@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from reconciler.bookkeeping import managed_tag
+from reconciler.bookkeeping import Adoption
+from reconciler.bookkeeping import owner as owner_of
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
@@ -135,6 +136,9 @@ class Plan:
     unmanaged: tuple[Unmanaged, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
     retirements: tuple[Retirement, ...] = ()
+    # In-sync pins whose bookkeeping apply will record (adoption): registry writes, but no stage
+    # or alias moves, so they are not changes (`plan --detailed-exitcode` exits 0 for them).
+    adoptions: tuple[Adoption, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -176,7 +180,7 @@ def diff(
     owned = {
         name
         for name, model in actual.models.items()
-        if owner is not None and any(model.tags.get(managed_tag(env)) == owner for env in env_scope)
+        if owner is not None and any(owner_of(model.tags, env) == owner for env in env_scope)
     }
 
     entries: list[Entry] = []
@@ -260,7 +264,7 @@ class _ModelWalk:
             elif (
                 registered is not None
                 and owner is not None
-                and registered.tags.get(managed_tag(env.name)) == owner
+                and owner_of(registered.tags, env.name) == owner
             ):
                 steps = self.sim.retire(registered.name, env, ranks)
                 self.retirements.append(

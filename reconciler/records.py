@@ -1,110 +1,147 @@
-"""What apply records in the registry besides stages and aliases: the permission-proving plan
-tag before writing, and after it the applied commit, ownership and audit records."""
+"""What apply records in the registry besides stages and aliases, model by model: the audit records
+on the versions it put in place, and the model's bookkeeping (applied commit, ownership, plan), so
+that bookkeeping never waits for the end of the apply (a SIGKILL between models leaves the fence
+true for every model written). Also which in-sync pins need their bookkeeping recorded (adoption).
+Pure apart from the one git question `find_adoptions` asks."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from reconciler import audit
-from reconciler.bookkeeping import PLAN_TAG, applied_commit_tag, audit_tag, managed_tag
-from reconciler.errors import (
-    RegistryPermissionDenied,
-)
+from reconciler.bookkeeping import Adoption, EnvRecord, audit_tag, parse_state
 from reconciler.executor import StepResult
 from reconciler.options import ApplyOptions
 from reconciler.plan import Plan
-from reconciler.registry.base import Registry
 from reconciler.state import ActualState
 
 
-def record_audit(
-    registry: Registry,
+@dataclass(frozen=True)
+class Writes:
+    """The bookkeeping writes of one model: audit tags (model, version, key, value), then the
+    model's state-tag updates (written with the lease release)."""
+
+    audits: tuple[tuple[str, str, str, str], ...]
+    updates: Mapping[str, EnvRecord]
+
+
+def find_adoptions(
+    plan: Plan, actual: ActualState, root: Path, commit: str | None, owner: str
+) -> tuple[Adoption, ...]:
+    """In-sync pins whose bookkeeping is missing, or stale: the recorded commit is an ancestor of
+    this one and the pin file changed between the two (an interrupted run, a hand promotion that
+    matches a new pin). A recorded commit whose pin is unchanged still describes the model, so a
+    new commit that does not touch a model never rewrites its tag."""
+    from reconciler.gitrepo import changed_paths, is_ancestor
+
+    changed: dict[str, set[str] | None] = {}
+    found = []
+    for entry in plan.entries:
+        if entry.status != "in_sync":
+            continue  # promoted onward: the version serves higher up, its record is there
+        pin = entry.pin
+        registered = actual.models[pin.model]
+        record = parse_state(registered.tags).environments.get(pin.environment) or EnvRecord()
+        if record.owner is not None and record.owner != owner:
+            continue  # another repository manages it there: not ours to take
+        reason = None
+        if record.owner is None:
+            reason = "nothing recorded" if record.commit is None else "no ownership recorded"
+        if commit is not None and record.commit != commit:
+            if record.commit is None:
+                reason = reason or "no applied commit recorded"
+            elif is_ancestor(root, record.commit, commit):
+                if record.commit not in changed:
+                    changed[record.commit] = changed_paths(root, record.commit, commit)
+                paths = changed[record.commit]
+                if paths is None or pin.file in paths:
+                    reason = f"the pin changed since the recorded commit {record.commit[:12]}"
+        if reason is None:
+            continue
+        version = registered.versions[pin.version]
+        audited = audit.parse(version.tags.get(audit_tag(pin.environment)))
+        found.append(Adoption(pin.environment, pin.model, pin.version, reason, not audited))
+    return tuple(found)
+
+
+def model_writes(
+    model: str,
     plan: Plan,
     actual: ActualState,
     results: Sequence[StepResult],
+    adoptions: Sequence[Adoption],
     options: ApplyOptions,
-) -> None:
-    """One audit record per pin whose changes all landed, on the version now serving there."""
+    owner: str,
+) -> Writes:
+    """What to record for `model` once its steps are done: for each environment whose steps all
+    landed, the commit, ownership (none after a retirement) and plan; one audit record per pin
+    fully applied, per version retired, and per adopted version without one."""
     outcome = {id(r.step): r.outcome for r in results}
     time = options.clock().isoformat(timespec="seconds")
-    for entry in plan.entries:
-        if not entry.steps or any(outcome.get(id(s)) != "applied" for s in entry.steps):
-            continue
-        pin = entry.pin
-        version = actual.models[pin.model].versions[pin.version]
+    registered = actual.models.get(model)
+    existing = parse_state(registered.tags).environments if registered else {}
+    audits: list[tuple[str, str, str, str]] = []
+
+    def add_audit(environment: str, version: str, action: str, previous: tuple[str, ...]) -> None:
+        assert registered is not None
+        key = audit_tag(environment)
         record = audit.AuditRecord(
-            environment=pin.environment,
-            action=audit.action_for(pin.version, entry.current),
+            environment=environment,
+            action=action,
             time=time,
             commit=options.commit,
-            previous=entry.current,
+            previous=previous,
             actor=options.actor,
             pull_request=options.pull_request,
             dirty=options.dirty,
         )
-        key = audit_tag(pin.environment)
-        registry.set_version_tag(
-            pin.model, pin.version, key, audit.append(version.tags.get(key), record)
-        )
-    for retirement in plan.retirements:
-        steps = [s for s in retirement.steps if s.kind == "retire"]
-        if not retirement.enabled or any(outcome.get(id(s)) != "applied" for s in steps):
+        tags = registered.versions[version].tags
+        audits.append((model, version, key, audit.append(tags.get(key), record)))
+
+    for entry in plan.entries:
+        if entry.pin.model != model or not entry.steps:
             continue
-        for step in steps:
-            tags = actual.models[step.model].versions[step.version].tags
-            key = audit_tag(step.environment)
-            record = audit.AuditRecord(
-                environment=step.environment,
-                action="retire",
-                time=time,
-                commit=options.commit,
-                previous=(step.version,),
-                actor=options.actor,
-                pull_request=options.pull_request,
-                dirty=options.dirty,
+        if all(outcome.get(id(s)) == "applied" for s in entry.steps):
+            pin = entry.pin
+            add_audit(
+                pin.environment,
+                pin.version,
+                audit.action_for(pin.version, entry.current),
+                entry.current,
             )
-            registry.set_version_tag(
-                step.model, step.version, key, audit.append(tags.get(key), record)
-            )
+    retired = set()
+    for retirement in plan.retirements:
+        if retirement.model != model or not retirement.enabled:
+            continue
+        retired.add(retirement.environment)
+        for step in retirement.steps:
+            if step.kind == "retire" and outcome.get(id(step)) == "applied":
+                add_audit(step.environment, step.version, "retire", (step.version,))
 
+    def kept_commit(environment: str) -> str | None:
+        before = existing.get(environment)
+        return options.commit if options.commit is not None else (before.commit if before else None)
 
-def record_ownership(
-    registry: Registry,
-    plan: Plan,
-    actual: ActualState,
-    results: Sequence[StepResult],
-    commit: str | None,
-    owner: str,
-) -> None:
-    """After a model's changes in an environment all landed: the commit they reflect (fencing),
-    and that reconciler manages the model there (so removing its pin may retire it)."""
-    retired = {(r.environment, r.model) for r in plan.retirements if r.enabled}
-    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
+    updates: dict[str, EnvRecord] = {}
+    for environment in sorted({s.environment for s in plan.steps if s.model == model}):
         outcomes = [
             r.outcome for r in results if (r.step.environment, r.step.model) == (environment, model)
         ]
-        if not outcomes or any(outcome != "applied" for outcome in outcomes):
+        if outcomes and all(o == "applied" for o in outcomes):
+            updates[environment] = EnvRecord(
+                commit=kept_commit(environment),
+                owner=None if environment in retired else owner,
+                plan=plan.checksum,
+            )
+    for adoption in adoptions:
+        if adoption.model != model:
             continue
-        if commit is not None:
-            registry.set_model_tag(model, applied_commit_tag(environment), commit)
-        tags = actual.models[model].tags if model in actual.models else {}
-        if (environment, model) not in retired and tags.get(managed_tag(environment)) != owner:
-            registry.set_model_tag(model, managed_tag(environment), owner)
-
-
-def check_write_permission(registry: Registry, plan: Plan, holder: str) -> None:
-    """Fail before any stage or alias change when the credentials may not write a model: the
-    plan tag on each model to change proves write access and records which plan touched it."""
-    value = f"{plan.checksum} by {holder}"
-    for model in sorted({step.model for step in plan.steps}):
-        try:
-            registry.set_model_tag(model, PLAN_TAG, value)
-        except RegistryPermissionDenied:
-            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-            who = f"user {user!r}" if user else "these credentials"
-            raise RegistryPermissionDenied(
-                f"permission denied: {who} may not change registered model {model!r} "
-                "(stages and aliases need write permission: EDIT in MLflow's basic-auth); "
-                "nothing was changed"
-            ) from None
+        before = existing.get(adoption.environment) or EnvRecord()
+        updates[adoption.environment] = EnvRecord(
+            commit=kept_commit(adoption.environment), owner=owner, plan=before.plan
+        )
+        if adoption.audit:
+            add_audit(adoption.environment, adoption.version, "adopt", ())
+    return Writes(tuple(audits), updates)

@@ -67,8 +67,9 @@ def _summary(plan: Plan) -> str:
     retiring = sum(1 for r in plan.retirements if r.enabled)
     if retiring:
         kinds += f", {_count(retiring, 'retirement')}"
+    record = f"; {len(plan.adoptions)} to record" if plan.adoptions else ""
     waiting = f", {onward} moving on with a higher environment" if onward else ""
-    return f"{changed} to change, {in_sync} in sync{waiting} ({kinds})"
+    return f"{changed} to change, {in_sync} in sync{waiting} ({kinds}){record}"
 
 
 def _retirement_line(retirement: Retirement) -> str:
@@ -109,6 +110,11 @@ def plan_text(plan: Plan) -> str:
         lines.append("unmanaged (holds a managed stage or alias without a pin; never touched)")
         for item in plan.unmanaged:
             lines.append(f"  ? {item.environment}: {item.model} {item.target} {_v(item.versions)}")
+    if plan.adoptions:
+        lines.append(
+            "record (in sync; apply records its applied commit and ownership, moves nothing)"
+        )
+        lines.extend(f"  + {a.environment}: {a.describe()}" for a in plan.adoptions)
     if not plan.entries:
         lines.append("No pins in scope.")
     lines.append(f"Plan: {_summary(plan)}.")
@@ -232,6 +238,8 @@ def plan_json(plan: Plan) -> str:
             }
             for r in plan.retirements
         ],
+        # Bookkeeping apply records for in-sync pins (adoption); not changes.
+        "records": [asdict(a) for a in plan.adoptions],
     }
     return json.dumps(document, indent=2)
 
@@ -269,28 +277,35 @@ _OUTCOME_MARK = {
 }
 
 
-def apply_text(report: ApplyReport) -> str:
-    lines = [_result_line(result) for result in report.results]
+def apply_text(report: ApplyReport, streamed: bool = False) -> str:
+    """The apply's report; `streamed`: the result lines were printed as they landed, so only
+    what follows them (repairs, records, the summary)."""
+    lines = [] if streamed else [result_line(result) for result in report.results]
     if report.repairs:
         lines.append("repaired (the registry was off the plan after applying: another writer?):")
-        lines.extend(f"  {_result_line(result)}" for result in report.repairs)
+        lines.extend(f"  {result_line(result)}" for result in report.repairs)
+    lines.extend(f"+ {a.environment}: {a.describe()}" for a in report.adoptions)
     counts = {o: sum(1 for r in report.results if r.outcome == o) for o in _OUTCOME_MARK}
     in_sync = sum(1 for e in report.plan.entries if not e.steps)
-    if not report.results:
+    if not report.results and not report.adoptions:
         lines.append("Nothing to do: the registry matches the pins.")
     for error in report.bookkeeping_errors:
         lines.append(f"✗ could not record the apply (audit, applied commit): {error}")
     repaired = f"{_count(len(report.repairs), 'repair')}; " if report.repairs else ""
     unknown = f"{counts['unknown']} unknown, " if counts["unknown"] else ""
     unknown += f"{counts['conflicted']} conflicted, " if counts["conflicted"] else ""
+    recorded = f"; {len(report.adoptions)} recorded" if report.adoptions else ""
+    stopped = f" Stopped by {report.interrupted}." if report.interrupted else ""
     lines.append(
         f"Apply: {counts['applied']} applied, {counts['failed']} failed, {unknown}"
-        f"{counts['not_attempted']} not attempted; {repaired}{in_sync} already in sync."
+        f"{counts['not_attempted']} not attempted; {repaired}{in_sync} already in sync"
+        f"{recorded}.{stopped}"
     )
     return "\n".join(lines)
 
 
-def _result_line(result: StepResult) -> str:
+def result_line(result: StepResult) -> str:
+    """One step's outcome, as apply prints it when the step finishes."""
     step = result.step
     line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {step.action()}"
     if result.outcome == "failed":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.bookkeeping import applied_commit_tag
+from reconciler.bookkeeping import applied_commit
 from reconciler.plan import Plan
 from reconciler.state import ActualState
 
@@ -35,7 +35,7 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 target=entry.target,
                 registry=entry.current,
                 in_sync=entry.status in ("in_sync", "promoted_onward"),
-                last_applied_commit=tags.get(applied_commit_tag(pin.environment)),
+                last_applied_commit=applied_commit(tags, pin.environment),
             )
         )
     return rows

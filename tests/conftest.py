@@ -126,6 +126,22 @@ def make_runner(
     return run
 
 
+def recorded_commit(registry: Registry, model: str, environment: str) -> str | None:
+    """The applied commit apply recorded for `model` in `environment` (its state tag)."""
+    from reconciler.bookkeeping import applied_commit
+
+    found = registry.read_model(model)
+    return applied_commit(found.tags, environment) if found else None
+
+
+def recorded_owner(registry: Registry, model: str, environment: str) -> str | None:
+    """The repository recorded as managing `model` in `environment`."""
+    from reconciler.bookkeeping import owner
+
+    found = registry.read_model(model)
+    return owner(found.tags, environment) if found else None
+
+
 @pytest.fixture
 def fake() -> FakeRegistry:
     return FakeRegistry()

@@ -118,10 +118,13 @@ def test_reader_can_plan_but_apply_is_refused_before_any_change(
 
 
 def test_admin_can_apply(repo: Repo, auth_server: str, admin_seeder: Seeder) -> None:
-    name = admin_seeder.name("guarded")
+    # A model of its own: applying (or adopting) `guarded` would fence it to this test's repository.
+    name = admin_seeder.name("admin-own")
+    admin_seeder.model(name, [0.5])
     repo.pin("production", name, 1)
     result = run_as(repo, auth_server, *ADMIN, "apply", "--model", name)
     assert result.exit_code == 0, result.stderr
+    assert admin_seeder.stages(name) == {"1": PRODUCTION}
     assert_no_secrets(result.stdout, result.stderr)
 
 
@@ -168,3 +171,72 @@ def test_debug_log_shows_requests_but_no_credentials(
     assert_no_secrets(result.stdout, result.stderr)
     with_bug = run_as(repo, auth_server, *READER, "--debug", "--traceback", "plan", "--model", name)
     assert_no_secrets(with_bug.stdout, with_bug.stderr)
+
+
+TEAMS = {"alice": "alice-Pa55word-for-tests", "bob": "bob-Pa55word-for-tests"}
+
+
+def _create_user(url: str, user: str, password: str) -> None:
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode(),
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def test_two_teams_each_owning_their_models_both_apply(
+    tmp_path: Path, auth_server: str, admin_seeder: Seeder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 §7: with EDIT only on its own models (MLflow gives the creator MANAGE), each team
+    applies its own promotions; there is no registry-wide lease for the first team to own."""
+    from mlflow import MlflowClient
+
+    names = {user: admin_seeder.name(f"team-{user}") for user in TEAMS}
+    repos = {}
+    for user, password in TEAMS.items():
+        _create_user(auth_server, user, password)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        client = MlflowClient(tracking_uri=auth_server, registry_uri=auth_server)
+        for name in (names[user], f"{names[user]}-next"):
+            client.create_registered_model(name)
+            for _ in range(2):
+                client.create_model_version(name, source=f"s3://team/{user}")
+        repos[user] = Repo(tmp_path / user)
+        repos[user].pin("production", names[user], 2)
+        repos[user].commit(f"{user} promotes")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+
+    for user, password in TEAMS.items():
+        result = run_as(repos[user], auth_server, user, password, "apply")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert admin_seeder.stages(names[user]) == {"1": "None", "2": PRODUCTION}
+        assert_no_secrets(result.stdout, result.stderr)
+    # A second round (in sync, recorded): nothing to do for either team.
+    for user, password in TEAMS.items():
+        again = run_as(repos[user], auth_server, user, password, "apply")
+        assert again.exit_code == 0, again.stderr
+        assert again.stdout.splitlines()[0] == "Nothing to do: the registry matches the pins."
+
+    # One team's credentials on the other team's model: refused before any change.
+    other = f"{names['bob']}-next"
+    trespass = Repo(tmp_path / "trespass")
+    trespass.pin("production", other, 1)
+    trespass.commit("alice pins bob's model")
+    refused = run_as(trespass, auth_server, "alice", TEAMS["alice"], "apply")
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: permission denied: user 'alice' may not change registered model "
+        f"'{other}' (stages and aliases need write permission: EDIT in MLflow's "
+        "basic-auth); nothing was changed\n"
+    )
+    assert admin_seeder.stages(other) == {"1": "None", "2": "None"}
+    registered = {rm.name for rm in admin_seeder.client.search_registered_models()}
+    assert "reconciler-state" not in registered

@@ -72,7 +72,7 @@ def test_answers_lost_on_every_retry_are_confirmed_by_reading(
 ) -> None:
     names = three_promotions(repo, seeder)
     proxy.faults.append(Fault("lose_response", TRANSITION, times=10, skip=1))
-    result = make_runner(repo.root, tracking_uri=proxy.url)("apply")
+    result = make_runner(repo.root, tracking_uri=proxy.url)("apply", "--parallelism", "1")
     assert result.exit_code == 0, result.stdout + result.stderr
     second = result.stdout.splitlines()[1]
     assert second.startswith(
@@ -87,7 +87,7 @@ def test_a_persistent_failure_reports_what_was_applied_and_a_second_apply_conver
     names = three_promotions(repo, seeder)
     proxy.faults.append(Fault("status", TRANSITION, status=500, times=100, skip=1))
     run = make_runner(repo.root, tracking_uri=proxy.url)
-    result = run("apply", "--format", "json")
+    result = run("apply", "--format", "json", "--parallelism", "1")
     assert result.exit_code == 1
     records = json.loads(result.stdout)
     assert [r["outcome"] for r in records] == ["applied", "failed", "not_attempted"]
@@ -108,7 +108,7 @@ def test_registry_down_mid_apply_then_back(
     names = three_promotions(repo, seeder)
     proxy.faults.append(Fault("reset", "/api/", times=10_000, after=TRANSITION))
     run = make_runner(repo.root, tracking_uri=proxy.url, lease_ttl=3)
-    result = run("apply")
+    result = run("apply", "--parallelism", "1")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == f"✓ production: {names[0]} v2 → Production, archives v1"
@@ -118,8 +118,11 @@ def test_registry_down_mid_apply_then_back(
     )
 
     assert lines[2] == f"- production: {names[2]} v2 → Production, archives v1: not attempted"
-    assert lines[3].startswith("✗ could not record the apply (audit, applied commit): cannot reach")
-    assert "could not release the registry lease (it expires by itself)" in result.stderr
+    assert lines[3].startswith(
+        f"✗ could not record the apply (audit, applied commit): {names[0]}: "
+    )
+    assert "cannot reach" in lines[3]
+    assert "could not release the lease (it expires by itself)" in result.stderr
     proxy.faults.clear()
     again = run("apply")
     assert again.exit_code == 0, again.stdout + again.stderr

@@ -32,7 +32,7 @@ def test_hand_edit_during_apply_is_skipped_as_conflicted(
 
     proxy.on_request = hand_edit
     run = make_runner(repo.root, tracking_uri=proxy.url)
-    result = run("apply", "--format", "json")
+    result = run("apply", "--format", "json", "--parallelism", "1")
     assert result.exit_code == 1
     outcomes = {r["model_name"]: r["outcome"] for r in json.loads(result.stdout)}
     assert outcomes == {a: "applied", b: "conflicted"}

@@ -1,9 +1,7 @@
 """Adoption on the first apply after `reconciler import` (issue 9), end to end on a real server.
 
-NEEDS the adoption being built on the `apply` branch (api/records: an apply that finds a pin in
-sync with its bookkeeping missing records the applied commit, ownership and an `adopt` audit
-record). Until that lands on main this test is skipped; run it with the skip removed to see it
-fail on the missing applied-commit tag.
+An apply that finds a pin in sync with its bookkeeping missing records the applied commit,
+ownership and an `adopt` audit record (api/records), moving nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import audit, bookkeeping
-from reconciler.bookkeeping import audit_tag
+from reconciler import audit
+from reconciler.bookkeeping import applied_commit, audit_tag
+from reconciler.bookkeeping import owner as owner_of
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
@@ -23,10 +22,7 @@ from tests.integration.test_import import ALIASED, DOTS, SPACES, UNICODE, seed_m
 from tests.support.proxy import RecordingProxy
 from tests.support.server import start_or_fail, stop_server
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skip(reason="needs adoption from the apply branch"),
-]
+pytestmark = pytest.mark.integration
 
 ADOPTED = [
     ("production", SPACES, "2"),
@@ -56,20 +52,6 @@ def test_import_commit_apply_adopts(tmp_path: Path, adoption_server: str) -> Non
         proxy.close()
 
 
-def _recorded(tags: dict[str, str], environment: str) -> tuple[object, object]:
-    """The applied commit and owner apply recorded on a model: through bookkeeping's readers
-    where it has them (the apply branch keeps one JSON state tag), else the per-environment
-    tags main writes today."""
-    commit = getattr(bookkeeping, "applied_commit", None)
-    owner = getattr(bookkeeping, "owner", None)
-    if callable(commit) and callable(owner):
-        return commit(tags, environment), owner(tags, environment)
-    return (
-        tags.get(bookkeeping.applied_commit_tag(environment)),
-        tags.get(bookkeeping.managed_tag(environment)),
-    )
-
-
 def _adopt_and_prune(tmp_path: Path, seeder: Seeder, proxy: RecordingProxy) -> None:
     repo = Repo(tmp_path / "repo")
     repo.write("environments/edge.yaml", "stage: null\nalias: edge\n")
@@ -85,10 +67,11 @@ def _adopt_and_prune(tmp_path: Path, seeder: Seeder, proxy: RecordingProxy) -> N
     moves = [w for w in proxy.writes() if "transition-stage" in w[1] or "/alias" in w[1]]
     assert moves == []
     for environment, model, version in ADOPTED:
-        tags = {str(k): str(v) for k, v in seeder.client.get_registered_model(model).tags.items()}
-        assert _recorded(tags, environment) == (head, owner), (environment, model)
-        version_tags = seeder.client.get_model_version(model, version).tags
-        records = audit.parse(version_tags.get(audit_tag(environment)))
+        registered = seeder.client.get_registered_model(model)
+        assert applied_commit(registered.tags, environment) == head, (environment, model)
+        assert owner_of(registered.tags, environment) == owner, (environment, model)
+        tags = seeder.client.get_model_version(model, version).tags
+        records = audit.parse(tags.get(audit_tag(environment)))
         assert [(r.action, r.commit) for r in records] == [("adopt", head)], (environment, model)
     status = json.loads(run("status", "--format", "json").stdout)
     assert {row["last_applied_commit"] for row in status} == {head}

@@ -71,6 +71,18 @@ class RecordingProxy:
                 if proxy.on_request is not None:
                     proxy.on_request(self.command, self.path)
                 connection = http.client.HTTPConnection(host, port, timeout=60)
+                try:
+                    self._relay(connection, body, fault)
+                finally:
+                    # Also when the client went away mid-answer (a broken pipe): never leak it.
+                    connection.close()
+
+            def _relay(
+                self,
+                connection: http.client.HTTPConnection,
+                body: bytes | None,
+                fault: Fault | None,
+            ) -> None:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
@@ -86,7 +98,6 @@ class RecordingProxy:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                connection.close()
 
             def _inject(self, fault: Fault) -> None:
                 if fault.kind == "status":

@@ -4,13 +4,13 @@ outcome, verify-and-repair."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from reconciler.bookkeeping import LEASE_TAG
-from reconciler.bookkeeping import STATE_MODEL as LEASE_MODEL
+from reconciler.bookkeeping import STATE_TAG, ModelState, parse_state
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
-from reconciler.lease import Lease, LeaseHeld, LeaseRecord
+from reconciler.lease import Lease, LeaseHeld, LeaseRecord, lease_of
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
@@ -33,13 +33,25 @@ def promotion(repo: Repo, fake: FakeRegistry) -> FakeRegistry:
     return fake
 
 
-def hold_lease(fake: FakeRegistry, holder: str, expires_in: float) -> None:
+def hold_lease(
+    fake: FakeRegistry,
+    holder: str,
+    expires_in: float,
+    model: str = "m",
+    host: str | None = None,
+    pid: int | None = None,
+) -> None:
     import time
 
     now = time.time()
-    record = LeaseRecord(holder, "abc123def4567890", now - 5, now + expires_in)
-    fake.set_model_tag(LEASE_MODEL, LEASE_TAG, record.to_json(), create_model=True)
+    record = LeaseRecord(holder, "abc123def4567890", now - 5, now + expires_in, host, pid)
+    fake.set_model_tag(model, STATE_TAG, ModelState(lease=vars(record)).to_json())
     fake.writes.clear()
+
+
+def lease(fake: FakeRegistry, model: str = "m") -> LeaseRecord | None:
+    found = fake.read_model(model)
+    return lease_of(found.tags) if found else None
 
 
 def test_a_held_lease_blocks_apply_and_names_the_holder(
@@ -50,19 +62,20 @@ def test_a_held_lease_blocks_apply_and_names_the_holder(
     assert result.exit_code == 1
     assert result.stdout == ""
     message = result.stderr.strip()
-    assert message.startswith(
-        "error: another apply is changing the registry (lease held by ci-bot@runner-7 pid 42 "
-        "(deadbeef), commit abc123def456, taken 5 s ago, expires in "
+    assert re.match(
+        r"error: another apply is changing registered model 'm' \(lease held by ci-bot@runner-7 "
+        r"pid 42 \(deadbeef\), commit abc123def456, taken \d+ s ago, expires in \d+ s\)",
+        message,
     )
     assert message.endswith(
-        "gave up after waiting 0 s. Retry when it is done, or wait for the lease to expire if that apply died."
+        "gave up after waiting 0 s. Retry when it is done, or `reconciler unlock` if that apply died."
     )
     assert stage_writes(promotion) == []
     assert stages(promotion) == {"1": PRODUCTION, "2": "None"}
     # The other apply's lease is left alone.
-    assert json.loads(promotion.get_model_tag(LEASE_MODEL, LEASE_TAG) or "")["holder"].startswith(
-        "ci-bot"
-    )
+    held = lease(promotion)
+    assert held is not None
+    assert held.holder.startswith("ci-bot")
 
 
 def test_an_expired_lease_is_taken_over_and_released(run: RunCli, promotion: FakeRegistry) -> None:
@@ -70,7 +83,34 @@ def test_an_expired_lease_is_taken_over_and_released(run: RunCli, promotion: Fak
     result = run("apply", "--lease-wait", "0")
     assert result.exit_code == 0, result.stderr
     assert stages(promotion) == {"1": ARCHIVED, "2": PRODUCTION}
-    assert promotion.get_model_tag(LEASE_MODEL, LEASE_TAG) is None
+    assert lease(promotion) is None
+
+
+def test_a_lease_whose_process_is_gone_on_this_host_is_taken_over_at_once(
+    run: RunCli, promotion: FakeRegistry
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    hold_lease(promotion, "killed-job", 100, host=socket.gethostname(), pid=int(finished.stdout))
+    result = run("apply", "--lease-wait", "0")
+    assert result.exit_code == 0, result.stderr
+    assert stages(promotion) == {"1": ARCHIVED, "2": PRODUCTION}
+    assert lease(promotion) is None
+
+
+def test_a_live_process_on_this_host_keeps_its_lease(run: RunCli, promotion: FakeRegistry) -> None:
+    import os
+    import socket
+
+    hold_lease(promotion, "other-job", 100, host=socket.gethostname(), pid=os.getppid())
+    result = run("apply", "--lease-wait", "0")
+    assert result.exit_code == 1
+    assert "lease held by other-job" in result.stderr
+    assert stages(promotion) == {"1": PRODUCTION, "2": "None"}
 
 
 def test_lease_is_released_after_a_failed_apply(repo: Repo) -> None:
@@ -87,24 +127,38 @@ def test_lease_is_released_after_a_failed_apply(repo: Repo) -> None:
     repo.pin("production", "m", 1)
     result = make_runner(repo.root, registry)("apply")
     assert result.exit_code == 1
-    assert registry.get_model_tag(LEASE_MODEL, LEASE_TAG) is None
-    assert any(w[0] == "delete_model_tag" for w in registry.writes)
+    assert lease(registry) is None
+    assert registry.writes[-1] == ("set_model_tag", "m", STATE_TAG)
 
 
-def test_in_sync_apply_writes_nothing_at_all(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
-    fake.create_version("m", stage=PRODUCTION)
+def test_an_apply_after_an_apply_writes_nothing_at_all(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    fake.create_version("m")
     repo.pin("production", "m", 1)
+    repo.commit("pin")
+    assert run("apply").exit_code == 0
+    fake.writes.clear()
     assert run("apply").exit_code == 0
     assert fake.writes == []  # no lease, no tag, no stage
 
 
-def test_plan_tag_records_the_plan_before_any_stage_write(
-    run: RunCli, promotion: FakeRegistry
+def test_the_lease_proves_permission_before_any_stage_write_and_the_plan_is_recorded(
+    repo: Repo, run: RunCli, promotion: FakeRegistry
 ) -> None:
+    checksum = json.loads(run("plan", "--format", "json").stdout)["checksum"]
     assert run("apply").exit_code == 0
-    kinds = [w[0] for w in promotion.writes]
-    assert kinds.index("set_model_tag") < kinds.index("transition")
-    assert (promotion.get_model_tag("m", "reconciler.last_plan") or "").split(" by ")[0].isalnum()
+    assert promotion.writes == [
+        ("set_model_tag", "m", STATE_TAG),  # the lease: proves we may write m
+        ("transition", "m", "2", PRODUCTION, "True"),
+        ("set_version_tag", "m", "2", "reconciler.audit.production"),
+        ("set_model_tag", "m", STATE_TAG),  # bookkeeping, releasing the lease
+    ]
+    found = promotion.read_model("m")
+    assert found is not None
+    record = parse_state(found.tags).environments["production"]
+    assert record.plan == checksum
+    assert lease(promotion) is None
 
 
 class ReadOnly(FakeRegistry):
@@ -243,20 +297,22 @@ class FakeClock:
 
 
 class Interloper(FakeRegistry):
-    """Overwrites the lease with its own record the moment anyone else writes one."""
+    """Overwrites a lease with its own record the moment anyone else writes one on model b."""
 
     def set_model_tag(
         self, model: str, key: str, value: str, *, create_model: bool = False
     ) -> None:
         super().set_model_tag(model, key, value, create_model=create_model)
-        if key == LEASE_TAG and "interloper" not in value:
+        if model == "b" and '"holder":"me"' in value:
             record = LeaseRecord("interloper", None, 1_000.0, 1_000.0 + 30)
-            super().set_model_tag(model, key, record.to_json())
+            super().set_model_tag(model, key, ModelState(lease=vars(record)).to_json())
 
 
 def test_losing_the_lease_race_backs_off_then_waits_until_expiry() -> None:
     clock = FakeClock()
     registry = Interloper()
+    registry.create_model("a")
+    registry.create_model("b")
     waits: list[str] = []
     lease = Lease(
         registry,
@@ -268,43 +324,82 @@ def test_losing_the_lease_race_backs_off_then_waits_until_expiry() -> None:
         sleep=clock.sleep,
         on_wait=waits.append,
     )
-    with pytest.raises(LeaseHeld, match="lease held by interloper"):
-        lease.acquire()
+    with pytest.raises(LeaseHeld, match=r"model 'b' .lease held by interloper"):
+        lease.acquire(["a", "b"])
     assert not lease.held
     assert waits == [
-        "waiting for the registry lease held by interloper, taken 1 s ago, expires in 29 s"
+        "waiting for the lease on b held by interloper, taken 1 s ago, expires in 29 s"
     ]
     assert clock.now >= 1_010
+    # A partial win is given back: a is free again (no hold-and-wait, so no deadlock).
+    assert lease_of(registry.read(["a"]).models["a"].tags) is None
+    taken = lease_of(registry.read(["b"]).models["b"].tags)  # the winner's record is left alone
+    assert taken is not None
+    assert taken.holder == "interloper"
 
 
 def test_lease_renews_before_it_runs_out() -> None:
     clock = FakeClock()
     registry = FakeRegistry()
+    registry.create_model("m")
     lease = Lease(registry, "me", "c0ffee", ttl=10, settle=0, clock=clock.time, sleep=clock.sleep)
-    lease.acquire()
-    first = LeaseRecord.parse(registry.get_model_tag(LEASE_MODEL, LEASE_TAG))
+    lease.acquire(["m"])
+    first = lease_of_m(registry)
     clock.now += 6
     lease.renew_if_needed()
-    renewed = LeaseRecord.parse(registry.get_model_tag(LEASE_MODEL, LEASE_TAG))
+    renewed = lease_of_m(registry)
     assert first is not None
     assert renewed is not None
     assert renewed.expires == first.expires + 6
     assert renewed.acquired == first.acquired
     lease.release()
-    assert registry.get_model_tag(LEASE_MODEL, LEASE_TAG) is None
+    assert lease_of_m(registry) is None
+
+
+def lease_of_m(registry: FakeRegistry) -> LeaseRecord | None:
+    return lease_of(registry.read(["m"]).models["m"].tags)
 
 
 def test_release_leaves_someone_elses_lease() -> None:
     clock = FakeClock()
     registry = FakeRegistry()
+    registry.create_model("m")
     lease = Lease(registry, "me", None, ttl=10, settle=0, clock=clock.time, sleep=clock.sleep)
-    lease.acquire()
+    lease.acquire(["m"])
     other = LeaseRecord("next-job", None, clock.now, clock.now + 100)
-    registry.set_model_tag(LEASE_MODEL, LEASE_TAG, other.to_json())
+    registry.set_model_tag("m", STATE_TAG, ModelState(lease=vars(other)).to_json())
     lease.release()
-    assert registry.get_model_tag(LEASE_MODEL, LEASE_TAG) == other.to_json()
+    assert lease_of_m(registry) == other
 
 
 @pytest.mark.parametrize("garbage", ["", "not json", '{"holder": 1}', "[]"])
 def test_an_unreadable_lease_counts_as_free(garbage: str) -> None:
     assert LeaseRecord.parse(garbage) is None
+
+
+def test_unlock_removes_dead_leases_and_keeps_live_ones_unless_forced(
+    run: RunCli, fake: FakeRegistry
+) -> None:
+    import os
+    import socket
+
+    for model in ("dead", "live", "old"):
+        fake.create_model(model)
+    hold_lease(fake, "crashed-job", -1, model="dead")
+    hold_lease(fake, "running-job", 100, model="live", host=socket.gethostname(), pid=os.getpid())
+    legacy = LeaseRecord("older-version", None, 1.0, 2.0)
+    fake.set_model_tag("reconciler-state", "reconciler.lease", legacy.to_json(), create_model=True)
+    result = run("unlock")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("dead: lease removed (expired): crashed-job, commit abc123def456")
+    assert lines[1].startswith("live: lease kept (held by a live apply; --force removes it)")
+    assert lines[2].startswith("reconciler-state: lease removed (expired): older-version")
+    assert lines[3] == "Unlock: 2 removed, 1 kept."
+    assert lease(fake, "dead") is None
+    assert lease(fake, "live") is not None
+    assert fake.get_model_tag("reconciler-state", "reconciler.lease") is None
+    forced = json.loads(run("unlock", "--model", "live", "--force", "--format", "json").stdout)
+    assert [(u["model"], u["removed"], u["why"]) for u in forced] == [("live", True, "forced")]
+    assert lease(fake, "live") is None
+    assert run("unlock").stdout == "Unlock: 0 removed, 0 kept.\n"

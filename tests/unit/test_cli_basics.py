@@ -64,6 +64,7 @@ def test_every_command_and_option_has_help() -> None:
         "history",
         "status",
         "promote",
+        "unlock",
         "import",
         "verify",
     }

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reconciler import audit
-from reconciler.bookkeeping import applied_commit_tag, audit_tag
+from reconciler.bookkeeping import applied_commit, audit_tag
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli, make_runner
@@ -124,7 +124,7 @@ def test_allow_dirty_applies_and_the_audit_says_dirty(
     [record] = audit.parse(tag)
     assert (record.commit, record.dirty) == (head, True)
     # The fence still records HEAD: an older commit cannot roll this back unforced.
-    assert registered.tags[applied_commit_tag("production")] == head
+    assert applied_commit(registered.tags, "production") == head
     # A clean apply's record carries no `dirty` key at all (tag values are capped in size).
     repo.commit("pin v3")
     repo.pin("production", "m", 2)

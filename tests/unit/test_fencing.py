@@ -8,7 +8,7 @@ from pathlib import Path
 from reconciler.bookkeeping import applied_commit_tag
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import PRODUCTION
-from tests.conftest import Repo, make_runner
+from tests.conftest import Repo, make_runner, recorded_commit
 
 
 def stages(fake: FakeRegistry) -> dict[str, str]:
@@ -39,7 +39,7 @@ def test_an_older_commit_is_refused_after_a_newer_one(repo: Repo, fake: FakeRegi
     new = clone(repo, "new")
 
     assert make_runner(new, fake)("apply").exit_code == 0
-    assert fake.get_model_tag("m", applied_commit_tag("production")) == c3
+    assert recorded_commit(fake, "m", "production") == c3
     assert stages(fake) == {"1": "None", "2": "None", "3": PRODUCTION}
     writes = len(fake.writes)
 
@@ -56,7 +56,7 @@ def test_an_older_commit_is_refused_after_a_newer_one(repo: Repo, fake: FakeRegi
     forced = make_runner(old, fake)("apply", "--force")
     assert forced.exit_code == 0
     assert stages(fake)["2"] == PRODUCTION
-    assert fake.get_model_tag("m", applied_commit_tag("production")) == c2
+    assert recorded_commit(fake, "m", "production") == c2
 
 
 def test_a_newer_commit_and_a_revert_are_fine(repo: Repo, fake: FakeRegistry) -> None:
@@ -67,7 +67,7 @@ def test_a_newer_commit_and_a_revert_are_fine(repo: Repo, fake: FakeRegistry) ->
     result = run("apply")
     assert result.exit_code == 0, result.stderr
     assert stages(fake)["2"] == PRODUCTION
-    assert fake.get_model_tag("m", applied_commit_tag("production")) != c3
+    assert recorded_commit(fake, "m", "production") != c3
 
 
 def test_a_shallow_clone_cannot_tell_and_is_refused_with_a_hint(

@@ -16,7 +16,9 @@ def test_stage_to_alias_in_two_steps(repo: Repo, run: RunCli, fake: FakeRegistry
         repo.pin("production", model, 1)
         repo.pin("staging", model, 2)
     repo.commit("pins")
-    assert "Nothing to do" in run("apply").stdout
+    adopted = run("apply").stdout  # in sync: records the bookkeeping (adoption), moves nothing
+    assert adopted.splitlines()[-1].endswith("4 already in sync; 4 recorded.")
+    assert [w for w in fake.writes if w[0] in ("transition", "set_alias")] == []
 
     # (1) An alias beside the stage: one alias set per model, nothing else.
     repo.write("environments/production.yaml", "stage: Production\nalias: champion\n")

@@ -225,6 +225,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "outcome": "applied",
             "repairs": [],
             "retired": False,
+            "adopted": False,
         },
         {
             "model_name": "churn-model",
@@ -239,6 +240,7 @@ def test_apply_json_records(repo: Repo, run: RunCli, churn: FakeRegistry) -> Non
             "outcome": "in_sync",
             "repairs": [],
             "retired": False,
+            "adopted": False,
         },
     ]
     assert stages(churn) == {"1": "Archived", "2": PRODUCTION, "3": "None"}

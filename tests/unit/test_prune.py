@@ -12,7 +12,7 @@ from reconciler.bookkeeping import managed_tag
 from reconciler.gitrepo import repository_id
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
-from tests.conftest import Repo, RunCli
+from tests.conftest import Repo, RunCli, recorded_owner
 
 
 def stages(fake: FakeRegistry, model: str) -> dict[str, str]:
@@ -30,7 +30,7 @@ def managed(repo: Repo, run: RunCli, fake: FakeRegistry) -> FakeRegistry:
     assert run("apply").exit_code == 0
     owner = repository_id(repo.root)
     for model in ("a", "b", "c"):
-        assert fake.get_model_tag(model, managed_tag("production")) == owner
+        assert recorded_owner(fake, model, "production") == owner
     return fake
 
 
@@ -64,7 +64,7 @@ def test_prune_retires_only_what_reconciler_managed(
     ]
     assert stages(managed, "c") == {"1": ARCHIVED}  # archived, never deleted
     assert "champion" not in managed.read(["c"]).models["c"].aliases
-    assert managed.get_model_tag("c", managed_tag("production")) is None
+    assert recorded_owner(managed, "c", "production") is None
     assert stages(managed, "legacy") == {"1": PRODUCTION}  # never ours: untouched
     again = run("plan", "--prune", "--detailed-exitcode")
     assert again.exit_code == 0

@@ -1,0 +1,202 @@
+"""Bookkeeping model by model (a SIGKILL between models leaves the fence true for every model
+written), adoption of in-sync pins (recorded once, then zero writes), and old tags read back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler import audit
+from reconciler.bookkeeping import STATE_TAG, audit_tag, parse_state
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import ARCHIVED, PRODUCTION
+from tests.conftest import Repo, RunCli, make_runner, recorded_commit, recorded_owner
+
+
+class Killed(BaseException):
+    """What SIGKILL does to a process, in-process: nothing after it runs (no cleanup writes)."""
+
+
+class KilledAtModel(FakeRegistry):
+    """Dies on the first stage write to `model`; every write after that is lost with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kill_at: str | None = None
+        self.dead = False
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        if self.dead or model == self.kill_at:
+            self.dead = True
+            raise Killed
+        super().transition_stage(model, version, stage, archive_existing=archive_existing)
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        if self.dead:
+            raise Killed
+        super().set_model_tag(model, key, value, create_model=create_model)
+
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        if self.dead:
+            raise Killed
+        super().set_version_tag(model, version, key, value)
+
+
+def stages(fake: FakeRegistry, model: str) -> dict[str, str]:
+    return {v: mv.stage for v, mv in fake.read([model]).models[model].versions.items()}
+
+
+def test_a_kill_between_models_leaves_the_fence_true_for_the_models_written(repo: Repo) -> None:
+    registry = KilledAtModel()
+    for model in ("a", "b"):
+        registry.create_version(model)
+        registry.create_version(model)
+        repo.pin("production", model, 1)
+    old = repo.commit("v1 everywhere")
+    run = make_runner(repo.root, registry)
+    assert run("apply", "--parallelism", "1").exit_code == 0
+    for model in ("a", "b"):
+        repo.pin("production", model, 2)
+    new = repo.commit("v2 everywhere")
+    registry.kill_at = "b"
+    with pytest.raises(Killed):
+        run("apply", "--parallelism", "1")
+    # a was written and recorded before the kill; b was not touched.
+    assert stages(registry, "a") == {"1": ARCHIVED, "2": PRODUCTION}
+    assert stages(registry, "b") == {"1": PRODUCTION, "2": "None"}
+    assert recorded_commit(registry, "a", "production") == new
+    assert recorded_commit(registry, "b", "production") == old
+    # An older run finishing last must not roll a back.
+    registry.dead, registry.kill_at = False, None
+    repo.git("checkout", "-q", old)
+    result = run("apply", "--model", "a")
+    assert result.exit_code == 4
+    assert "refusing to apply commit" in result.stderr
+    assert "a was last applied" in result.stderr
+    assert stages(registry, "a") == {"1": ARCHIVED, "2": PRODUCTION}
+
+
+@pytest.fixture
+def live(repo: Repo, fake: FakeRegistry) -> str:
+    """A registry moved by hand: m v2 in Production, n v1 in Production; pins that match."""
+    fake.create_version("m")
+    fake.create_version("m", stage=PRODUCTION)
+    fake.create_version("n", stage=PRODUCTION)
+    repo.pin("production", "m", 2)
+    repo.pin("production", "n", 1)
+    return repo.commit("adopt the registry")
+
+
+def test_an_in_sync_pin_without_bookkeeping_is_adopted_once(
+    repo: Repo, run: RunCli, fake: FakeRegistry, live: str
+) -> None:
+    plan = run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0  # nothing to change: recording is not drift
+    assert plan.stdout.splitlines()[3:6] == [
+        "record (in sync; apply records its applied commit and ownership, moves nothing)",
+        "  + production: m v2: record applied commit and ownership + adopt audit record "
+        "(nothing recorded)",
+        "  + production: n v1: record applied commit and ownership + adopt audit record "
+        "(nothing recorded)",
+    ]
+    assert (
+        "Plan: 0 to change, 2 in sync (0 transitions, 0 archives, 0 alias moves); 2 to record."
+        in plan.stdout
+    )
+    assert len(json.loads(run("plan", "--format", "json").stdout)["records"]) == 2
+
+    result = run("apply")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "Apply: 0 applied, 0 failed, 0 not attempted; 2 already in sync; 2 recorded."
+    )
+    assert [w[0] for w in fake.writes if w[0] == "transition" or w[0] == "set_alias"] == []
+    assert recorded_commit(fake, "m", "production") == live
+    assert (
+        recorded_owner(
+            fake,
+            "m",
+            "production",
+        )
+        is not None
+    )
+    records = audit.parse(fake.read(["m"]).models["m"].versions["2"].tags[audit_tag("production")])
+    assert [(r.action, r.commit) for r in records] == [("adopt", live)]
+    assert run("status").stdout.splitlines()[1].endswith(live[:12])
+    json_records = json.loads(run("apply", "--format", "json").stdout)
+    assert [r["adopted"] for r in json_records] == [False, False]  # recorded already
+
+    # The apply after that writes nothing, and so does one for a commit that does not touch m.
+    fake.writes.clear()
+    assert run("apply").exit_code == 0
+    repo.write("README.md", "unrelated\n")
+    repo.commit("unrelated")
+    assert run("apply").exit_code == 0
+    assert fake.writes == []
+
+
+def test_adoption_counts_as_evidence_for_requires(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    repo.write("environments/production.yaml", "stage: Production\nrequires: staging\n")
+    fake.create_version("m", stage="Staging")
+    fake.create_version("m")
+    repo.pin("staging", "m", 1)
+    repo.commit("staging pin")
+    assert run("apply").exit_code == 0  # adopts m v1 in staging
+    # v1 leaves Staging: only the adoption's audit record says it was there.
+    fake.force_stage("m", "1", "None")
+    fake.force_stage("m", "2", "Staging")
+    repo.pin("staging", "m", 2)
+    repo.pin("production", "m", 1)
+    repo.commit("production")
+    result = run("plan")
+    assert result.exit_code == 0, result.stderr
+    assert "v1 → Production" in result.stdout
+
+
+def test_stale_bookkeeping_after_an_interrupted_run_is_recorded(
+    repo: Repo, run: RunCli, fake: FakeRegistry, live: str
+) -> None:
+    assert run("apply").exit_code == 0
+    fake.create_version("m")  # v3
+    repo.pin("production", "m", 3)
+    new = repo.commit("m v3")
+    # An earlier run moved m but died before recording it.
+    fake.transition_stage("m", "3", PRODUCTION, archive_existing=True)
+    fake.writes.clear()
+    plan = run("plan")
+    assert (
+        "  + production: m v3: record applied commit and ownership + adopt audit record "
+        f"(the pin changed since the recorded commit {live[:12]})" in plan.stdout
+    )
+    assert "n v1" not in plan.stdout.split("record (")[1]  # n's pin did not change: not stale
+    assert run("apply").exit_code == 0
+    assert recorded_commit(fake, "m", "production") == new
+    assert recorded_commit(fake, "n", "production") == live
+    assert {w[1] for w in fake.writes} == {"m"}
+    assert not any(w[0] == "transition" for w in fake.writes)
+
+
+def test_old_tags_are_read_back_and_migrated(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    fake.create_version("m", stage=PRODUCTION)
+    fake.create_version("m")
+    repo.pin("production", "m", 1)
+    old = repo.commit("v1")
+    fake.set_model_tag("m", "reconciler.applied_commit.production", old)
+    fake.set_model_tag("m", "reconciler.managed.production", "git:someone-else")
+    # Another repository's ownership (an old tag) is not taken over by adoption.
+    assert "record (" not in run("plan").stdout
+    repo.pin("production", "m", 2)
+    repo.commit("v2")
+    assert run("apply").exit_code == 0
+    found = fake.read_model("m")
+    assert found is not None
+    state = parse_state(found.tags).environments["production"]
+    assert state.commit == repo.git("rev-parse", "HEAD").strip()
+    assert STATE_TAG in found.tags

@@ -1,0 +1,66 @@
+"""`apply --parallelism N`: models written concurrently, each model's steps in order, and the
+report, exit code and final registry identical to one by one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.registry.fake import FakeRegistry
+from reconciler.state import PRODUCTION, STAGING, RegisteredModel
+from tests.conftest import Repo, make_runner
+
+MODELS = [f"model-{i:02d}" for i in range(16)]
+
+
+def scenario(repo: Repo, conflicting: str | None = None) -> FakeRegistry:
+    """16 models: v1 in Production, v2 in Staging, v3 new; production takes v2 (with @champion),
+    staging takes v3. `conflicting` is moved by hand right before our first write to it."""
+
+    class HandEdit(FakeRegistry):
+        def read_model(self, model: str) -> RegisteredModel | None:
+            if model == conflicting and not getattr(self, "edited", False):
+                self.edited = True
+                self.force_stage(model, "3", PRODUCTION)
+            return super().read_model(model)
+
+    fake = HandEdit()
+    for model in MODELS:
+        fake.create_version(model, stage=PRODUCTION)
+        fake.create_version(model, stage=STAGING)
+        fake.create_version(model)
+    return fake
+
+
+def state(fake: FakeRegistry) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    actual = fake.read(MODELS)
+    return {
+        name: ({v: mv.stage for v, mv in model.versions.items()}, dict(model.aliases))
+        for name, model in actual.models.items()
+    }
+
+
+@pytest.mark.parametrize("conflicting", [None, "model-07"])
+def test_parallel_apply_reports_and_ends_like_sequential(
+    repo: Repo, conflicting: str | None
+) -> None:
+    repo.write("environments/production.yaml", "stage: Production\nalias: champion\n")
+    for model in MODELS:
+        repo.pin("production", model, 2)
+        repo.pin("staging", model, 3)
+    repo.commit("promote everything")
+    outcomes = {}
+    for n in (1, 8):
+        fake = scenario(repo, conflicting)
+        result = make_runner(repo.root, fake)("apply", "--format", "json", "--parallelism", str(n))
+        outcomes[n] = (result.exit_code, json.loads(result.stdout), state(fake))
+        stage_writes = [w for w in fake.writes if w[0] in ("transition", "set_alias")]
+        for model in MODELS:
+            mine = [w for w in stage_writes if w[1] == model]
+            if model != conflicting:  # within a model: Production, its alias, then Staging
+                assert [w[0] for w in mine] == ["transition", "set_alias", "transition"]
+                assert mine[0][3] == PRODUCTION
+                assert mine[2][3] == STAGING
+    assert outcomes[1] == outcomes[8]
+    assert outcomes[1][0] == (0 if conflicting is None else 1)
