@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,14 +127,49 @@ def uncommitted(root: Path, folder: str, suffixes: tuple[str, ...]) -> TreeState
             "--",
             literal(relative),
         )
-    changes = []
-    for item in output.split("\0"):
-        if len(item) < 4 or not item.endswith(suffixes):
-            continue
-        code, path = item[:2], item[3:]
-        shown = (work_tree / path).relative_to(root.resolve()).as_posix()
-        changes.append((shown, _describe_status(code)))
+        listed = {}
+        for item in output.split("\0"):
+            if len(item) >= 4 and item.endswith(suffixes):
+                listed[item[3:]] = _describe_status(item[:2])
+        for path in _contents_differing(repo.head.commit.tree, work_tree, relative, suffixes):
+            listed.setdefault(path, "modified, hidden from git status")
+    changes = [
+        ((work_tree / path).relative_to(root.resolve()).as_posix(), how)
+        for path, how in listed.items()
+    ]
     return TreeState(repository=True, head=head, changes=tuple(sorted(changes)))
+
+
+def _contents_differing(
+    tree: Any, work_tree: Path, relative: str, suffixes: tuple[str, ...]
+) -> list[str]:
+    """Tracked files whose bytes on disk differ from the commit's (line endings aside).
+
+    `git status` trusts the index, and the index can be told to look away
+    (`update-index --assume-unchanged`, `--skip-worktree`) or compare through a clean filter;
+    the loader reads the bytes on disk. So compare those with the committed blobs."""
+    try:
+        folder = tree / relative if relative not in ("", ".") else tree
+    except KeyError:
+        return []
+    differing = []
+    for blob in folder.traverse():
+        if blob.type != "blob" or not blob.path.endswith(suffixes):
+            continue
+        file = work_tree / blob.path
+        if file.is_symlink():
+            on_disk = os.readlink(file).encode()
+        elif file.is_file():
+            on_disk = file.read_bytes()
+        else:
+            continue  # deleted: git status says so
+        if _lines(on_disk) != _lines(blob.data_stream.read()):
+            differing.append(str(blob.path))
+    return differing
+
+
+def _lines(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
 
 
 def _describe_status(code: str) -> str:

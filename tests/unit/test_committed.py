@@ -147,3 +147,42 @@ def test_history_does_not_count_a_dirty_apply_as_applying_the_commit(
     assert [(c["commit"], c["to_version"], c["applied"]) for c in changes] == [(head, "1", False)]
     repo.commit("staging v3")
     assert raw("apply").exit_code == 0  # in sync: nothing to write, so nothing recorded
+
+
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_a_change_git_status_is_told_to_ignore_is_still_refused(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str, flag: str
+) -> None:
+    """`git update-index --assume-unchanged` hides an edit from `git status`; the loader reads
+    the edited file all the same, so the check compares contents with the commit."""
+    repo.git("update-index", flag, "environments/production/m.yaml")
+    repo.pin("production", "m", 3)
+    assert repo.git("status", "--porcelain").strip() == ""
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stderr == refused(
+        head, "environments/production/m.yaml (modified, hidden from git status)"
+    )
+    assert_nothing_written(fake)
+
+
+def test_a_clean_filter_that_rewrites_a_pin_is_refused(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, head: str
+) -> None:
+    """A clean filter makes `git status` compare the filtered file with the commit; the loader
+    reads the file as it is on disk."""
+    repo.git("config", "filter.pin.clean", "sed s/version:.3/version:\\ 1/")
+    repo.write(".git/info/attributes", "*.yaml filter=pin\n")
+    repo.pin("production", "m", 3)
+    assert repo.git("status", "--porcelain").strip() == ""
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert "environments/production/m.yaml (modified, hidden from git status)" in result.stderr
+    assert_nothing_written(fake)
+
+
+def test_line_endings_alone_are_no_change(repo: Repo, raw: RunCli, head: str) -> None:
+    path = repo.root / "environments/production/m.yaml"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    repo.git("update-index", "--assume-unchanged", "environments/production/m.yaml")
+    assert raw("apply").exit_code == 0
