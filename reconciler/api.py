@@ -23,7 +23,7 @@ from reconciler.history import History
 from reconciler.history import build as build_history
 from reconciler.import_files import ImportReport, write_pins
 from reconciler.importing import candidates, pins_from_registry
-from reconciler.lease import Lease
+from reconciler.lease import Lease, LeaseLost
 from reconciler.options import ApplyOptions
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
@@ -233,6 +233,10 @@ class _ModelRun:
             # A model someone else moved under us (conflicted) is theirs until the next run.
             try:
                 repairs = self._verify_and_repair(model)
+            except LeaseLost as lost:
+                with self._lock:
+                    self.bookkeeping_errors.append(str(lost))
+                return
             except (ApplyFailed, InvalidInput) as raised:
                 error = raised
             except ReconcilerError as unreadable:
@@ -267,6 +271,10 @@ class _ModelRun:
         repairs: list[StepResult] = []
         for _round in range(MAX_REPAIR_ROUNDS):
             registered = self.registry.read_model(model)
+            if registered is not None:
+                # Repairing or recording a model another apply took over would undo its newer
+                # change and put back an older fence.
+                self.lease.check_still_held(model, registered.tags)
             now = ActualState({model: registered} if registered is not None else {})
             again = diff(
                 self.desired,

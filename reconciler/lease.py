@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.bookkeeping import (
@@ -49,6 +50,11 @@ POLL_SECONDS = 2.0
 
 class LeaseHeld(ReconcilerError):
     """Another apply holds a model's lease and did not release it in time."""
+
+
+class LeaseLost(ReconcilerError):
+    """Another apply took over a model's lease while this one was writing it (this one stalled
+    past the expiry): the model and its records are theirs now."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,8 @@ class LeaseRecord:
             return None
 
     def holder_gone(self) -> bool:
-        """The holder ran on this host and its process no longer exists."""
-        if self.host != socket.gethostname() or self.pid is None or self.pid <= 0:
+        """The holder ran where its pid means what it means here, and that process is gone."""
+        if self.host != this_host() or self.pid is None or self.pid <= 0:
             return False
         try:
             os.kill(self.pid, 0)
@@ -110,6 +116,20 @@ class LeaseRecord:
             f"{self.holder}{commit}, taken {max(0, round(now - self.acquired))} s ago, "
             f"expires in {max(0, round(self.expires - now))} s"
         )
+
+
+def this_host() -> str:
+    """Where a pid names the same process as here: the hostname, the kernel's boot (a reboot
+    reuses pids) and the PID namespace (a container with host networking shares the hostname and
+    not the pids). A record from anywhere else, or an older one naming the hostname alone, is
+    freed only by expiry."""
+    parts = [socket.gethostname()]
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
+        parts.append(os.readlink("/proc/self/ns/pid"))  # e.g. pid:[4026531836]
+    except OSError:
+        parts.append("no-namespace-id")  # not Linux: never matches a record from elsewhere
+    return " ".join(parts)
 
 
 def lease_of(tags: Mapping[str, str]) -> LeaseRecord | None:
@@ -218,6 +238,19 @@ class Lease:
                 # outcome; a renewal never aborts the apply (and its report) by itself.
                 self._on_wait(f"could not renew the lease: {error}")
 
+    def check_still_held(self, model: str, tags: Mapping[str, str]) -> None:
+        """Raise LeaseLost unless the model's lease, as just read, is still ours."""
+        record = lease_of(tags)
+        if record is None or record.holder != self._holder:
+            with self._lock(model):
+                self._states.pop(model, None)  # theirs now: never released or recorded by us
+            by = f"by {record.holder}" if record else "(it was removed)"
+            raise LeaseLost(
+                f"{model}: the lease was taken over {by} while this apply wrote (this apply "
+                "stalled past the lease's expiry); not verified and nothing recorded, so that "
+                "apply's changes and records stand"
+            )
+
     def finish(self, model: str, updates: Mapping[str, EnvRecord]) -> None:
         """The bookkeeping write: record `updates` and release the model, in one tag write."""
         with self._lock(model):
@@ -304,7 +337,7 @@ class Lease:
                 self._commit,
                 self._acquired,
                 self._expires,
-                socket.gethostname(),
+                this_host(),
                 os.getpid(),
             )
         )

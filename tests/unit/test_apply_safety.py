@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.bookkeeping import STATE_TAG, ModelState, parse_state
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
-from reconciler.lease import Lease, LeaseHeld, LeaseRecord, lease_of
+from reconciler.lease import Lease, LeaseHeld, LeaseRecord, lease_of, this_host
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
@@ -89,24 +89,51 @@ def test_an_expired_lease_is_taken_over_and_released(run: RunCli, promotion: Fak
 def test_a_lease_whose_process_is_gone_on_this_host_is_taken_over_at_once(
     run: RunCli, promotion: FakeRegistry
 ) -> None:
-    import socket
     import subprocess
     import sys
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
-    hold_lease(promotion, "killed-job", 100, host=socket.gethostname(), pid=int(finished.stdout))
+    hold_lease(promotion, "killed-job", 100, host=this_host(), pid=int(finished.stdout))
     result = run("apply", "--lease-wait", "0")
     assert result.exit_code == 0, result.stderr
     assert stages(promotion) == {"1": ARCHIVED, "2": PRODUCTION}
     assert lease(promotion) is None
 
 
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param("pid:[1]", id="another-pid-namespace"),
+        pytest.param(None, id="hostname-only"),
+    ],
+)
+def test_a_holder_in_another_pid_namespace_is_never_presumed_dead(
+    run: RunCli, promotion: FakeRegistry, where: str | None
+) -> None:
+    """A container with host networking shares the hostname, not the pids: its holder's pid
+    means nothing here, so only expiry frees its lease."""
+    import socket
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    if where is not None:
+        host = " ".join([*this_host().split(" ")[:-1], where])
+    assert host != this_host()
+    hold_lease(promotion, "container-job", 100, host=host, pid=int(finished.stdout))
+    result = run("apply", "--lease-wait", "0")
+    assert result.exit_code == 1
+    assert "lease held by container-job" in result.stderr
+    assert stages(promotion) == {"1": PRODUCTION, "2": "None"}
+
+
 def test_a_live_process_on_this_host_keeps_its_lease(run: RunCli, promotion: FakeRegistry) -> None:
     import os
-    import socket
 
-    hold_lease(promotion, "other-job", 100, host=socket.gethostname(), pid=os.getppid())
+    hold_lease(promotion, "other-job", 100, host=this_host(), pid=os.getppid())
     result = run("apply", "--lease-wait", "0")
     assert result.exit_code == 1
     assert "lease held by other-job" in result.stderr
@@ -381,12 +408,11 @@ def test_unlock_removes_dead_leases_and_keeps_live_ones_unless_forced(
     run: RunCli, fake: FakeRegistry
 ) -> None:
     import os
-    import socket
 
     for model in ("dead", "live", "old"):
         fake.create_model(model)
     hold_lease(fake, "crashed-job", -1, model="dead")
-    hold_lease(fake, "running-job", 100, model="live", host=socket.gethostname(), pid=os.getpid())
+    hold_lease(fake, "running-job", 100, model="live", host=this_host(), pid=os.getpid())
     legacy = LeaseRecord("older-version", None, 1.0, 2.0)
     fake.set_model_tag("reconciler-state", "reconciler.lease", legacy.to_json(), create_model=True)
     result = run("unlock")

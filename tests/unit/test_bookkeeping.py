@@ -200,3 +200,49 @@ def test_old_tags_are_read_back_and_migrated(repo: Repo, run: RunCli, fake: Fake
     state = parse_state(found.tags).environments["production"]
     assert state.commit == repo.git("rev-parse", "HEAD").strip()
     assert STATE_TAG in found.tags
+
+
+class TakenOverAfterWriting(FakeRegistry):
+    """After the transition of `model`, another apply takes its lease over (ours stalled past its
+    expiry), moves the model on and records its newer commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: str | None = None
+        self.newer: str = "f" * 40
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        super().transition_stage(model, version, stage, archive_existing=archive_existing)
+        if model == self.model:
+            self.model = None
+            super().transition_stage(model, "3", PRODUCTION, archive_existing=True)
+            theirs = {
+                "environments": {"production": {"commit": self.newer}},
+                "lease": {"holder": "newer-job", "commit": self.newer, "acquired": 1.0,
+                          "expires": 4e9},
+            }  # fmt: skip
+            super().set_model_tag(model, STATE_TAG, json.dumps(theirs))
+
+
+def test_a_lease_lost_while_writing_is_never_overwritten_nor_repaired(repo: Repo) -> None:
+    """The stalled apply must neither undo the newer apply's change (repair) nor overwrite its
+    records with a stale copy (the fence would go back to an older commit)."""
+    registry = TakenOverAfterWriting()
+    for _ in range(3):
+        registry.create_version("m")
+    registry.transition_stage("m", "1", PRODUCTION, archive_existing=True)
+    repo.pin("production", "m", 2)
+    repo.commit("v2")
+    registry.model = "m"
+    result = make_runner(repo.root, registry)("apply")
+    assert result.exit_code == 1
+    assert stages(registry, "m")["3"] == PRODUCTION  # the newer apply's version stands
+    assert "repaired" not in result.stdout
+    state = parse_state(registry.read_model("m").tags)  # type: ignore[union-attr]
+    assert state.environments["production"].commit == registry.newer
+    assert state.lease is not None
+    assert state.lease["holder"] == "newer-job"
+    assert "m: the lease was taken over by newer-job while this apply wrote" in result.stdout
+    assert "nothing recorded" in result.stdout
