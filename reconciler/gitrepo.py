@@ -343,9 +343,24 @@ def checkout_new_branch(root: Path, name: str) -> None:
     with _open(root) as repo:
         if repo is None:
             raise ValueError("not a git repository")
+        if name.startswith("-") or not _valid_branch_name(repo, name):
+            # Before anything else: a name git refuses would fail half-way as a GitCommandError.
+            raise ValueError(
+                "git does not accept it as a branch name (git check-ref-format --branch)"
+            )
         if name in [head.name for head in repo.heads]:
             raise ValueError(f"branch {name!r} already exists")
         repo.git.checkout("-b", name)
+
+
+def _valid_branch_name(repo: Any, name: str) -> bool:
+    from git.exc import GitCommandError
+
+    try:
+        repo.git.check_ref_format("--branch", name)
+    except GitCommandError:
+        return False
+    return True
 
 
 def commit_files(root: Path, paths: list[Path], message: str) -> str:

@@ -242,3 +242,36 @@ def test_drift_workflow_only_exit_2_is_drift(
     assert (code, drifted.returncode) == ("2", 1)
     assert [call[:2] for call in gh_calls(gh[1])] == [["issue", "list"], ["issue", "create"]]
     assert "::error title=Registry drift::" in drifted.stdout
+
+
+def test_promote_and_propose_workflows_make_branch_names_from_any_model_name(
+    repo: Repo, seeder: Seeder, mlflow_server: str
+) -> None:
+    """Model names may hold spaces, brackets and dots; git branch names may not."""
+    model = seeder.name("sp ace[1].v")
+    seeder.model(model, [0.5, 0.6])
+    repo.pin("staging", model, 2)
+    repo.pin("production", model, 1)
+    repo.commit("pins")
+    runner = Runner(repo.root, {"MLFLOW_TRACKING_URI": mlflow_server})
+    promoted = runner.run(
+        "promote.yml", "promote", "Edit the pin on a branch",
+        MODEL=model, TARGET="production", VERSION="", GITHUB_RUN_ID="77",
+        GITHUB_ENV=str(repo.root.parent / "github_env"),
+    )  # fmt: skip
+    assert promoted.returncode == 0, promoted.stderr
+    branch = repo.git("rev-parse", "--abbrev-ref", "HEAD").strip()
+    assert (
+        branch
+        == f"promote/{model.replace(' ', '-').replace('[', '-').replace(']', '-').replace('.', '-')}-production-77"
+    )
+    assert json.loads((repo.root / "promote.json").read_text())["new_version"] == "2"
+    repo.git("switch", "-q", "main")
+    proposed = runner.run(
+        "propose.yml", "propose", "Pin the candidate in staging and check the gates",
+        MODEL=model, VERSION="1",
+    )  # fmt: skip
+    assert proposed.returncode == 0, proposed.stderr
+    assert (
+        repo.git("rev-parse", "--abbrev-ref", "HEAD").strip().startswith("candidate/sp-ace-1--v-")
+    )

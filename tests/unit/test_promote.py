@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import STAGING
 from tests.conftest import Repo, RunCli
@@ -243,3 +245,21 @@ def test_new_pins_point_at_the_schema_only_where_it_exists(
         "# yaml-language-server: $schema=../../schemas/pin.schema.json\nmodel: m\nversion: 1\n"
     )
     assert (repo.root / "environments/staging/../../schemas/pin.schema.json").is_file()
+
+
+@pytest.mark.parametrize("branch", ["promote-sp ace", "promote-a[b]", "x..y", "-x", "a~1"])
+def test_a_branch_name_git_refuses_is_a_clear_error(
+    repo: Repo, run: RunCli, fake: FakeRegistry, branch: str
+) -> None:
+    _versions(fake, "m", 2)
+    repo.pin("production", "m", 1)
+    repo.commit("pins")
+    before = (repo.root / "environments/production/m.yaml").read_text()
+    result = run("promote", "m", "--to", "production", "--version", "2", "--branch", branch)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: --branch {branch!r}: git does not accept it as a branch name "
+        "(git check-ref-format --branch)\n"
+    )
+    assert (repo.root / "environments/production/m.yaml").read_text() == before
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
