@@ -79,7 +79,9 @@ def read_document(path: Path, display: str, root: Path) -> Document | Problem:
     check still runs and every problem of the file is reported at once.
     """
     try:
-        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        # The file, or a folder above it (an environment folder, environments/ itself), may
+        # be a link: git stores only the link, and what is behind it is in no commit.
+        if not path.resolve().is_relative_to(root.resolve()):
             return Problem(display, None, None, "symlink points outside the repository")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:

@@ -132,6 +132,23 @@ def test_symlink_leaving_the_repository(repo: Repo, run: RunCli, tmp_path: Path)
     ]
 
 
+def test_an_environment_folder_linked_out_of_the_repository(
+    repo: Repo, run: RunCli, tmp_path: Path
+) -> None:
+    """git stores only the link: the pins behind it are in no commit, and apply would read them."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.yaml").write_text("model: m\nversion: 1\n")
+    (repo.root / "environments").mkdir(parents=True, exist_ok=True)
+    repo.write("environments/canary.yaml", "stage: null\nalias: canary\n")
+    os.symlink(outside, repo.root / "environments/canary")
+    result = run("validate")
+    assert result.exit_code == 1
+    assert errors(result.stderr) == [
+        "environments/canary/m.yaml: symlink points outside the repository"
+    ]
+
+
 def test_symlink_inside_the_repository_is_fine(repo: Repo, run: RunCli) -> None:
     target = repo.pin("staging", "m", 3)
     (repo.root / "environments/production").mkdir(parents=True)
