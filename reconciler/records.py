@@ -103,6 +103,10 @@ def model_writes(
     for entry in plan.entries:
         if entry.pin.model != model or not entry.steps:
             continue
+        if entry.onward_to is not None:
+            # The steps only cleared this stage for a version whose home is higher up: it did
+            # not arrive here, so no record may say so (`requires` and soak read these).
+            continue
         if all(outcome.get(id(s)) == "applied" for s in entry.steps):
             pin = entry.pin
             add_audit(

@@ -9,7 +9,7 @@ import pytest
 from reconciler import audit
 from reconciler.bookkeeping import audit_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
+from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, RunCli
 
 PROD_PIN = "environments/production/m.yaml"
@@ -104,6 +104,25 @@ def test_order_requires_staging(repo: Repo, run: RunCli, models: FakeRegistry) -
     result = run("apply")
     assert result.exit_code == 0, result.stderr
     assert models.read(["m"]).models["m"].in_stage(PRODUCTION) == ["3"]
+
+
+def test_a_version_pinned_in_staging_and_production_at_once_never_counts_as_staged(
+    repo: Repo, run: RunCli, models: FakeRegistry
+) -> None:
+    """Staging's pin on a version production also pins only clears Staging (the version's home
+    is Production): that is no arrival in staging, so no audit record may say so."""
+    settings(repo, "requires: staging\n")
+    models.transition_stage("m", "2", STAGING, archive_existing=True)
+    repo.pin("staging", "m", 3)
+    repo.pin("production", "m", 3)
+    assert run("plan").exit_code == 1  # v3 never reached staging
+    staged = run("apply", "--env", "staging")  # what reconcile.yml runs first
+    assert staged.exit_code == 0, staged.stderr
+    tags = models.read(["m"]).models["m"].versions["3"].tags
+    assert audit_tag("staging") not in tags
+    result = run("plan")
+    assert result.exit_code == 1
+    assert "m v3 was never applied to staging" in result.stderr
 
 
 def test_order_rollback_to_a_version_once_applied_to_staging(
