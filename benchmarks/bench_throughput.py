@@ -12,7 +12,7 @@ request, in one run, two ways on two sets of models of one real `mlflow server`:
 Printed: both walls, the ratio, HTTP calls and registry writes per change.
 
     .venv/test/bin/python benchmarks/bench_throughput.py [--models 120] [--latency-ms 30]
-        [--parallelism 1 4 8]
+        [--parallelism 1 4 8] [--workers 4]
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ def main() -> None:
         "--parallelism", type=int, nargs="+", default=[1, DEFAULT_PARALLELISM, 8],
         help="one measured apply per value, each on its own models",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=4,
+        help="mlflow server workers (4: as a production registry runs; 1: the test fixture's)",
+    )  # fmt: skip
     args = parser.parse_args()
     from mlflow import MlflowClient
 
@@ -86,7 +90,7 @@ def main() -> None:
     delay = args.latency_ms / 1000
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        url, process = start_server(workdir)
+        url, process = start_server(workdir, workers=args.workers)
         proxy = RecordingProxy(url)
         try:
             client = MlflowClient(tracking_uri=url, registry_uri=url)
@@ -122,7 +126,10 @@ def main() -> None:
             proxy.close()
             stop_server(process)
     n = args.models
-    print(f"{n} promotions, {args.latency_ms:g} ms added to every request:")
+    print(
+        f"{n} promotions, {args.latency_ms:g} ms added to every request, "
+        f"mlflow server --workers {args.workers}:"
+    )
     print(f"  {'':28} {'wall':>8} {'vs naive':>9} {'calls':>7} {'calls/change':>13} "
           f"{'writes/change':>14}")  # fmt: skip
     naive_wall = rows[0][1]
