@@ -370,6 +370,18 @@ def _model_name_problems(document: Document, model: str, stem: str) -> list[Prob
         problems.append(
             Problem(document.display, line, "model", f"{model!r} is not a name MLflow accepts")
         )
+    if "\\" in model or any(not c.isprintable() for c in model):
+        # MLflow accepts such names but its search filter parser cannot name them, so their
+        # versions cannot be read (and one such name in a `name IN (...)` list breaks it).
+        problems.append(
+            Problem(
+                document.display,
+                line,
+                "model",
+                f"{model!r} cannot be named in MLflow's search filters (a backslash or a "
+                "control character)",
+            )
+        )
     if model != stem:
         problems.append(
             Problem(

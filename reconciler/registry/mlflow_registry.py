@@ -160,7 +160,9 @@ class MlflowRegistry:
             registered = {
                 rm.name: rm for rm in _pages(client.search_registered_models, MODELS_PAGE)
             }
-            wanted = sorted(name for name in models if name in registered)
+            # A name the filter parser cannot take would fail the whole read: such models
+            # (refused in pins) are listed with their latest version per stage only.
+            wanted = sorted(name for name in models if name in registered and _filterable(name))
             full: dict[str, dict[str, ModelVersion]] = {name: {} for name in wanted}
             for chunk in _chunks(wanted, NAMES_PER_FILTER):
                 search = _bind(
@@ -433,6 +435,12 @@ def _bind(function: Callable[..., T], **bound: Any) -> Callable[..., T]:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _filterable(name: str) -> bool:
+    """Whether MLflow's search filter parser can name `name` (no backslash, no control
+    character: both are accepted as model names and break `name IN (...)`)."""
+    return "\\" not in name and all(c.isprintable() for c in name)
 
 
 def _name_filter(names: list[str]) -> str:

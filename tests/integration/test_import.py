@@ -170,3 +170,21 @@ def test_promote_checks_the_real_registry(tmp_path: Path, seeded: Seeder, own_se
         f"run_id: {seeded.run_id(SPACES, '3')}"
         in (repo.root / f"environments/staging/{SPACES}.yaml").read_text()
     )
+
+
+def test_a_name_the_search_filter_cannot_take_is_skipped_not_fatal(
+    tmp_path: Path, seeded: Seeder, own_server: str
+) -> None:
+    """MLflow accepts `a\\b` as a model name, and one such name in `name IN (...)` used to fail
+    the whole read: import (and plan) for every model. Last in this file: it adds a model."""
+    for odd in ("a\\b", "new\nline"):
+        seeded.model(odd, [0.5])
+        seeded.stage(odd, "1", PRODUCTION)
+    repo = Repo(tmp_path / "repo")
+    run = make_runner(repo.root, tracking_uri=own_server)
+    result = run("import", "--env", "production", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert not (repo.root / "environments/production/a\\b.yaml").exists()
+    assert "a\\\\b" in result.stdout  # reported as skipped, by name
+    assert "new\\nline" in result.stdout
+    assert (repo.root / f"environments/production/{DOTS}.yaml").exists()

@@ -83,13 +83,24 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
         ("a:b", "'a:b' is not valid"),
         ("..x", "'..x' is not a name MLflow accepts"),
         (" padded", "' padded' is not valid"),
+        pytest.param(
+            "a\\b",
+            "'a\\\\b' cannot be named in MLflow's search filters (a backslash or a control character)",
+            id="backslash",
+        ),
+        pytest.param(
+            "tab\tname",
+            "'tab\\tname' cannot be named in MLflow's search filters (a backslash or a control character)",
+            id="tab",
+        ),
     ],
 )
 def test_names_mlflow_rejects(repo: Repo, run: RunCli, name: str, message: str) -> None:
     repo.write(f"environments/production/{name}.yaml", f"model: '{name}'\nversion: 1\n")
     result = run("validate")
     assert result.exit_code == 1
-    assert f"environments/production/{name}.yaml:1: model: {message}" in result.stderr
+    shown = name.replace("\t", "\\t")  # one problem, one line: control characters escaped
+    assert f"environments/production/{shown}.yaml:1: model: {message}" in result.stderr
 
 
 def test_same_model_twice_in_one_environment(repo: Repo, run: RunCli) -> None:
