@@ -78,7 +78,8 @@ def reached_required(
     records = audit.parse(version.tags.get(audit_tag(required.name)))
     arrivals = [
         when
-        for when in (_time(r.time) for r in records if r.action in ("promote", "rollback"))
+        # An adoption is when reconciler first saw it serve there: a late but safe start.
+        for when in (_time(r.time) for r in records if r.action in ("promote", "rollback", "adopt"))
         if when is not None
     ]
     if records:  # applied there (a retirement too: it was there to be retired)

@@ -61,8 +61,13 @@ def find_adoptions(
         if reason is None:
             continue
         version = registered.versions[pin.version]
+        # Records of an earlier time this version served here do not cover this commit (an
+        # apply killed between its transition and its records): audit it unless one names it.
         audited = audit.parse(version.tags.get(audit_tag(pin.environment)))
-        found.append(Adoption(pin.environment, pin.model, pin.version, reason, not audited))
+        covered = commit is not None and any(r.commit == commit for r in audited)
+        found.append(
+            Adoption(pin.environment, pin.model, pin.version, reason, not audited or not covered)
+        )
     return tuple(found)
 
 

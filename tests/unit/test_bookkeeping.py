@@ -246,3 +246,30 @@ def test_a_lease_lost_while_writing_is_never_overwritten_nor_repaired(repo: Repo
     assert state.lease["holder"] == "newer-job"
     assert "m: the lease was taken over by newer-job while this apply wrote" in result.stdout
     assert "nothing recorded" in result.stdout
+
+
+def test_a_change_whose_records_were_lost_is_audited_when_adopted(
+    repo: Repo, fake: FakeRegistry
+) -> None:
+    """Killed between a model's transition and its records: the version serving now may carry
+    records of an earlier time it served there, but none of this commit. The apply that finds
+    it in sync records an `adopt` audit record for this commit, so history says it is applied."""
+    for _ in range(2):
+        fake.create_version("m")
+    run = make_runner(repo.root, fake)
+    for version in (1, 2, 1):  # v2 served once already: it has a production record
+        repo.pin("production", "m", version)
+        repo.commit(f"m v{version}")
+        assert run("apply").exit_code == 0
+    repo.pin("production", "m", 2)
+    again = repo.commit("m v2 again")
+    fake.transition_stage("m", "2", PRODUCTION, archive_existing=True)  # ...and then SIGKILL
+    result = run("apply")
+    assert result.exit_code == 0, result.stderr
+    records = audit.parse(fake.read(["m"]).models["m"].versions["2"].tags[audit_tag("production")])
+    assert [(r.action, r.commit) for r in records][-1] == ("adopt", again)
+    assert recorded_commit(fake, "m", "production") == again
+    history = json.loads(run("history", "m", "--format", "json").stdout)
+    newest = history["changes"][0] if isinstance(history, dict) else history[0]
+    assert newest["commit"] == again
+    assert newest["applied"] is True
