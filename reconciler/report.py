@@ -434,6 +434,7 @@ def status_json(rows: Sequence[StatusRow]) -> str:
                 "pinned_version": row.pinned,
                 "target": row.target,
                 "registry_versions": list(row.registry),
+                "alias_version": row.alias_version,
                 "in_sync": row.in_sync,
                 "last_applied_commit": row.last_applied_commit,
             }
@@ -443,12 +444,20 @@ def status_json(rows: Sequence[StatusRow]) -> str:
     )
 
 
+def _registry_cell(row: StatusRow) -> str:
+    if row.alias is None:
+        return f"{row.target}: {_v(row.registry)}"
+    stage = row.target.partition(" + @")[0]
+    points = f"v{row.alias_version}" if row.alias_version else "unset"
+    return f"{stage}: {_v(row.registry)} + @{row.alias}: {points}"
+
+
 def _status_cells(row: StatusRow) -> tuple[str, str, str, str, str, str]:
     return (
         row.environment,
         row.model,
         f"v{row.pinned}",
-        f"{row.target}: {_v(row.registry)}",
+        _registry_cell(row),
         "yes" if row.in_sync else "NO",
         row.last_applied_commit[:12] if row.last_applied_commit else "-",
     )

@@ -18,6 +18,10 @@ class StatusRow:
     registry: tuple[str, ...]  # versions the stage holds (or the alias target) now
     in_sync: bool
     last_applied_commit: str | None
+    # Where the alias points now, for an environment with a stage and an alias (serving may load
+    # either); None otherwise, or when the alias is unset.
+    alias: str | None = None
+    alias_version: str | None = None
 
 
 def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
@@ -27,6 +31,8 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
         pin = entry.pin
         registered = actual.models.get(pin.model)
         tags = registered.tags if registered else {}
+        alias = entry.target.partition(" + @")[2] or None
+        alias_version = registered.aliases.get(alias) if registered and alias else None
         rows.append(
             StatusRow(
                 environment=pin.environment,
@@ -36,6 +42,8 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 registry=entry.current,
                 in_sync=entry.status in ("in_sync", "promoted_onward"),
                 last_applied_commit=applied_commit(tags, pin.environment),
+                alias=alias,
+                alias_version=alias_version,
             )
         )
     return rows

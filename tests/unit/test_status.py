@@ -36,6 +36,7 @@ def test_status_text_markdown_json(repo: Repo, run: RunCli, fake: FakeRegistry) 
         "pinned_version": "2",
         "target": PRODUCTION,
         "registry_versions": ["2"],
+        "alias_version": None,
         "in_sync": True,
         "last_applied_commit": commit,
     }
@@ -54,3 +55,23 @@ def test_status_of_a_pin_the_registry_cannot_satisfy(
     assert (
         result.stdout.splitlines()[1] == "production   ghost  v1      Production: none  NO       -"
     )
+
+
+def test_status_shows_where_the_alias_points_beside_the_stage(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """Serving loads models:/m@champion: a stage and an alias that disagree must both show."""
+    repo.write("environments/production.yaml", "stage: Production\nalias: champion\n")
+    fake.create_version("m")
+    fake.create_version("m", stage=PRODUCTION)
+    fake.set_alias("m", "champion", "1")
+    repo.pin("production", "m", 2)
+    repo.commit("pins")
+    result = run("status")
+    assert result.stdout.splitlines()[1].split() == [
+        "production", "m", "v2", "Production:", "v2", "+", "@champion:", "v1", "NO", "-",
+    ]  # fmt: skip
+    row = json.loads(run("status", "--format", "json").stdout)[0]
+    assert row["registry_versions"] == ["2"]
+    assert row["alias_version"] == "1"
+    assert row["in_sync"] is False
