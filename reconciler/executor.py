@@ -150,7 +150,7 @@ def _run_model(
 
 def _attempt(step: Step, registry: Registry) -> StepResult:
     try:
-        current = registry.read_model(step.model)
+        current = _reread(step, registry)
     except ReconcilerError as error:
         return StepResult(step, "failed", f"not written: could not re-read it first: {error}")
     moved = precondition_changes(step, current)
@@ -176,6 +176,19 @@ def _attempt(step: Step, registry: Registry) -> StepResult:
     except ReconcilerError as error:
         return StepResult(step, "failed", str(error))
     return StepResult(step, "applied")
+
+
+# Steps whose compare-and-set needs only the versions' stages: one request instead of two.
+_STAGE_KINDS = ("transition", "archive", "retire")
+
+
+def _reread(step: Step, registry: Registry) -> RegisteredModel | None:
+    """The model as the step's precondition needs it, read just before writing."""
+    if step.kind in _STAGE_KINDS:
+        versions = registry.read_versions(step.model)
+        # No versions left: for a stage change that is the model gone.
+        return RegisteredModel(step.model, versions, {}, {}) if versions else None
+    return registry.read_model(step.model)
 
 
 def precondition_changes(step: Step, model: RegisteredModel | None) -> str | None:

@@ -31,7 +31,8 @@ class Interrupt:
         self.event.set()
 
 
-DEFAULT_PARALLELISM = 4
+# A registry 20-100 ms away: latency, not the server, bounds writing one model at a time.
+DEFAULT_PARALLELISM = 8
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from reconciler.state import ActualState, RegisteredModel
+from reconciler.state import ActualState, ModelVersion, RegisteredModel
 
 
 class Registry(Protocol):
@@ -23,6 +23,11 @@ class Registry(Protocol):
     def read_model(self, model: str) -> RegisteredModel | None:
         """One registered model with all its versions and aliases (None if it does not exist):
         the cheap re-read before each write and after a write of unknown outcome."""
+        ...
+
+    def read_versions(self, model: str) -> dict[str, ModelVersion]:
+        """Every version of one model with its stage (empty when the model is gone or has
+        none), in one request: the compare-and-set re-read before a stage change."""
         ...
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:

@@ -93,6 +93,10 @@ class FakeRegistry:
             return None
         return RegisteredModel(model, dict(found.versions), dict(found.aliases), dict(found.tags))
 
+    def read_versions(self, model: str) -> dict[str, ModelVersion]:
+        found = self._models.get(model)
+        return dict(found.versions) if found is not None else {}
+
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
         return self.metrics.get(run_id)
 

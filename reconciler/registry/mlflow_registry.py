@@ -197,6 +197,18 @@ class MlflowRegistry:
         aliases = {alias: str(v) for alias, v in (registered.aliases or {}).items()}
         return RegisteredModel(model, versions, aliases, _tags(registered))
 
+    def read_versions(self, model: str) -> dict[str, ModelVersion]:
+        if not _filterable(model):
+            found = self.read_model(model)  # the filter cannot name it: the long way
+            return dict(found.versions) if found is not None else {}
+        with self._translated_errors(f"read {model}"):
+            search = _bind(
+                self._client().search_model_versions,
+                filter_string=_name_filter([model]),
+                order_by=["version_number ASC"],
+            )
+            return {str(mv.version): _version(mv) for mv in _pages(search, VERSIONS_PAGE)}
+
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
         with self._translated_errors(f"read run {run_id}"):
             run = _unless(GONE, lambda: self._client().get_run(run_id))

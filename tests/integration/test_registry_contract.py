@@ -192,6 +192,21 @@ def test_read_model(registry_and_maker: Fixture) -> None:
     assert registry.read_model(unique("absent")) is None
 
 
+def test_read_versions(registry_and_maker: Fixture) -> None:
+    """Every version with its stage, in one request: the compare-and-set re-read of a stage
+    change needs nothing else."""
+    registry, make, unique = registry_and_maker
+    name = unique("versions")
+    make(name, [PRODUCTION, PRODUCTION, NONE_STAGE])
+    versions = registry.read_versions(name)
+    assert {v: mv.stage for v, mv in versions.items()} == {
+        "1": PRODUCTION,
+        "2": PRODUCTION,
+        "3": NONE_STAGE,
+    }
+    assert registry.read_versions(unique("absent")) == {}
+
+
 def test_mlflow_every_write_is_one_http_call(seeder: Seeder, proxy: RecordingProxy) -> None:
     """MlflowClient GETs the model before each write (DESIGN §6); the adapter's writes go through
     MLflow's registry client: one request each, and never a request known to fail."""

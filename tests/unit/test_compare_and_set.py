@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION, RegisteredModel
+from reconciler.state import ARCHIVED, PRODUCTION, ModelVersion
 from tests.conftest import Repo, RunCli, make_runner
 
 
 class HandEditDuringApply(FakeRegistry):
     """Someone pushes a:v3 into Production from the UI just before our first write."""
 
-    def read_model(self, model: str) -> RegisteredModel | None:
+    def read_versions(self, model: str) -> dict[str, ModelVersion]:
+        # The re-read just before a stage write.
         if not getattr(self, "edited", False):
             self.edited = True
             self.force_stage("a", "3", PRODUCTION)
-        return super().read_model(model)
+        return super().read_versions(model)
 
 
 def stages(fake: FakeRegistry, model: str) -> dict[str, str]:

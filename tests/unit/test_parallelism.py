@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION, STAGING, RegisteredModel
+from reconciler.state import PRODUCTION, STAGING, ModelVersion
 from tests.conftest import Repo, make_runner
 
 MODELS = [f"model-{i:02d}" for i in range(16)]
@@ -19,11 +19,12 @@ def scenario(repo: Repo, conflicting: str | None = None) -> FakeRegistry:
     staging takes v3. `conflicting` is moved by hand right before our first write to it."""
 
     class HandEdit(FakeRegistry):
-        def read_model(self, model: str) -> RegisteredModel | None:
+        def read_versions(self, model: str) -> dict[str, ModelVersion]:
+            # The re-read just before a stage write.
             if model == conflicting and not getattr(self, "edited", False):
                 self.edited = True
                 self.force_stage(model, "3", PRODUCTION)
-            return super().read_model(model)
+            return super().read_versions(model)
 
     fake = HandEdit()
     for model in MODELS:
