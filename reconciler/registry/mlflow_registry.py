@@ -116,6 +116,7 @@ class MlflowRegistry:
     def __init__(self, tracking_uri: str | None = None) -> None:
         self._uri = tracking_uri
         self._client_instance: Any = None
+        self._run_metrics: dict[str, dict[str, float] | None] = {}
         # Learnt from the server once per instance (one instance per command): after the first
         # refusal every promotion goes straight to the two-step fallback.
         self._atomic_archive = True
@@ -210,11 +211,15 @@ class MlflowRegistry:
             return {str(mv.version): _version(mv) for mv in _pages(search, VERSIONS_PAGE)}
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
-        with self._translated_errors(f"read run {run_id}"):
-            run = _unless(GONE, lambda: self._client().get_run(run_id))
-        if run is None:
-            return None
-        return {str(k): float(v) for k, v in run.data.metrics.items()}
+        # One read per run and command: the policy of the first plan, of the plan made under
+        # the lease and the markdown review all ask for the same runs.
+        if run_id not in self._run_metrics:
+            with self._translated_errors(f"read run {run_id}"):
+                run = _unless(GONE, lambda: self._client().get_run(run_id))
+            metrics = None if run is None else {k: float(v) for k, v in run.data.metrics.items()}
+            self._run_metrics[run_id] = metrics
+        found = self._run_metrics[run_id]
+        return None if found is None else dict(found)
 
     # -- writes --
 

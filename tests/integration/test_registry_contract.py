@@ -242,3 +242,18 @@ def test_mlflow_every_write_is_one_http_call(seeder: Seeder, proxy: RecordingPro
         ["registered-models", "set-tag"],
     ]
     assert registry.get_model_tag(fresh, "k") == "v"
+
+
+def test_mlflow_reads_each_run_once_per_command(seeder: Seeder, proxy: RecordingProxy) -> None:
+    """Policy gates read a run's metrics in the plan, again in the plan made under the lease,
+    and the markdown review reads them once more: one request is enough for one command."""
+    name = seeder.name("metrics")
+    seeder.model(name, [0.7])
+    run_id = seeder.client.get_model_version(name, "1").run_id
+    registry = MlflowRegistry(proxy.url)
+    proxy.requests.clear()
+    first = registry.run_metrics(run_id)
+    assert registry.run_metrics(run_id) == first == {"accuracy": 0.7}
+    assert registry.run_metrics("0" * 32) is None
+    assert registry.run_metrics("0" * 32) is None
+    assert len([r for r in proxy.requests if "runs/get" in r[1]]) == 2

@@ -13,6 +13,7 @@ import pytest
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli
+from tests.support.sns import sns_inbox
 
 
 class Hook:
@@ -124,25 +125,10 @@ def test_an_unreachable_webhook_is_reported_without_the_url(
 
 
 def test_sns(run: RunCli, promotion: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        sns = boto3.client("sns", region_name="eu-west-1")
-        topic = sns.create_topic(Name="model-promotions")["TopicArn"]
-        sqs = boto3.client("sqs", region_name="eu-west-1")
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("RECONCILER_SNS_TOPIC_ARN", topic)
+    with sns_inbox(monkeypatch, "model-promotions") as first_message:
         result = run("apply")
         assert result.exit_code == 0
         assert result.stderr == "note: notified (sns, churn-model in production)\n"
-        received = sqs.receive_message(QueueUrl=queue)["Messages"]
-        envelope = json.loads(received[0]["Body"])
+        envelope = first_message()
         assert envelope["Subject"] == "Model Promoted: churn-model"
         assert envelope["Message"] == SEED_BODY

@@ -19,6 +19,7 @@ import pytest
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli
+from tests.support.sns import sns_inbox
 from tests.unit.test_cli_basics import NO_MLFLOW
 from tests.unit.test_notify import Hook
 
@@ -533,28 +534,14 @@ def test_a_bad_serving_block_in_a_pin_is_located_in_the_pin(repo: Repo, run: Run
 def test_a_failed_verification_reaches_sns_too(
     repo: Repo, run: RunCli, serving: Serving, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import boto3
-    from moto import mock_aws
-
     settings(repo, "production", f"{serving.base}/health")
     repo.pin("production", "churn", 3)
     serving.answers["/health"] = Answer(503, b"")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        sns = boto3.client("sns", region_name="eu-west-1")
-        topic = sns.create_topic(Name="model-serving")["TopicArn"]
-        sqs = boto3.client("sqs", region_name="eu-west-1")
-        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-        monkeypatch.setenv("RECONCILER_SNS_TOPIC_ARN", topic)
+    with sns_inbox(monkeypatch, "model-serving") as first_message:
         result = run("verify", "--timeout", "0")
         assert result.exit_code == 1
         assert result.stderr == "note: notified (sns, churn in production)\n"
-        envelope = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+        envelope = first_message()
     assert envelope["Subject"] == "Serving Verification Failed: churn"
     lines = envelope["Message"].splitlines()
     assert lines[:8] == [
