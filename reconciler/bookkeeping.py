@@ -26,9 +26,9 @@ from typing import Any
 STATE_TAG = "reconciler.state"
 
 # Read only (written by earlier versions): the one-writer lease on a registered model of its own.
+# Not a user's model: `import` skips it where it still exists.
 LEGACY_STATE_MODEL = "reconciler-state"
 LEGACY_LEASE_TAG = "reconciler.lease"
-STATE_MODEL = LEGACY_STATE_MODEL  # not a user's model: `import` skips it where it still exists
 
 
 def applied_commit_tag(environment: str) -> str:

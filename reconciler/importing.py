@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from reconciler.bookkeeping import STATE_MODEL
+from reconciler.bookkeeping import LEGACY_STATE_MODEL
 from reconciler.state import READY, ActualState, Environment, ModelVersion, RegisteredModel
 
 
@@ -49,7 +49,7 @@ def candidates(actual: ActualState, environments: Iterable[Environment]) -> set[
     return {
         name
         for name, registered in actual.models.items()
-        if name != STATE_MODEL
+        if name != LEGACY_STATE_MODEL
         and any(
             (env.stage and registered.in_stage(env.stage))
             or (env.alias and env.alias in registered.aliases)
@@ -69,7 +69,7 @@ def pins_from_registry(
     skipped: list[ImportSkip] = []
     for env in sorted(environments, key=lambda e: e.rank):
         for name in sorted(actual.models):
-            if name == STATE_MODEL or (models is not None and name not in models):
+            if name == LEGACY_STATE_MODEL or (models is not None and name not in models):
                 continue
             found = _pin(env, actual.models[name])
             if isinstance(found, ImportSkip):
