@@ -147,6 +147,7 @@ def apply(
         wait=options.lease_wait,
         settle=options.lease_settle,
         on_wait=options.on_event,
+        parallelism=options.parallelism,
     )
     with lease:
         wanted = _writes_to(plan, adoptions)

@@ -3,10 +3,11 @@
 An apply leases exactly the models it is about to write, so teams allowed to write only their own
 models never need a shared record, and taking the lease proves write permission on each model
 before any stage moves (the permission proof folded into a write made anyway). Leases are taken
-all at once: write our record into every model's tag (in name order), wait `settle` seconds ONCE,
-then read them all back in one registry read (the same read the plan under the lease uses). If
-any record is someone else's, we lost a race on it: release every model we won and retry after a
-jittered pause, so two applies wanting overlapping models never hold one each and wait forever.
+all at once: write our record into every model's tag (`parallelism` at a time), wait `settle`
+seconds ONCE, then read them all back in one registry read (the one the plan under the lease
+uses). If any record is someone else's, we lost a race on it: release every model we won and
+retry after a jittered pause, so two applies wanting overlapping models never hold one each and
+wait forever.
 
 MLflow has no compare-and-set, so this is write-then-confirm. Residual risk (README): if a
 writer's read-to-write gap exceeds `settle`, both may believe they hold a model; applies then still
@@ -18,7 +19,6 @@ model's bookkeeping drops the lease from the same tag: no separate release write
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ class Lease:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        parallelism: int = 1,
     ) -> None:
         self._registry = registry
         self._holder = holder
@@ -164,6 +166,7 @@ class Lease:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
+        self._parallelism = parallelism
         self._acquired = 0.0
         self._expires = 0.0
         self._states: dict[str, ModelState] = {}  # held models: their tag as we last wrote it
@@ -306,29 +309,41 @@ class Lease:
         return record is not None and record.holder == self._holder
 
     def _write_all(self, actual: ActualState, models: list[str], now: float) -> None:
+        """Our record into every model's tag, `parallelism` writes at a time: one write after
+        another would make taking 300 leases across a network the longest part of an apply.
+        The order does not matter: races are settled by the confirming read, not by order."""
         self._acquired = now
         self._expires = now + self._ttl
         record = self._record()
-        for model in models:
+
+        def put(model: str) -> None:
             state = parse_state(_tags(actual, model)).with_lease(record)
-            try:
-                self._put(model, state)
-            except RegistryPermissionDenied:
-                self._release_all(actual)
-                user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-                who = f"user {user!r}" if user else "these credentials"
-                raise RegistryPermissionDenied(
-                    f"permission denied: {who} may not change registered model {model!r} "
-                    "(stages and aliases need write permission: EDIT in MLflow's basic-auth); "
-                    "nothing was changed"
-                ) from None
-            self._states[model] = state
+            self._put(model, state)
+            with self._locks_guard:
+                self._states[model] = state
+
+        errors = _each(put, models, self._parallelism)
+        if not errors:
+            return
+        self._release_all(actual)
+        denied = [model for model, error in errors if isinstance(error, RegistryPermissionDenied)]
+        if denied:
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            who = f"user {user!r}" if user else "these credentials"
+            raise RegistryPermissionDenied(
+                f"permission denied: {who} may not change registered model {denied[0]!r} "
+                "(stages and aliases need write permission: EDIT in MLflow's basic-auth); "
+                "nothing was changed"
+            ) from None
+        raise errors[0][1]
 
     def _release_all(self, actual: ActualState) -> None:
-        for model in sorted(self._states):
-            state = self._states.pop(model)
-            with contextlib.suppress(ReconcilerError):  # else expiry frees it
-                self._put(model, state.with_lease(None))
+        states, self._states = self._states, {}
+
+        def put(model: str) -> None:
+            self._put(model, states[model].with_lease(None))
+
+        _each(put, sorted(states), self._parallelism)  # what fails expires by itself
 
     def _record(self) -> dict[str, Any]:
         return asdict(
@@ -348,6 +363,27 @@ class Lease:
     def _lock(self, model: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(model, threading.Lock())
+
+
+def _each(
+    call: Callable[[str], None], models: list[str], parallelism: int
+) -> list[tuple[str, ReconcilerError]]:
+    """`call` for every model, `parallelism` at a time; the registry errors, by model name."""
+    errors: list[tuple[str, ReconcilerError]] = []
+
+    def one(model: str) -> None:
+        try:
+            call(model)
+        except ReconcilerError as error:
+            errors.append((model, error))
+
+    if parallelism <= 1 or len(models) <= 1:
+        for model in models:
+            one(model)
+    else:
+        with ThreadPoolExecutor(min(parallelism, len(models))) as pool:
+            list(pool.map(one, models))
+    return sorted(errors, key=lambda found: found[0])
 
 
 def _tags(actual: ActualState | None, model: str) -> Mapping[str, str]:

@@ -4,9 +4,12 @@ report, exit code and final registry identical to one by one."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
+from reconciler.errors import RegistryPermissionDenied
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import PRODUCTION, STAGING, ModelVersion
 from tests.conftest import Repo, make_runner
@@ -65,3 +68,66 @@ def test_parallel_apply_reports_and_ends_like_sequential(
                 assert mine[2][3] == STAGING
     assert outcomes[1] == outcomes[8]
     assert outcomes[1][0] == (0 if conflicting is None else 1)
+
+
+class CountsTagWriters(FakeRegistry):
+    """Holds every model-tag write open a moment and counts how many were open at once while
+    the leases are taken;
+    `denied` refuses its tag writes as MLflow answers a user without EDIT on it."""
+
+    def __init__(self, denied: str | None = None) -> None:
+        super().__init__()
+        self.denied = denied
+        self.open = 0
+        self.most_open = 0
+        self._guard = threading.Lock()
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        if model == self.denied:
+            raise RegistryPermissionDenied("PERMISSION_DENIED: Permission denied")
+        taking = not any(w[0] == "transition" for w in self.writes)  # the lease, not the records
+        with self._guard:
+            self.open += 1
+            if taking:
+                self.most_open = max(self.most_open, self.open)
+        time.sleep(0.02)  # a registry across a network: the writes overlap or queue
+        try:
+            super().set_model_tag(model, key, value, create_model=create_model)
+        finally:
+            with self._guard:
+                self.open -= 1
+
+
+def one_change_each(repo: Repo, fake: FakeRegistry) -> None:
+    for model in MODELS:
+        fake.create_version(model, stage=PRODUCTION)
+        fake.create_version(model)
+        repo.pin("production", model, 2)
+    repo.commit("promote everything")
+
+
+@pytest.mark.parametrize("parallelism", [1, 8])
+def test_leases_are_taken_parallelism_at_a_time(repo: Repo, parallelism: int) -> None:
+    # One lease write after another made taking 120 leases across a network half of an apply.
+    fake = CountsTagWriters()
+    one_change_each(repo, fake)
+    result = make_runner(repo.root, fake)("apply", "--parallelism", str(parallelism))
+    assert result.exit_code == 0, result.output
+    if parallelism == 1:
+        assert fake.most_open == 1
+    else:
+        assert 1 < fake.most_open <= parallelism
+
+
+def test_a_model_refused_among_many_leased_at_once_changes_nothing(repo: Repo) -> None:
+    fake = CountsTagWriters(denied="model-09")
+    one_change_each(repo, fake)
+    result = make_runner(repo.root, fake)("apply", "--parallelism", "8")
+    assert result.exit_code == 1
+    assert "may not change registered model 'model-09'" in result.output
+    assert "nothing was changed" in result.output
+    assert not [w for w in fake.writes if w[0] in ("transition", "set_alias")]
+    for model in MODELS:  # every lease that was written is given back
+        assert '"lease"' not in (fake.get_model_tag(model, "reconciler.state") or "")
