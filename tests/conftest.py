@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -13,9 +14,21 @@ from click.testing import CliRunner, Result
 from reconciler.cli import AppContext, cli
 from reconciler.registry.base import Registry
 from reconciler.registry.fake import FakeRegistry
+from tests.support.scheduling import FileOrPostgresScheduling, order_longest_first
 
 # Port 9 (discard) on loopback: a test that reaches for a registry it was not given fails fast.
 UNREACHABLE_URI = "http://127.0.0.1:9"
+
+
+# Parallel runs: what is one unit of work, and longest first (tests/support/scheduling.py).
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    order_longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") == "loadfile":
+        return FileOrPostgresScheduling(config, log)
+    return None
 
 
 @pytest.fixture(autouse=True)
