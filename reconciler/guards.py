@@ -59,7 +59,7 @@ def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptio
 
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
         registered = actual.models.get(model)
-        recorded = applied_commit(registered.tags, environment) if registered else None
+        recorded = applied_commit(registered, environment)
         if not recorded or recorded == options.commit:
             continue
         if options.commit is None:

@@ -72,10 +72,10 @@ def assert_recorded_and_unleased(url: str, names: list[str], commit: str) -> lis
     for name in names:
         model = registry.read_model(name)
         assert model is not None
-        assert lease_of(model.tags) is None, name
+        assert lease_of(model) is None, name
         if model.versions["2"].stage == PRODUCTION:
             assert model.versions["1"].stage == ARCHIVED
-            assert applied_commit(model.tags, "production") == commit, name
+            assert applied_commit(model, "production") == commit, name
             promoted.append(name)
         else:
             assert model.versions["1"].stage == PRODUCTION
