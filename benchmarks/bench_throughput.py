@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reconciler.options import DEFAULT_PARALLELISM  # noqa: E402
+from reconciler.apply.options import DEFAULT_PARALLELISM  # noqa: E402
 from tests.support.proxy import RecordingProxy  # noqa: E402
 from tests.support.server import start_server, stop_server  # noqa: E402
 
@@ -87,7 +87,7 @@ def main() -> None:
     from mlflow import MlflowClient
 
     from reconciler import api
-    from reconciler.options import ApplyOptions
+    from reconciler.apply.options import ApplyOptions
     from reconciler.registry.mlflow_registry import MlflowRegistry
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -9,7 +9,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import evidence, executor, guards, policy, records
+from reconciler import evidence, policy
+from reconciler.apply import executor, guards, records
+from reconciler.apply.executor import ApplyReport, StepResult
+from reconciler.apply.lease import Lease, LeaseLost
+from reconciler.apply.options import ApplyOptions
 from reconciler.bookkeeping import Adoption, awaits_records
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
@@ -18,13 +22,10 @@ from reconciler.errors import (
     ReconcilerError,
     UsageError,
 )
-from reconciler.executor import ApplyReport, StepResult
 from reconciler.history import History
 from reconciler.history import build as build_history
 from reconciler.import_files import ImportReport, write_pins
 from reconciler.importing import candidates, pins_from_registry
-from reconciler.lease import Lease, LeaseLost
-from reconciler.options import ApplyOptions
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
 from reconciler.review import Review, VersionFacts, version_link

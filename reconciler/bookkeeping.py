@@ -9,14 +9,14 @@ Each registered model reconciler changes carries one JSON tag, `reconciler.state
                "pending": {"production": {"commit": ..., "owner": ..., "plan": ...}}}}
 
 `environments` is the bookkeeping (fencing by ancestry, ownership for prune, which plan did it);
-`lease` is present while an apply holds the model (lease.py). Taking the lease is the write that
-proves permission on the model, and it already carries what the apply will record there if its
+`lease` is present while an apply holds the model (apply/lease.py). Taking the lease is the write
+that proves permission on the model, and it already carries what the apply will record there if its
 steps land (`pending`). The audit record that apply then writes on the version it put in place
 names the lease (`apply`): once every pending environment has such a record, the pending records
 count as written and the lease as released (`state_of`), so a model with one change costs three
-writes: the lease, the transition, the audit record. Any other ending (a failed step, a repair
-that changed the outcome, an adoption without an audit record, an interrupted apply) writes the
-tag once more as before: the records that landed, no lease.
+writes: the lease, the transition, the audit record. Any other ending (a failed step, a repair that
+changed the outcome, an adoption without an audit record, an interrupted apply) writes the tag once
+more as before: the records that landed, no lease.
 
 Earlier versions kept separate tags (`reconciler.applied_commit.<env>`, `reconciler.managed.<env>`);
 they are still read for every environment the JSON does not name.

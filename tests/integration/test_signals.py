@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler.apply.lease import lease_of
 from reconciler.bookkeeping import applied_commit
-from reconciler.lease import lease_of
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, make_runner

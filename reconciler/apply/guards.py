@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.apply.options import ApplyOptions
 from reconciler.bookkeeping import applied_commit
 from reconciler.errors import (
     OutOfOrder,
@@ -12,7 +13,6 @@ from reconciler.errors import (
     RetireRefused,
     UncommittedChanges,
 )
-from reconciler.options import ApplyOptions
 from reconciler.plan import Plan
 from reconciler.state import ActualState, DesiredState
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import audit
+from reconciler.apply.executor import StepResult
+from reconciler.apply.options import ApplyOptions
 from reconciler.bookkeeping import Adoption, EnvRecord, audit_tag, state_of
-from reconciler.executor import StepResult
-from reconciler.options import ApplyOptions
 from reconciler.plan import Plan
 from reconciler.state import ActualState
 
