@@ -5,14 +5,15 @@ request, in one run, two ways on two sets of models of one real `mlflow server`:
 
 * naive: a loop of `MlflowClient.transition_model_version_stage(..., archive_existing_versions=
   True)`, one model after another (what a hand-written script does: no lease, no check, no audit);
-* ours: `reconciler apply` (in process, after imports, like the loop): plan, lease per model,
-  compare-and-set re-read, transition, verify, audit and bookkeeping, once per
-  `--parallelism N` given (each on its own models).
+* ours: `reconciler apply` (in process, after imports, like the loop): plan, lease per model
+  (announcing its records), compare-and-set re-read, transition, verify, audit record (which
+  completes the records and releases the lease), once per `--parallelism N` given (each on its
+  own models).
 
-Printed: both walls, the ratio, HTTP calls and registry writes per change.
+Printed: both walls, the ratio, HTTP calls and registry writes per change, and which writes.
 
     .venv/test/bin/python benchmarks/bench_throughput.py [--models 120] [--latency-ms 30]
-        [--parallelism 1 4 8] [--workers 4]
+        [--parallelism 1 8 16] [--workers 4]
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reconciler.options import DEFAULT_PARALLELISM  # noqa: E402
+from reconciler.apply.options import DEFAULT_PARALLELISM  # noqa: E402
 from tests.support.proxy import RecordingProxy  # noqa: E402
 from tests.support.server import start_server, stop_server  # noqa: E402
 
@@ -59,12 +61,14 @@ def git_repo(path: Path, names: list[str]) -> Path:
     return path
 
 
-def measured(proxy: RecordingProxy, work: Any) -> tuple[float, int, int]:
+def measured(proxy: RecordingProxy, work: Any) -> tuple[float, int, int, str]:
     proxy.clear()
     start = time.perf_counter()
     work()
     wall = time.perf_counter() - start
-    return wall, len(proxy.requests), len(proxy.writes())
+    kinds = Counter("/".join(path.split("?")[0].split("/")[-2:]) for _m, path in proxy.writes())
+    which = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    return wall, len(proxy.requests), len(proxy.writes()), which
 
 
 def main() -> None:
@@ -72,7 +76,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=120)
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument(
-        "--parallelism", type=int, nargs="+", default=[1, DEFAULT_PARALLELISM, 8],
+        "--parallelism", type=int, nargs="+", default=sorted({1, DEFAULT_PARALLELISM, 16}),
         help="one measured apply per value, each on its own models",
     )  # fmt: skip
     parser.add_argument(
@@ -83,7 +87,7 @@ def main() -> None:
     from mlflow import MlflowClient
 
     from reconciler import api
-    from reconciler.options import ApplyOptions
+    from reconciler.apply.options import ApplyOptions
     from reconciler.registry.mlflow_registry import MlflowRegistry
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -133,9 +137,12 @@ def main() -> None:
     print(f"  {'':28} {'wall':>8} {'vs naive':>9} {'calls':>7} {'calls/change':>13} "
           f"{'writes/change':>14}")  # fmt: skip
     naive_wall = rows[0][1]
-    for label, wall, calls, writes in rows:
+    for label, wall, calls, writes, _which in rows:
         print(f"  {label:28} {wall:7.2f}s {wall / naive_wall:8.2f}x {calls:7d} "
               f"{calls / n:13.2f} {writes / n:14.2f}")  # fmt: skip
+    print("  writes:")
+    for label, *_figures, which in rows:
+        print(f"    {label}: {which}")
     print(f"  apply again (in sync): {again[0]:.2f}s, {again[1]} calls, {again[2]} writes")
 
 

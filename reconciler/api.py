@@ -9,8 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import evidence, executor, guards, policy, records
-from reconciler.bookkeeping import Adoption
+from reconciler import evidence, policy
+from reconciler.apply import executor, guards, records
+from reconciler.apply.executor import ApplyReport, StepResult
+from reconciler.apply.lease import Lease, LeaseLost
+from reconciler.apply.options import ApplyOptions
+from reconciler.bookkeeping import Adoption, awaits_records
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
@@ -18,13 +22,10 @@ from reconciler.errors import (
     ReconcilerError,
     UsageError,
 )
-from reconciler.executor import ApplyReport, StepResult
 from reconciler.history import History
 from reconciler.history import build as build_history
 from reconciler.import_files import ImportReport, write_pins
 from reconciler.importing import candidates, pins_from_registry
-from reconciler.lease import Lease, LeaseLost
-from reconciler.options import ApplyOptions
 from reconciler.plan import Plan, diff
 from reconciler.registry.base import Registry
 from reconciler.review import Review, VersionFacts, version_link
@@ -154,8 +155,9 @@ def apply(
         for _attempt in range(MAX_REPAIR_ROUNDS):
             # The registry may have moved while we waited: what is written is planned under the
             # lease, from the read that confirmed it.
+            announced = records.intents(plan, actual, adoptions, options, owner)
             plan, actual, adoptions = plan_now(
-                lease.acquire(wanted, read={pin.model for pin in desired.pins})
+                lease.acquire(wanted, read={pin.model for pin in desired.pins}, intents=announced)
             )
             if _writes_to(plan, adoptions) <= wanted:
                 break
@@ -165,6 +167,8 @@ def apply(
             raise ApplyFailed("the registry kept changing while the lease was taken; run again")
         guards.check_retirements(desired, plan, options.force)
         guards.check_order(actual, plan, root, options)
+        # Usually what was announced; else one more write per model whose records differ.
+        lease.announce(records.intents(plan, actual, adoptions, options, owner))
         run = _ModelRun(
             desired, registry, plan, actual, adoptions, environments, lease, options, owner
         )
@@ -245,13 +249,25 @@ class _ModelRun:
                 problem_before = f"{model}: could not verify it after writing: {unreadable}"
         mine = [a for a in self.adoptions if a.model == model]
         writes = records.model_writes(
-            model, self.plan, self.actual, (*results, *repairs), mine, self.options, self.owner
+            model,
+            self.plan,
+            self.actual,
+            (*results, *repairs),
+            mine,
+            self.options,
+            self.owner,
+            self.lease.token,
         )
+        # All landed as announced: the audit records, naming the lease, release it.
+        by_audits = writes.released_by_audits and writes.updates == self.lease.intent(model)
         problem = None
         try:
             for name, version, key, value in writes.audits:
                 self.registry.set_version_tag(name, version, key, value)
-            self.lease.finish(model, writes.updates)
+            if by_audits:
+                self.lease.released_by_records(model)
+            else:
+                self.lease.finish(model, writes.updates)
         except ReconcilerError as failed:
             # The changes are made: report them, and say what could not be recorded.
             problem = f"{model}: {failed}"
@@ -275,7 +291,7 @@ class _ModelRun:
             if registered is not None:
                 # Repairing or recording a model another apply took over would undo its newer
                 # change and put back an older fence.
-                self.lease.check_still_held(model, registered.tags)
+                self.lease.check_still_held(model, registered)
             now = ActualState({model: registered} if registered is not None else {})
             again = diff(
                 self.desired,
@@ -321,7 +337,7 @@ def _plan(
     commit: str | None = None,  # the commit applied: in-sync pins with stale bookkeeping
 ) -> tuple[Plan, ActualState]:
     if actual is None:
-        actual = registry.read({pin.model for pin in desired.pins})
+        actual = _read(registry, {pin.model for pin in desired.pins}, owner)
     plan = diff(desired, actual, environments or None, models or None, prune, owner)
     # Every problem in one run: pins the registry cannot satisfy and policy failures of the rest
     # (entries in error have no steps, so policy skips them).
@@ -331,6 +347,21 @@ def _plan(
     if owner is not None:
         plan = replace(plan, adoptions=records.find_adoptions(plan, actual, root, commit, owner))
     return plan, actual
+
+
+def _read(registry: Registry, pinned: set[str], owner: str | None) -> ActualState:
+    """All versions of the pinned models, and of any other whose lease announced records of
+    this repository that its audit records may have completed (a pin removed right after its
+    apply: prune needs that ownership). Other teams' models are never read in full."""
+    actual = registry.read(pinned)
+    if owner is None:
+        return actual
+    finished = {
+        name
+        for name, model in actual.models.items()
+        if name not in pinned and awaits_records(model.tags, owner)
+    }
+    return registry.read(pinned | finished) if finished else actual
 
 
 def _check_filters(

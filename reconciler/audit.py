@@ -26,6 +26,9 @@ class AuditRecord:
     actor: str | None = None
     pull_request: str | None = None
     dirty: bool = False  # applied with --allow-dirty: not exactly `commit`
+    # The lease id of the apply that wrote it: the record that also releases that apply's lease
+    # (bookkeeping.state_of). None in records of earlier versions and of explicit releases.
+    apply: str | None = None
 
 
 def action_for(version: str, previous: tuple[str, ...]) -> str:
@@ -46,8 +49,11 @@ def append(existing: str | None, record: AuditRecord) -> str:
 
 def _record_json(record: AuditRecord) -> dict[str, object]:
     data = asdict(record)
+    # The usual case stays as short as before (tag values are capped).
     if not record.dirty:
-        del data["dirty"]  # the usual case stays as short as before (tag values are capped)
+        del data["dirty"]
+    if record.apply is None:
+        del data["apply"]
     return data
 
 
@@ -67,6 +73,7 @@ def parse(value: str | None) -> list[AuditRecord]:
                 actor=item.get("actor"),
                 pull_request=item.get("pull_request"),
                 dirty=item.get("dirty") is True,
+                apply=None if item.get("apply") is None else str(item["apply"]),
             )
             for item in data
         ]

@@ -5,13 +5,21 @@ Each registered model reconciler changes carries one JSON tag, `reconciler.state
     {"environments": {"production": {"commit": "<sha>", "owner": "git:<root sha>",
                                      "plan": "<plan checksum>"}},
      "lease": {"holder": ..., "commit": ..., "acquired": ..., "expires": ..., "host": ...,
-               "pid": ...}}
+               "pid": ..., "apply": "<lease id>",
+               "pending": {"production": {"commit": ..., "owner": ..., "plan": ...}}}}
 
 `environments` is the bookkeeping (fencing by ancestry, ownership for prune, which plan did it);
-`lease` is present while an apply holds the model (lease.py). One tag, so the write that records
-a model's apply also releases its lease, and taking the lease proves write permission (one write
-per model). Earlier versions kept separate tags (`reconciler.applied_commit.<env>`,
-`reconciler.managed.<env>`); they are still read for every environment the JSON does not name.
+`lease` is present while an apply holds the model (apply/lease.py). Taking the lease is the write
+that proves permission on the model, and it already carries what the apply will record there if its
+steps land (`pending`). The audit record that apply then writes on the version it put in place
+names the lease (`apply`): once every pending environment has such a record, the pending records
+count as written and the lease as released (`state_of`), so a model with one change costs three
+writes: the lease, the transition, the audit record. Any other ending (a failed step, a repair that
+changed the outcome, an adoption without an audit record, an interrupted apply) writes the tag once
+more as before: the records that landed, no lease.
+
+Earlier versions kept separate tags (`reconciler.applied_commit.<env>`, `reconciler.managed.<env>`);
+they are still read for every environment the JSON does not name.
 
 Audit records stay on the versions they describe (`reconciler.audit.<env>`, audit.py).
 """
@@ -21,7 +29,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.state import RegisteredModel
 
 STATE_TAG = "reconciler.state"
 
@@ -58,6 +69,17 @@ class EnvRecord:
     owner: str | None = None  # the repository managing it (gitrepo.repository_id); None: nobody
     plan: str | None = None  # checksum of the plan that wrote it (None: an adoption)
 
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnvRecord:
+        return cls(
+            commit=_str_or_none(data.get("commit")),
+            owner=_str_or_none(data.get("owner")),
+            plan=_str_or_none(data.get("plan")),
+        )
+
 
 @dataclass(frozen=True)
 class ModelState:
@@ -73,8 +95,7 @@ class ModelState:
     def to_json(self) -> str:
         data: dict[str, Any] = {
             "environments": {
-                env: {k: v for k, v in vars(record).items() if v is not None}
-                for env, record in sorted(self.environments.items())
+                env: record.to_dict() for env, record in sorted(self.environments.items())
             }
         }
         if self.lease is not None:
@@ -100,9 +121,62 @@ class Adoption:
         )
 
 
+def state_of(model: RegisteredModel | None) -> ModelState:
+    """A model's bookkeeping and lease as every reader must take them: the records an apply
+    announced in its lease (`pending`) count as written for each environment where one of the
+    model's versions carries that apply's audit record, and the lease as released once all do.
+    Needs the versions' tags: `read` gives them for the models asked for (`awaits_records` says
+    which others to ask for)."""
+    if model is None:
+        return ModelState()
+    state = parse_state(model.tags)
+    token, pending = _announced(state.lease)
+    if token is None or not pending:
+        return state
+    done = {
+        env: record
+        for env, record in pending.items()
+        if any(_names_apply(v.tags.get(audit_tag(env)), token) for v in model.versions.values())
+    }
+    if not done:
+        return state
+    state = state.recording(done)
+    return state.with_lease(None) if len(done) == len(pending) else state
+
+
+def awaits_records(tags: Mapping[str, str], owner: str | None = None) -> bool:
+    """Whether the model's lease announced records (naming `owner`, if given) that its audit
+    records may have completed."""
+    token, pending = _announced(parse_state(tags).lease)
+    if owner is not None:
+        pending = {env: r for env, r in pending.items() if r.owner == owner}
+    return token is not None and bool(pending)
+
+
+def _announced(lease: Mapping[str, Any] | None) -> tuple[str | None, dict[str, EnvRecord]]:
+    if not lease or not isinstance(lease.get("apply"), str):
+        return None, {}
+    try:
+        pending = {str(env): EnvRecord.from_dict(r) for env, r in lease["pending"].items()}
+    except (KeyError, TypeError, AttributeError):
+        return None, {}
+    return str(lease["apply"]), pending
+
+
+def _names_apply(value: str | None, token: str) -> bool:
+    """Whether an audit tag value holds a record written by the apply `token`."""
+    if not value or token not in value:
+        return False
+    try:
+        return any(isinstance(r, dict) and r.get("apply") == token for r in json.loads(value))
+    except (ValueError, TypeError):
+        return False
+
+
 def parse_state(tags: Mapping[str, str]) -> ModelState:
-    """The model's state tag merged over the legacy tags; an unreadable tag counts as empty (a
-    hand edit), so the legacy tags and a fresh lease take over."""
+    """The model's state tag merged over the legacy tags, as written (`state_of` is how readers
+    take it); an unreadable tag counts as empty (a hand edit), so the legacy tags and a fresh
+    lease take over."""
     environments: dict[str, EnvRecord] = {}
     for key, value in tags.items():
         for prefix, name in (
@@ -116,11 +190,7 @@ def parse_state(tags: Mapping[str, str]) -> ModelState:
     try:
         data = json.loads(tags.get(STATE_TAG) or "{}")
         for env, record in (data.get("environments") or {}).items():
-            environments[str(env)] = EnvRecord(
-                commit=_str_or_none(record.get("commit")),
-                owner=_str_or_none(record.get("owner")),
-                plan=_str_or_none(record.get("plan")),
-            )
+            environments[str(env)] = EnvRecord.from_dict(record)
         if isinstance(data.get("lease"), dict):
             lease = data["lease"]
     except (ValueError, TypeError, AttributeError):
@@ -128,13 +198,13 @@ def parse_state(tags: Mapping[str, str]) -> ModelState:
     return ModelState(environments, lease)
 
 
-def applied_commit(tags: Mapping[str, str], environment: str) -> str | None:
-    record = parse_state(tags).environments.get(environment)
+def applied_commit(model: RegisteredModel | None, environment: str) -> str | None:
+    record = state_of(model).environments.get(environment)
     return record.commit if record else None
 
 
-def owner(tags: Mapping[str, str], environment: str) -> str | None:
-    record = parse_state(tags).environments.get(environment)
+def owner(model: RegisteredModel | None, environment: str) -> str | None:
+    record = state_of(model).environments.get(environment)
     return record.owner if record else None
 
 

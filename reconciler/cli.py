@@ -27,6 +27,9 @@ import click
 
 from reconciler import api, report
 from reconciler import verify as verify_report
+from reconciler.apply.executor import ApplyReport, StepResult
+from reconciler.apply.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
+from reconciler.apply.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.errors import (
     EXIT_BUG,
     EXIT_CHANGES_PENDING,
@@ -38,9 +41,6 @@ from reconciler.errors import (
     Problem,
     ReconcilerError,
 )
-from reconciler.executor import ApplyReport, StepResult
-from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
-from reconciler.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.redact import ScrubbingFilter, scrub
 from reconciler.registry.base import Registry
 from reconciler.verify import Outcome
@@ -65,7 +65,7 @@ class AppContext:
     root: Path | None = None
     tracking_uri: str | None = None
     traceback: bool = False
-    # Lease timing (see lease.py): tests shorten them; users keep the defaults.
+    # Lease timing (see apply/lease.py): tests shorten them; users keep the defaults.
     lease_settle: float = DEFAULT_SETTLE
     lease_ttl: float = DEFAULT_TTL
 
@@ -577,7 +577,7 @@ def apply(
 def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: str) -> None:
     """Remove model leases left by applies that died: expired ones and those whose process is
     gone on this host (Terraform's force-unlock). Says what it removed and what it kept."""
-    from reconciler.lease import unlock as unlock_leases
+    from reconciler.apply.lease import unlock as unlock_leases
 
     found = unlock_leases(obj.registry(), models, force)
     now = datetime.now(UTC).timestamp()

@@ -60,6 +60,11 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
             return None
 
 
+def is_shallow(root: Path) -> bool:
+    with _open(root) as repo:
+        return repo is not None and repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+
+
 def changed_paths(root: Path, since: str, until: str) -> set[str] | None:
     """The paths under environments/ that differ between two commits (repository-relative, as
     pins name their files); None when git cannot tell (a commit not in this clone)."""

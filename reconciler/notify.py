@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import audit
-from reconciler.executor import ApplyReport
+from reconciler.apply.executor import ApplyReport
 from reconciler.redact import scrub
 from reconciler.verify import Outcome
 

@@ -81,6 +81,16 @@ def set_key(text: str, key: str, value: str) -> str:
     return f"{text[:end]}\n{line}{text[end:]}"
 
 
+def is_flow_style(text: str) -> bool:
+    """Whether the pin is one flow mapping (`{model: m, version: 2}`): its keys are not lines,
+    so the edits here cannot keep it as written."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return False  # validation says what is wrong with it
+    return isinstance(node, yaml.MappingNode) and bool(node.flow_style)
+
+
 def has_key(text: str, key: str) -> bool:
     return re.search(_KEY_LINE.format(key=re.escape(key)), text, re.MULTILINE) is not None
 

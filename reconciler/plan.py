@@ -180,7 +180,7 @@ def diff(
     owned = {
         name
         for name, model in actual.models.items()
-        if owner is not None and any(owner_of(model.tags, env) == owner for env in env_scope)
+        if owner is not None and any(owner_of(model, env) == owner for env in env_scope)
     }
 
     entries: list[Entry] = []
@@ -264,7 +264,7 @@ class _ModelWalk:
             elif (
                 registered is not None
                 and owner is not None
-                and owner_of(registered.tags, env.name) == owner
+                and owner_of(registered, env.name) == owner
             ):
                 steps = self.sim.retire(registered.name, env, ranks)
                 self.retirements.append(

@@ -10,6 +10,7 @@ from pathlib import Path
 from reconciler.desired import load_desired_state
 from reconciler.errors import (
     InvalidInput,
+    Problem,
     UsageError,
 )
 from reconciler.registry.base import Registry
@@ -138,6 +139,19 @@ def promote(
         )
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
+        if pinfile.is_flow_style(before):
+            raise InvalidInput(
+                [
+                    Problem(
+                        display,
+                        1,
+                        None,
+                        "promote edits pins written one key per line; this one is a flow "
+                        "mapping ({...}): write it as `model: …` and `version: …` lines, or "
+                        "edit it by hand",
+                    )
+                ]
+            )
         text, dropped = _edit(before, current, version, run_id, confidence, note, offline)
     path.write_text(text, encoding="utf-8")
     try:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.executor import ApplyReport, StepResult
+from reconciler.apply.executor import ApplyReport, StepResult
 from reconciler.gitrepo import PinChange
 from reconciler.history import History
 from reconciler.plan import Entry, Plan, Retirement, Step

@@ -30,7 +30,6 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
     for entry in plan.entries:
         pin = entry.pin
         registered = actual.models.get(pin.model)
-        tags = registered.tags if registered else {}
         alias = entry.target.partition(" + @")[2] or None
         alias_version = registered.aliases.get(alias) if registered and alias else None
         rows.append(
@@ -41,7 +40,7 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 target=entry.target,
                 registry=entry.current,
                 in_sync=entry.status in ("in_sync", "promoted_onward"),
-                last_applied_commit=applied_commit(tags, pin.environment),
+                last_applied_commit=applied_commit(registered, pin.environment),
                 alias=alias,
                 alias_version=alias_version,
             )

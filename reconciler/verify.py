@@ -85,7 +85,13 @@ def judge(status: int, body: bytes, field: str) -> Observation:
 
 
 def _version(value: object, field: str) -> Observation:
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    # A backend's answer is exact: " 3" is not what a correct server says (pins may be padded,
+    # their text is a person's; this is a program's).
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or str(value) != str(value).strip()
+    ):
         return Observation(error=f"{field} is {_show(value)}, not a version")
     try:
         return Observation(served=parse_version(str(value)))

@@ -144,7 +144,7 @@ def recorded_commit(registry: Registry, model: str, environment: str) -> str | N
     from reconciler.bookkeeping import applied_commit
 
     found = registry.read_model(model)
-    return applied_commit(found.tags, environment) if found else None
+    return applied_commit(found, environment)
 
 
 def recorded_owner(registry: Registry, model: str, environment: str) -> str | None:
@@ -152,7 +152,7 @@ def recorded_owner(registry: Registry, model: str, environment: str) -> str | No
     from reconciler.bookkeeping import owner
 
     found = registry.read_model(model)
-    return owner(found.tags, environment) if found else None
+    return owner(found, environment)
 
 
 @pytest.fixture

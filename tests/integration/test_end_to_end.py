@@ -215,3 +215,27 @@ def test_older_clone_cannot_roll_back_a_newer_apply(
     assert f"refusing to apply commit {older[:12]} to production" in refused.stderr
     assert f"{model} was last applied there from commit {newer[:12]}" in refused.stderr
     assert seeder.stages(model) == {"1": NONE_STAGE, "2": NONE_STAGE, "3": PRODUCTION}
+
+
+def test_prune_finds_ownership_its_audit_record_completed_on_an_older_version(
+    repo: Repo, seeder: Seeder, proxy: RecordingProxy
+) -> None:
+    """An apply's records are completed by the audit record it writes on the version it put in
+    place (no release write). For a model no longer pinned the registry lists only the latest
+    version per stage: v1 with the alias is not among them, and prune must still see that this
+    repository owns it."""
+    model = seeder.name("shadowed")
+    seeder.model(model, [0.8, 0.9])
+    repo.write("environments/shadow.yaml", "stage: null\nalias: shadow\n")
+    repo.pin("shadow", model, 1)
+    repo.commit("shadow v1")
+    run = cli(repo, proxy.url)
+    assert run("apply", "--model", model).exit_code == 0
+    assert seeder.client.get_registered_model(model).aliases == {"shadow": "1"}
+    (repo.root / "environments" / "shadow" / f"{model}.yaml").unlink()
+    repo.commit("retire it")
+    plan = run("plan")
+    assert f"  - shadow: {model}: " in plan.stdout, plan.stdout  # listed for retirement
+    pruned = run("apply", "--prune", "--force")
+    assert pruned.exit_code == 0, pruned.stdout + pruned.stderr
+    assert seeder.client.get_registered_model(model).aliases == {}

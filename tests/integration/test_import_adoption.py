@@ -15,6 +15,7 @@ import pytest
 from reconciler import audit
 from reconciler.bookkeeping import applied_commit, audit_tag
 from reconciler.bookkeeping import owner as owner_of
+from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
@@ -67,9 +68,9 @@ def _adopt_and_prune(tmp_path: Path, seeder: Seeder, proxy: RecordingProxy) -> N
     moves = [w for w in proxy.writes() if "transition-stage" in w[1] or "/alias" in w[1]]
     assert moves == []
     for environment, model, version in ADOPTED:
-        registered = seeder.client.get_registered_model(model)
-        assert applied_commit(registered.tags, environment) == head, (environment, model)
-        assert owner_of(registered.tags, environment) == owner, (environment, model)
+        registered = MlflowRegistry(seeder.client.tracking_uri).read_model(model)
+        assert applied_commit(registered, environment) == head, (environment, model)
+        assert owner_of(registered, environment) == owner, (environment, model)
         tags = seeder.client.get_model_version(model, version).tags
         records = audit.parse(tags.get(audit_tag(environment)))
         assert [(r.action, r.commit) for r in records] == [("adopt", head)], (environment, model)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler.apply.lease import lease_of
 from reconciler.bookkeeping import applied_commit
-from reconciler.lease import lease_of
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, make_runner
@@ -72,10 +72,10 @@ def assert_recorded_and_unleased(url: str, names: list[str], commit: str) -> lis
     for name in names:
         model = registry.read_model(name)
         assert model is not None
-        assert lease_of(model.tags) is None, name
+        assert lease_of(model) is None, name
         if model.versions["2"].stage == PRODUCTION:
             assert model.versions["1"].stage == ARCHIVED
-            assert applied_commit(model.tags, "production") == commit, name
+            assert applied_commit(model, "production") == commit, name
             promoted.append(name)
         else:
             assert model.versions["1"].stage == PRODUCTION

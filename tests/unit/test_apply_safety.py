@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from reconciler.bookkeeping import STATE_TAG, ModelState, parse_state
+from reconciler.apply.lease import Lease, LeaseHeld, LeaseRecord, lease_of, this_host
+from reconciler.bookkeeping import STATE_TAG, ModelState, parse_state, state_of
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
-from reconciler.lease import Lease, LeaseHeld, LeaseRecord, lease_of, this_host
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
@@ -51,7 +51,7 @@ def hold_lease(
 
 def lease(fake: FakeRegistry, model: str = "m") -> LeaseRecord | None:
     found = fake.read_model(model)
-    return lease_of(found.tags) if found else None
+    return lease_of(found)
 
 
 def test_a_held_lease_blocks_apply_and_names_the_holder(
@@ -175,17 +175,20 @@ def test_the_lease_proves_permission_before_any_stage_write_and_the_plan_is_reco
 ) -> None:
     checksum = json.loads(run("plan", "--format", "json").stdout)["checksum"]
     assert run("apply").exit_code == 0
+    # Three writes for one change (issue 11): the lease announcing the records, the transition,
+    # the audit record naming the lease (which releases it).
     assert promotion.writes == [
         ("set_model_tag", "m", STATE_TAG),  # the lease: proves we may write m
         ("transition", "m", "2", PRODUCTION, "True"),
         ("set_version_tag", "m", "2", "reconciler.audit.production"),
-        ("set_model_tag", "m", STATE_TAG),  # bookkeeping, releasing the lease
     ]
     found = promotion.read_model("m")
     assert found is not None
-    record = parse_state(found.tags).environments["production"]
+    record = state_of(found).environments["production"]
     assert record.plan == checksum
     assert lease(promotion) is None
+    # As written, the tag still holds the lease: its audit record is what released it.
+    assert parse_state(found.tags).lease is not None
 
 
 class ReadOnly(FakeRegistry):
@@ -359,8 +362,8 @@ def test_losing_the_lease_race_backs_off_then_waits_until_expiry() -> None:
     ]
     assert clock.now >= 1_010
     # A partial win is given back: a is free again (no hold-and-wait, so no deadlock).
-    assert lease_of(registry.read(["a"]).models["a"].tags) is None
-    taken = lease_of(registry.read(["b"]).models["b"].tags)  # the winner's record is left alone
+    assert lease_of(registry.read(["a"]).models["a"]) is None
+    taken = lease_of(registry.read(["b"]).models["b"])  # the winner's record is left alone
     assert taken is not None
     assert taken.holder == "interloper"
 
@@ -384,7 +387,7 @@ def test_lease_renews_before_it_runs_out() -> None:
 
 
 def lease_of_m(registry: FakeRegistry) -> LeaseRecord | None:
-    return lease_of(registry.read(["m"]).models["m"].tags)
+    return lease_of(registry.read(["m"]).models["m"])
 
 
 def test_release_leaves_someone_elses_lease() -> None:

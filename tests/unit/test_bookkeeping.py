@@ -4,11 +4,13 @@ written), adoption of in-sync pins (recorded once, then zero writes), and old ta
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from reconciler import audit
-from reconciler.bookkeeping import STATE_TAG, audit_tag, parse_state
+from reconciler.bookkeeping import STATE_TAG, audit_tag, parse_state, state_of
+from reconciler.errors import RegistryError
 from reconciler.registry.fake import FakeRegistry
 from reconciler.state import ARCHIVED, PRODUCTION
 from tests.conftest import Repo, RunCli, make_runner, recorded_commit, recorded_owner
@@ -197,7 +199,7 @@ def test_old_tags_are_read_back_and_migrated(repo: Repo, run: RunCli, fake: Fake
     assert run("apply").exit_code == 0
     found = fake.read_model("m")
     assert found is not None
-    state = parse_state(found.tags).environments["production"]
+    state = state_of(found).environments["production"]
     assert state.commit == repo.git("rev-parse", "HEAD").strip()
     assert STATE_TAG in found.tags
 
@@ -226,15 +228,20 @@ class TakenOverAfterWriting(FakeRegistry):
             super().set_model_tag(model, STATE_TAG, json.dumps(theirs))
 
 
-def test_a_lease_lost_while_writing_is_never_overwritten_nor_repaired(repo: Repo) -> None:
-    """The stalled apply must neither undo the newer apply's change (repair) nor overwrite its
-    records with a stale copy (the fence would go back to an older commit)."""
-    registry = TakenOverAfterWriting()
+def v1_serving_v2_pinned(registry: FakeRegistry, repo: Repo) -> str:
+    """m with three versions, v1 in Production; the pin (committed) says v2."""
     for _ in range(3):
         registry.create_version("m")
     registry.transition_stage("m", "1", PRODUCTION, archive_existing=True)
     repo.pin("production", "m", 2)
-    repo.commit("v2")
+    return repo.commit("m v2")
+
+
+def test_a_lease_lost_while_writing_is_never_overwritten_nor_repaired(repo: Repo) -> None:
+    """The stalled apply must neither undo the newer apply's change (repair) nor overwrite its
+    records with a stale copy (the fence would go back to an older commit)."""
+    registry = TakenOverAfterWriting()
+    v1_serving_v2_pinned(registry, repo)
     registry.model = "m"
     result = make_runner(repo.root, registry)("apply")
     assert result.exit_code == 1
@@ -273,3 +280,168 @@ def test_a_change_whose_records_were_lost_is_audited_when_adopted(
     newest = history["changes"][0] if isinstance(history, dict) else history[0]
     assert newest["commit"] == again
     assert newest["applied"] is True
+
+
+class KilledAtAudit(KilledAtModel):
+    """Dies writing the audit record of `model` in `environment` (after its transition)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audit_kill: tuple[str, str] | None = None
+
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        if self.audit_kill is not None and (model, key) == (
+            self.audit_kill[0],
+            audit_tag(self.audit_kill[1]),
+        ):
+            self.dead = True
+        super().set_version_tag(model, version, key, value)
+
+
+def test_the_audit_record_releases_the_lease_and_the_next_apply_goes_straight_on(
+    repo: Repo, fake: FakeRegistry
+) -> None:
+    first = v1_serving_v2_pinned(fake, repo)
+    run = make_runner(repo.root, fake)
+    assert run("apply").exit_code == 0
+    assert recorded_commit(fake, "m", "production") == first
+    assert run("unlock").stdout == "Unlock: 0 removed, 0 kept.\n"  # nothing held: no lease
+    repo.pin("production", "m", 3)
+    second = repo.commit("m v3")
+    fake.writes.clear()
+    # No waiting at all: the first apply's lease is released although its tag still holds it.
+    result = run("apply", "--lease-wait", "0")
+    assert result.exit_code == 0, result.output
+    assert "waiting for the lease" not in result.output
+    assert [w[0] for w in fake.writes] == ["set_model_tag", "transition", "set_version_tag"]
+    assert recorded_commit(fake, "m", "production") == second
+    # The second lease write carried the first apply's records over into the tag itself.
+    written = parse_state(fake.read(["m"]).models["m"].tags)
+    assert written.environments["production"].commit == first
+    # An older commit is still refused (the fence reads the records the audit completed).
+    repo.git("checkout", "-q", first)
+    refused = run("apply")
+    assert refused.exit_code == 4
+    assert "refusing to apply commit" in refused.stderr
+
+
+def test_a_kill_before_the_audit_record_keeps_the_lease_and_the_old_fence(repo: Repo) -> None:
+    registry = KilledAtAudit()
+    for _ in range(2):
+        registry.create_version("m")
+    run = make_runner(repo.root, registry, lease_ttl=0.05)
+    repo.pin("production", "m", 1)
+    old = repo.commit("m v1")
+    assert run("apply").exit_code == 0
+    repo.pin("production", "m", 2)
+    new = repo.commit("m v2")
+    registry.audit_kill = ("m", "production")
+    with pytest.raises(Killed):
+        run("apply")
+    assert stages(registry, "m") == {"1": ARCHIVED, "2": PRODUCTION}
+    found = registry.read(["m"]).models["m"]
+    assert state_of(found).lease is not None  # announced records not written: still held
+    assert recorded_commit(registry, "m", "production") == old
+    # Once the lease expires, the next apply finds m in sync and records it (adoption).
+    registry.dead, registry.audit_kill = False, None
+    time.sleep(0.1)
+    result = make_runner(repo.root, registry)("apply")
+    assert result.exit_code == 0, result.output
+    assert "record" in result.stdout
+    assert recorded_commit(registry, "m", "production") == new
+    assert state_of(registry.read(["m"]).models["m"]).lease is None
+    records = audit.parse(
+        registry.read(["m"]).models["m"].versions["2"].tags[audit_tag("production")]
+    )
+    assert [(r.action, r.commit) for r in records][-1] == ("adopt", new)
+
+
+def test_a_kill_between_two_audit_records_completes_only_the_first(repo: Repo) -> None:
+    registry = KilledAtAudit()
+    for _ in range(3):
+        registry.create_version("m")
+    run = make_runner(repo.root, registry)
+    repo.pin("production", "m", 1)
+    repo.pin("staging", "m", 2)
+    old = repo.commit("v1, v2")
+    assert run("apply").exit_code == 0
+    repo.pin("production", "m", 2)
+    repo.pin("staging", "m", 3)
+    new = repo.commit("v2, v3")
+    registry.audit_kill = ("m", "staging")  # production (written first) is audited
+    with pytest.raises(Killed):
+        run("apply")
+    found = registry.read(["m"]).models["m"]
+    state = state_of(found)
+    assert state.environments["production"].commit == new
+    assert state.environments["staging"].commit == old
+    assert state.lease is not None  # staging's records are still owed: held until it expires
+
+
+class FailsTransition(FakeRegistry):
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        if model == self.failing:
+            raise RegistryError(f"move {model} v{version} to {stage}: INTERNAL_ERROR: boom")
+        super().transition_stage(model, version, stage, archive_existing=archive_existing)
+
+
+def test_a_model_whose_step_failed_is_released_by_a_write_of_what_landed(repo: Repo) -> None:
+    registry = FailsTransition("b")
+    for model in ("a", "b"):
+        registry.create_version(model, stage=PRODUCTION)
+        registry.create_version(model)
+        repo.pin("production", model, 2)
+    repo.commit("v2 everywhere")
+    result = make_runner(repo.root, registry)("apply")
+    assert result.exit_code == 1
+    b_writes = [w[0] for w in registry.writes if w[1] == "b"]
+    assert b_writes == ["set_model_tag", "set_model_tag"]  # the lease, then its release
+    found = registry.read(["b"]).models["b"]
+    assert parse_state(found.tags).lease is None
+    assert recorded_commit(registry, "b", "production") is None
+    assert state_of(registry.read(["a"]).models["a"]).lease is None
+
+
+class MovedWhileLeasing(FakeRegistry):
+    """Someone moves v3 into Production by hand as our lease is written: the plan under the
+    lease differs from the one the lease announced."""
+
+    moved = False
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        super().set_model_tag(model, key, value, create_model=create_model)
+        if not self.moved:
+            self.moved = True
+            self.force_stage(model, "3", PRODUCTION)
+
+
+def test_records_announced_for_another_plan_are_announced_again(repo: Repo) -> None:
+    registry = MovedWhileLeasing()
+    v1_serving_v2_pinned(registry, repo)
+    run = make_runner(repo.root, registry)
+    announced = json.loads(run("plan", "--format", "json").stdout)["checksum"]
+    registry.writes.clear()
+    result = run("apply")
+    assert result.exit_code == 0, result.output
+    # The lease, the lease announcing the new plan's records, the transition, the audit record
+    # (which releases it: no write after it).
+    assert [w[0] for w in registry.writes] == [
+        "set_model_tag",
+        "set_model_tag",
+        "transition",
+        "set_version_tag",
+    ]
+    state = state_of(registry.read(["m"]).models["m"])
+    assert state.lease is None
+    recorded = state.environments["production"].plan
+    assert recorded is not None
+    assert recorded != announced  # the plan that ran (archive v3), not the one first announced
+    assert stages(registry, "m") == {"1": ARCHIVED, "2": PRODUCTION, "3": ARCHIVED}

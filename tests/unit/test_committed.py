@@ -124,7 +124,7 @@ def test_allow_dirty_applies_and_the_audit_says_dirty(
     [record] = audit.parse(tag)
     assert (record.commit, record.dirty) == (head, True)
     # The fence still records HEAD: an older commit cannot roll this back unforced.
-    assert applied_commit(registered.tags, "production") == head
+    assert applied_commit(registered, "production") == head
     # A clean apply's record carries no `dirty` key at all (tag values are capped in size).
     repo.commit("pin v3")
     repo.pin("production", "m", 2)

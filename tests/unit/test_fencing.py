@@ -103,3 +103,24 @@ def test_outside_git_a_recorded_commit_needs_force(tmp_path: Path, fake: FakeReg
         in result.stderr
     )
     assert make_runner(plain, fake)("apply", "--allow-dirty", "--force").exit_code == 0
+
+
+def test_a_full_clone_without_the_recorded_commit_is_not_called_shallow(
+    repo: Repo, fake: FakeRegistry
+) -> None:
+    _c1, _c2, c3 = history(repo, fake)
+    main = repo.git("branch", "--show-current").strip()
+    repo.git("checkout", "-q", "-b", "experiment")
+    repo.pin("production", "m", 1)
+    side = repo.commit("try v1 from a branch")
+    assert make_runner(repo.root, fake)("apply").exit_code == 0
+    repo.git("checkout", "-q", main)
+    main_only = clone(repo, "main-only", "--single-branch", "--branch", main)
+    result = make_runner(main_only, fake)("apply")
+    assert result.exit_code == 4
+    assert result.stderr == (
+        f"error: refusing to apply commit {c3[:12]} to production: m was last applied there from "
+        f"commit {side[:12]}, which is not in this clone (a commit on a branch this clone lacks, "
+        "or history rewritten since). Fetch it (git fetch origin) and apply a commit that "
+        "descends from it, or use --force\n"
+    )

@@ -263,3 +263,23 @@ def test_a_branch_name_git_refuses_is_a_clear_error(
     )
     assert (repo.root / "environments/production/m.yaml").read_text() == before
     assert repo.git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+
+def test_a_flow_style_pin_is_refused_as_such_not_as_invalid_yaml(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    for _ in range(3):
+        fake.create_version("dot.model")
+    pin = "{model: dot.model, version: 2, note: old note}  # flow\n"
+    repo.write("environments/production/dot.model.yaml", pin)
+    valid = run("validate")
+    assert valid.exit_code == 0, valid.output
+    result = run("promote", "dot.model", "--to", "production", "--version", "3")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "error: environments/production/dot.model.yaml:1: promote edits pins written one key per "
+        "line; this one is a flow mapping ({...}): write it as `model: …` and `version: …` "
+        "lines, or edit it by hand"
+    )
+    assert "invalid YAML" not in result.stderr
+    assert (repo.root / "environments/production/dot.model.yaml").read_text() == pin

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import executor
+from reconciler.apply import executor
 from reconciler.bookkeeping import managed_tag
 from reconciler.plan import diff
 from reconciler.registry.fake import FakeRegistry

@@ -125,6 +125,9 @@ def test_verify_passes_when_every_endpoint_serves_its_pin(
             Answer(body=b'{"version": true}'), "version is true, not a version", id="boolean"
         ),
         pytest.param(
+            Answer(body=b'{"version": " 3"}'), 'version is " 3", not a version', id="padded"
+        ),
+        pytest.param(
             Answer(302, b"", {"Location": "http://127.0.0.1:9/"}), "HTTP 302", id="redirect"
         ),
     ],

@@ -13,8 +13,11 @@ MLflow has no compare-and-set, so this is write-then-confirm. Residual risk (REA
 writer's read-to-write gap exceeds `settle`, both may believe they hold a model; applies then still
 converge (each verifies and repairs what it touched). A record whose holder is a process that is
 gone on this same host is free at once; others are taken over `ttl` seconds after their last
-renewal, by the taker's clock (`reconciler unlock` removes them by hand). The write that records a
-model's bookkeeping drops the lease from the same tag: no separate release write.
+renewal, by the taker's clock (`reconciler unlock` removes them by hand).
+
+No separate release write when all goes to plan: the lease announces the records the apply will
+make (`acquire(intents=...)`), and the audit records it then writes name the lease, which releases
+it (bookkeeping.state_of). Otherwise `finish` records what landed and drops the lease in one write.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import random
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -37,11 +41,12 @@ from reconciler.bookkeeping import (
     STATE_TAG,
     EnvRecord,
     ModelState,
-    parse_state,
+    awaits_records,
+    state_of,
 )
 from reconciler.errors import ReconcilerError, RegistryPermissionDenied
 from reconciler.registry.base import Registry
-from reconciler.state import ActualState
+from reconciler.state import ActualState, RegisteredModel
 
 DEFAULT_TTL = 120.0
 DEFAULT_WAIT = 60.0
@@ -133,13 +138,16 @@ def this_host() -> str:
     return " ".join(parts)
 
 
-def lease_of(tags: Mapping[str, str]) -> LeaseRecord | None:
-    return LeaseRecord.from_dict(parse_state(tags).lease)
+def lease_of(model: RegisteredModel | None) -> LeaseRecord | None:
+    """The model's lease as read, or None when free or released by its apply's audit records."""
+    return LeaseRecord.from_dict(state_of(model).lease)
 
 
 class Lease:
-    """The leases of one apply on the models it writes. `acquire`, then `finish` each model as
-    its bookkeeping is written (that write releases it), then `release` the rest."""
+    """The leases of one apply on the models it writes. `acquire` (announcing the records each
+    model gets if all lands), then per model either `released_by_records` once the audit records
+    naming `token` are written, or `finish` (records and release in one write); `release` the
+    rest."""
 
     def __init__(
         self,
@@ -167,6 +175,8 @@ class Lease:
         self._sleep = sleep
         self._jitter = jitter
         self._parallelism = parallelism
+        self.token = uuid.uuid4().hex[:12]  # names this apply in the audit records it writes
+        self._intents: dict[str, Mapping[str, EnvRecord]] = {}
         self._acquired = 0.0
         self._expires = 0.0
         self._states: dict[str, ModelState] = {}  # held models: their tag as we last wrote it
@@ -181,9 +191,17 @@ class Lease:
     def holds(self, model: str) -> bool:
         return model in self._states
 
-    def acquire(self, models: Collection[str], read: Collection[str] = ()) -> ActualState:
-        """Lease every model in `models`; returns the registry as read to confirm it (every
-        model's tags, all versions of `models` and `read`), for planning under the lease."""
+    def acquire(
+        self,
+        models: Collection[str],
+        read: Collection[str] = (),
+        intents: Mapping[str, Mapping[str, EnvRecord]] | None = None,
+    ) -> ActualState:
+        """Lease every model in `models`, announcing `intents` (model: the records it gets when
+        all its steps land and its audit records are written); returns the registry as read to
+        confirm it (every model's tags, all versions of `models` and `read`), for planning under
+        the lease."""
+        self._intents = dict(intents or {})
         wanted = sorted(set(models))
         full = set(wanted) | set(read)
         deadline = self._clock() + self._wait
@@ -205,7 +223,7 @@ class Lease:
                 for model in lost:
                     self._states.pop(model, None)
                 self._release_all(actual)
-                blocked = [(m, r) for m in lost if (r := lease_of(_tags(actual, m))) is not None]
+                blocked = [(m, r) for m in lost if (r := lease_of(_model(actual, m))) is not None]
                 if not blocked:
                     blocked = [(lost[0], None)]
             model, record = blocked[0]
@@ -235,15 +253,42 @@ class Lease:
                     with self._lock(model):
                         state = self._states.get(model)
                         if state is not None:
-                            self._put(model, state.with_lease(self._record()))
+                            self._put(model, state.with_lease(self._record(model)))
             except ReconcilerError as error:
                 # The write that follows meets the same registry and reports it as that change's
                 # outcome; a renewal never aborts the apply (and its report) by itself.
                 self._on_wait(f"could not renew the lease: {error}")
 
-    def check_still_held(self, model: str, tags: Mapping[str, str]) -> None:
+    def intent(self, model: str) -> Mapping[str, EnvRecord] | None:
+        """The records announced for `model`, if its lease is held and announced any."""
+        return self._intents.get(model) if model in self._states else None
+
+    def announce(self, intents: Mapping[str, Mapping[str, EnvRecord]]) -> None:
+        """Announce these records instead (the plan made under the lease differs from the one
+        the lease was taken for): one write per held model whose announcement changes."""
+        for model in sorted(self._states):
+            wanted = intents.get(model)
+            if wanted == self._intents.get(model):
+                continue
+            with self._lock(model):
+                state = self._states.get(model)
+                if wanted is None:
+                    self._intents.pop(model, None)
+                else:
+                    self._intents[model] = wanted
+                if state is not None:
+                    self._states[model] = state.with_lease(self._record(model))
+                    self._put(model, self._states[model])
+
+    def released_by_records(self, model: str) -> None:
+        """`model`'s audit records naming `token` are written for every announced environment:
+        those records released it; never renew or release it again."""
+        with self._lock(model):
+            self._states.pop(model, None)
+
+    def check_still_held(self, model: str, registered: RegisteredModel) -> None:
         """Raise LeaseLost unless the model's lease, as just read, is still ours."""
-        record = lease_of(tags)
+        record = lease_of(registered)
         if record is None or record.holder != self._holder:
             with self._lock(model):
                 self._states.pop(model, None)  # theirs now: never released or recorded by us
@@ -279,7 +324,7 @@ class Lease:
                     continue
                 if actual is not None and not self._ours(actual, model):
                     continue  # expired and taken by another apply meanwhile: theirs now
-                base = parse_state(_tags(actual, model)) if actual is not None else state
+                base = state_of(_model(actual, model)) if actual is not None else state
                 self._put(model, base.with_lease(None))
 
     def __enter__(self) -> Lease:
@@ -299,13 +344,13 @@ class Lease:
     ) -> list[tuple[str, LeaseRecord | None]]:
         blocked: list[tuple[str, LeaseRecord | None]] = []
         for model in models:
-            record = lease_of(_tags(actual, model))
+            record = lease_of(_model(actual, model))
             if record is not None and record.holder != self._holder and not record.free(now):
                 blocked.append((model, record))
         return blocked
 
     def _ours(self, actual: ActualState, model: str) -> bool:
-        record = lease_of(_tags(actual, model))
+        record = lease_of(_model(actual, model))
         return record is not None and record.holder == self._holder
 
     def _write_all(self, actual: ActualState, models: list[str], now: float) -> None:
@@ -314,10 +359,11 @@ class Lease:
         The order does not matter: races are settled by the confirming read, not by order."""
         self._acquired = now
         self._expires = now + self._ttl
-        record = self._record()
 
         def put(model: str) -> None:
-            state = parse_state(_tags(actual, model)).with_lease(record)
+            # Over the tag as readers take it: records a finished apply's lease announced and
+            # its audit records completed are kept, its lease dropped.
+            state = state_of(_model(actual, model)).with_lease(self._record(model))
             self._put(model, state)
             with self._locks_guard:
                 self._states[model] = state
@@ -345,8 +391,8 @@ class Lease:
 
         _each(put, sorted(states), self._parallelism)  # what fails expires by itself
 
-    def _record(self) -> dict[str, Any]:
-        return asdict(
+    def _record(self, model: str) -> dict[str, Any]:
+        record: dict[str, Any] = asdict(
             LeaseRecord(
                 self._holder,
                 self._commit,
@@ -356,6 +402,11 @@ class Lease:
                 os.getpid(),
             )
         )
+        intent = self._intents.get(model)
+        if intent:
+            record["apply"] = self.token
+            record["pending"] = {env: r.to_dict() for env, r in sorted(intent.items())}
+        return record
 
     def _put(self, model: str, state: ModelState) -> None:
         self._registry.set_model_tag(model, STATE_TAG, state.to_json())
@@ -386,9 +437,8 @@ def _each(
     return sorted(errors, key=lambda found: found[0])
 
 
-def _tags(actual: ActualState | None, model: str) -> Mapping[str, str]:
-    found = actual.models.get(model) if actual is not None else None
-    return found.tags if found is not None else {}
+def _model(actual: ActualState | None, model: str) -> RegisteredModel | None:
+    return actual.models.get(model) if actual is not None else None
 
 
 @dataclass(frozen=True)
@@ -409,6 +459,11 @@ def unlock(
     process gone on this host); with `force`, any (Terraform's force-unlock: only when you know
     the holder is not running). Also the registry-wide lease of earlier versions."""
     actual = registry.read(())
+    # A lease its audit records may have released: those records are on versions the overview
+    # does not list (it has the latest version per stage).
+    finished = sorted(name for name, m in actual.models.items() if awaits_records(m.tags))
+    if finished:
+        actual = registry.read(finished)
     now = clock()
     found: list[Unlocked] = []
     for name in sorted(actual.models):
@@ -416,7 +471,9 @@ def unlock(
             continue
         tags = actual.models[name].tags
         legacy = name == LEGACY_STATE_MODEL and LEGACY_LEASE_TAG in tags
-        record = LeaseRecord.parse(tags[LEGACY_LEASE_TAG]) if legacy else lease_of(tags)
+        record = (
+            LeaseRecord.parse(tags[LEGACY_LEASE_TAG]) if legacy else lease_of(actual.models[name])
+        )
         if record is None:
             continue
         if record.expires <= now:
@@ -431,7 +488,7 @@ def unlock(
         if legacy:
             registry.delete_model_tag(name, LEGACY_LEASE_TAG)
         else:
-            state = parse_state(tags).with_lease(None)
+            state = state_of(actual.models[name]).with_lease(None)
             registry.set_model_tag(name, STATE_TAG, state.to_json())
         found.append(Unlocked(name, record, True, why))
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.apply.options import ApplyOptions
 from reconciler.bookkeeping import applied_commit
 from reconciler.errors import (
     OutOfOrder,
@@ -12,7 +13,6 @@ from reconciler.errors import (
     RetireRefused,
     UncommittedChanges,
 )
-from reconciler.options import ApplyOptions
 from reconciler.plan import Plan
 from reconciler.state import ActualState, DesiredState
 
@@ -55,11 +55,11 @@ def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptio
     CI run that finishes last would roll production back)."""
     if options.force:
         return
-    from reconciler.gitrepo import is_ancestor
+    from reconciler.gitrepo import is_ancestor, is_shallow
 
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
         registered = actual.models.get(model)
-        recorded = applied_commit(registered.tags, environment) if registered else None
+        recorded = applied_commit(registered, environment)
         if not recorded or recorded == options.commit:
             continue
         if options.commit is None:
@@ -70,11 +70,17 @@ def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptio
             )
         ordered = is_ancestor(root, recorded, options.commit)
         if ordered is None:
-            raise OutOfOrder(
-                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
-                f"last applied there from commit {recorded[:12]}, which is not in this clone "
+            why = (
                 "(a shallow checkout?). Fetch full history (git fetch --unshallow; "
                 "actions/checkout with fetch-depth: 0), or use --force"
+                if is_shallow(root)
+                else "(a commit on a branch this clone lacks, or history rewritten since). "
+                "Fetch it (git fetch origin) and apply a commit that descends from it, or use "
+                "--force"
+            )
+            raise OutOfOrder(
+                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
+                f"last applied there from commit {recorded[:12]}, which is not in this clone {why}"
             )
         if not ordered:
             raise OutOfOrder(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from reconciler.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
+from reconciler.apply.lease import DEFAULT_SETTLE, DEFAULT_TTL, DEFAULT_WAIT
 
 if TYPE_CHECKING:
-    from reconciler.executor import StepResult
+    from reconciler.apply.executor import StepResult
 
 
 class Interrupt:

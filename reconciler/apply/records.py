@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import audit
-from reconciler.bookkeeping import Adoption, EnvRecord, audit_tag, parse_state
-from reconciler.executor import StepResult
-from reconciler.options import ApplyOptions
+from reconciler.apply.executor import StepResult
+from reconciler.apply.options import ApplyOptions
+from reconciler.bookkeeping import Adoption, EnvRecord, audit_tag, state_of
 from reconciler.plan import Plan
 from reconciler.state import ActualState
 
@@ -21,10 +21,38 @@ from reconciler.state import ActualState
 @dataclass(frozen=True)
 class Writes:
     """The bookkeeping writes of one model: audit tags (model, version, key, value), then the
-    model's state-tag updates (written with the lease release)."""
+    model's state-tag updates (announced by its lease, or written with the lease release)."""
 
     audits: tuple[tuple[str, str, str, str], ...]
     updates: Mapping[str, EnvRecord]
+    audited: frozenset[str] = frozenset()  # the environments the audit records are for
+
+    @property
+    def released_by_audits(self) -> bool:
+        """Whether the audit records can stand for the updates (every updated environment has
+        one), so that a lease announcing the updates needs no release write."""
+        return bool(self.updates) and set(self.updates) <= self.audited
+
+
+def intents(
+    plan: Plan,
+    actual: ActualState,
+    adoptions: Sequence[Adoption],
+    options: ApplyOptions,
+    owner: str,
+) -> dict[str, Mapping[str, EnvRecord]]:
+    """For the lease to announce: per model the records it gets if every step lands, where its
+    audit records can stand for them."""
+
+    found: dict[str, Mapping[str, EnvRecord]] = {}
+    models = {step.model for step in plan.steps} | {a.model for a in adoptions}
+    for model in sorted(models):
+        landed = [StepResult(step, "applied") for step in plan.steps if step.model == model]
+        mine = [a for a in adoptions if a.model == model]
+        writes = model_writes(model, plan, actual, landed, mine, options, owner)
+        if writes.released_by_audits:
+            found[model] = writes.updates
+    return found
 
 
 def find_adoptions(
@@ -43,7 +71,7 @@ def find_adoptions(
             continue  # promoted onward: the version serves higher up, its record is there
         pin = entry.pin
         registered = actual.models[pin.model]
-        record = parse_state(registered.tags).environments.get(pin.environment) or EnvRecord()
+        record = state_of(registered).environments.get(pin.environment) or EnvRecord()
         if record.owner is not None and record.owner != owner:
             continue  # another repository manages it there: not ours to take
         reason = None
@@ -79,15 +107,18 @@ def model_writes(
     adoptions: Sequence[Adoption],
     options: ApplyOptions,
     owner: str,
+    apply: str | None = None,
 ) -> Writes:
     """What to record for `model` once its steps are done: for each environment whose steps all
     landed, the commit, ownership (none after a retirement) and plan; one audit record per pin
-    fully applied, per version retired, and per adopted version without one."""
+    fully applied, per version retired, and per adopted version without one (naming `apply`,
+    the lease that announced them)."""
     outcome = {id(r.step): r.outcome for r in results}
     time = options.clock().isoformat(timespec="seconds")
     registered = actual.models.get(model)
-    existing = parse_state(registered.tags).environments if registered else {}
+    existing = state_of(registered).environments
     audits: list[tuple[str, str, str, str]] = []
+    audited: set[str] = set()
 
     def add_audit(environment: str, version: str, action: str, previous: tuple[str, ...]) -> None:
         assert registered is not None
@@ -101,9 +132,11 @@ def model_writes(
             actor=options.actor,
             pull_request=options.pull_request,
             dirty=options.dirty,
+            apply=apply,
         )
         tags = registered.versions[version].tags
         audits.append((model, version, key, audit.append(tags.get(key), record)))
+        audited.add(environment)
 
     for entry in plan.entries:
         if entry.pin.model != model or not entry.steps:
@@ -153,4 +186,4 @@ def model_writes(
         )
         if adoption.audit:
             add_audit(adoption.environment, adoption.version, "adopt", ())
-    return Writes(tuple(audits), updates)
+    return Writes(tuple(audits), updates, frozenset(audited))
