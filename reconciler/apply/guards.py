@@ -100,9 +100,9 @@ def check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
         if retirement.enabled:
             by_env.setdefault(retirement.environment, []).append(retirement.model)
     for name, models in sorted(by_env.items()):
-        env = desired.environments[name]
         listed = ", ".join(models)
-        if not any(pin.environment == name for pin in desired.pins):
+        env = desired.environments.get(name)
+        if env is None or not any(pin.environment == name for pin in desired.pins):
             raise RetireRefused(
                 f"refusing to retire every model from {name} (it would have no pins left): "
                 f"{listed}; use --force if that is intended"
