@@ -422,8 +422,9 @@ def import_pins(
     """Write a pin for every model the registry serves in each environment (its stage, or its
     alias for alias-only environments): the existing environments plus staging and production.
     Reads the registry the cheap way `plan` does; writes only files."""
-    from reconciler.desired import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_DIR
+    from reconciler.desired import ENVIRONMENTS_DIR
     from reconciler.redact import redact_uri, scrub
+    from reconciler.state import DEFAULT_ENVIRONMENTS
 
     if (root / ENVIRONMENTS_DIR).exists():
         desired = load_desired_state(root)  # a broken repository is fixed first, not added to

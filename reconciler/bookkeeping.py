@@ -85,12 +85,17 @@ class EnvRecord:
 class ModelState:
     environments: Mapping[str, EnvRecord] = field(default_factory=dict)
     lease: Mapping[str, Any] | None = None  # lease.LeaseRecord as a dict; None when free
+    # Per environment, the commit an apply announced whose records never completed (killed
+    # between its transition and its audit record, its lease taken over or removed): it may
+    # have landed, so it fences like a recorded commit until an apply records that environment.
+    attempted: Mapping[str, str] = field(default_factory=dict)
 
     def with_lease(self, lease: Mapping[str, Any] | None) -> ModelState:
         return replace(self, lease=lease)
 
     def recording(self, updates: Mapping[str, EnvRecord]) -> ModelState:
-        return replace(self, environments={**self.environments, **updates})
+        attempted = {env: c for env, c in self.attempted.items() if env not in updates}
+        return replace(self, environments={**self.environments, **updates}, attempted=attempted)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -100,6 +105,8 @@ class ModelState:
         }
         if self.lease is not None:
             data["lease"] = dict(self.lease)
+        if self.attempted:
+            data["attempted"] = dict(sorted(self.attempted.items()))
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -124,9 +131,9 @@ class Adoption:
 def state_of(model: RegisteredModel | None) -> ModelState:
     """A model's bookkeeping and lease as every reader must take them: the records an apply
     announced in its lease (`pending`) count as written for each environment where one of the
-    model's versions carries that apply's audit record, and the lease as released once all do.
-    Needs the versions' tags: `read` gives them for the models asked for (`awaits_records` says
-    which others to ask for)."""
+    model's versions carries that apply's audit record, and the lease as released once all do;
+    the commits of the others count as `attempted`. Needs the versions' tags: `read` gives them
+    for the models asked for (`awaits_records` says which others to ask for)."""
     if model is None:
         return ModelState()
     state = parse_state(model.tags)
@@ -138,9 +145,9 @@ def state_of(model: RegisteredModel | None) -> ModelState:
         for env, record in pending.items()
         if any(_names_apply(v.tags.get(audit_tag(env)), token) for v in model.versions.values())
     }
-    if not done:
-        return state
     state = state.recording(done)
+    unfinished = {env: r.commit for env, r in pending.items() if env not in done and r.commit}
+    state = replace(state, attempted={**state.attempted, **unfinished})
     return state.with_lease(None) if len(done) == len(pending) else state
 
 
@@ -193,9 +200,10 @@ def parse_state(tags: Mapping[str, str]) -> ModelState:
             environments[str(env)] = EnvRecord.from_dict(record)
         if isinstance(data.get("lease"), dict):
             lease = data["lease"]
+        attempted = {str(env): str(c) for env, c in (data.get("attempted") or {}).items() if c}
     except (ValueError, TypeError, AttributeError):
-        pass
-    return ModelState(environments, lease)
+        attempted = {}
+    return ModelState(environments, lease, attempted)
 
 
 def applied_commit(model: RegisteredModel | None, environment: str) -> str | None:

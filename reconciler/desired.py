@@ -19,15 +19,11 @@ from reconciler.endpoints import Endpoint, endpoint_problems
 from reconciler.errors import InvalidInput, Problem
 from reconciler.policy import Gates
 from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
-from reconciler.state import PRODUCTION, STAGING, DesiredState, Environment, Pin
+from reconciler.state import DEFAULT_ENVIRONMENTS, DesiredState, Environment, Pin
 from reconciler.versions import parse_version
 
 ENVIRONMENTS_DIR = "environments"
 YAML_SUFFIXES = (".yaml", ".yml")
-DEFAULT_ENVIRONMENTS = {
-    "staging": Environment("staging", STAGING),
-    "production": Environment("production", PRODUCTION),
-}
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 

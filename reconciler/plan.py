@@ -19,6 +19,7 @@ from reconciler.bookkeeping import owner as owner_of
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
+    DEFAULT_ENVIRONMENTS,
     DEFAULT_STAGE,
     READY,
     STAGE_RANK,
@@ -169,9 +170,11 @@ def diff(
     """The steps that make `actual` match `desired`, limited to the named environments/models.
     Retirements (pins removed from models `owner`, this repository, manages) become steps where
     `prune` or the environment's setting allows."""
-    env_scope = set(environments) if environments is not None else set(desired.environments)
+    known = [*desired.environments_by_rank(), *_vacated(desired, actual, owner)]
+    known.sort(key=lambda env: env.rank)
+    env_scope = set(environments) if environments is not None else {env.name for env in known}
     model_scope = set(models) if models is not None else None
-    ranks = {env.name: i for i, env in enumerate(desired.environments_by_rank())}
+    ranks = {env.name: i for i, env in enumerate(known)}
 
     by_model: dict[str, list[Pin]] = {}
     for pin in desired.pins:
@@ -189,7 +192,7 @@ def diff(
         if model_scope is not None and model not in model_scope:
             continue
         walk = _ModelWalk(
-            desired.environments_by_rank(),
+            known,
             ranks,
             by_model.get(model, []),
             actual.models.get(model),
@@ -212,6 +215,22 @@ def diff(
     entries.sort(key=lambda e: (ranks[e.pin.environment], e.pin.model))
     steps.sort(key=lambda s: s.order_key)
     return Plan(tuple(entries), tuple(steps), unmanaged, problems, tuple(retirements))
+
+
+def _vacated(desired: DesiredState, actual: ActualState, owner: str | None) -> list[Environment]:
+    """Default environments (no settings file) gone with their last pin file while this
+    repository still manages models there: kept, so that those models are listed for
+    retirement rather than silently forgotten."""
+    if owner is None:
+        return []
+    stages = {env.stage for env in desired.environments.values() if env.stage}
+    return [
+        env
+        for name, env in DEFAULT_ENVIRONMENTS.items()
+        if name not in desired.environments
+        and env.stage not in stages
+        and any(owner_of(model, name) == owner for model in actual.models.values())
+    ]
 
 
 class _ModelWalk:

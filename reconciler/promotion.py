@@ -72,7 +72,8 @@ def promote(
     Unless `offline`, the version must exist in the registry and be READY: a pin the plan would
     refuse is never written."""
     from reconciler import gitrepo, pinfile
-    from reconciler.desired import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_DIR
+    from reconciler.desired import ENVIRONMENTS_DIR
+    from reconciler.state import DEFAULT_ENVIRONMENTS
 
     desired = load_desired_state(root)
     env = desired.environments.get(environment) or DEFAULT_ENVIRONMENTS.get(environment)

@@ -53,6 +53,13 @@ class Environment:
         return " + ".join(parts)
 
 
+# Environments that need no settings file: their folder is the environment.
+DEFAULT_ENVIRONMENTS = {
+    "staging": Environment("staging", STAGING),
+    "production": Environment("production", PRODUCTION),
+}
+
+
 @dataclass(frozen=True)
 class Pin:
     """One pin file: `model` at `version` in `environment`."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler import audit
 from reconciler.apply.options import ApplyOptions
-from reconciler.bookkeeping import applied_commit
+from reconciler.bookkeeping import audit_tag, state_of
 from reconciler.errors import (
     OutOfOrder,
     PlanChanged,
@@ -14,7 +15,7 @@ from reconciler.errors import (
     UncommittedChanges,
 )
 from reconciler.plan import Plan
-from reconciler.state import ActualState, DesiredState
+from reconciler.state import ActualState, DesiredState, RegisteredModel
 
 
 def check_committed(root: Path, allow_dirty: bool) -> bool:
@@ -55,40 +56,82 @@ def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptio
     CI run that finishes last would roll production back)."""
     if options.force:
         return
+    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
+        for recorded, said in fences(actual.models.get(model), environment):
+            if recorded != options.commit:
+                _check_one(root, options.commit, model, environment, recorded, said)
+
+
+def fences(registered: RegisteredModel | None, environment: str) -> list[tuple[str, str]]:
+    """The commits an apply to `environment` must descend from, each with how it is known: the
+    applied commit recorded, an announced commit whose records never completed (it may have
+    landed), and the commit of the newest audit record there (on the versions: a state tag
+    overwritten from a stale read, or edited by hand, cannot take it away)."""
+    state = state_of(registered)
+    found: list[tuple[str, str]] = []
+    record = state.environments.get(environment)
+    if record is not None and record.commit:
+        found.append((record.commit, "was last applied there from commit {}"))
+    attempted = state.attempted.get(environment)
+    if attempted:
+        found.append((attempted, "may have been changed there by an apply of commit {} (its "
+                                 "records never completed)"))  # fmt: skip
+    for newest in _newest_audits(registered, environment):
+        found.append((newest, "was last applied there from commit {}, says its newest audit "
+                              "record"))  # fmt: skip
+    unique: dict[str, str] = {}
+    for commit, said in found:
+        unique.setdefault(commit, said)
+    return list(unique.items())
+
+
+def _newest_audits(registered: RegisteredModel | None, environment: str) -> list[str]:
+    """The commits of the newest audit records there (several when they share a second: the
+    time is kept to the second)."""
+    if registered is None:
+        return []
+    key = audit_tag(environment)
+    records = [
+        record
+        for version in registered.versions.values()
+        for record in audit.parse(version.tags.get(key))
+        if record.commit
+    ]
+    newest = max((r.time for r in records), default=None)
+    return sorted({r.commit for r in records if r.time == newest and r.commit})
+
+
+def _check_one(
+    root: Path, commit: str | None, model: str, environment: str, recorded: str, said: str
+) -> None:
     from reconciler.gitrepo import is_ancestor, is_shallow
 
-    for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
-        registered = actual.models.get(model)
-        recorded = applied_commit(registered, environment)
-        if not recorded or recorded == options.commit:
-            continue
-        if options.commit is None:
-            raise OutOfOrder(
-                f"refusing to apply {model} to {environment}: it was last applied there from "
-                f"commit {recorded[:12]}, and this is not a git checkout to compare with; "
-                "use --force to apply anyway"
-            )
-        ordered = is_ancestor(root, recorded, options.commit)
-        if ordered is None:
-            why = (
-                "(a shallow checkout?). Fetch full history (git fetch --unshallow; "
-                "actions/checkout with fetch-depth: 0), or use --force"
-                if is_shallow(root)
-                else "(a commit on a branch this clone lacks, or history rewritten since). "
-                "Fetch it (git fetch origin) and apply a commit that descends from it, or use "
-                "--force"
-            )
-            raise OutOfOrder(
-                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
-                f"last applied there from commit {recorded[:12]}, which is not in this clone {why}"
-            )
-        if not ordered:
-            raise OutOfOrder(
-                f"refusing to apply commit {options.commit[:12]} to {environment}: {model} was "
-                f"last applied there from commit {recorded[:12]}, which is not an ancestor of "
-                f"{options.commit[:12]}. An older run finishing last would roll {environment} "
-                "back; use --force to apply anyway"
-            )
+    known = said.format(recorded[:12])
+    if commit is None:
+        raise OutOfOrder(
+            f"refusing to apply {model} to {environment}: it {known}, and this is not a git "
+            "checkout to compare with; use --force to apply anyway"
+        )
+    ordered = is_ancestor(root, recorded, commit)
+    if ordered is None:
+        why = (
+            "(a shallow checkout?). Fetch full history (git fetch --unshallow; "
+            "actions/checkout with fetch-depth: 0), or use --force"
+            if is_shallow(root)
+            else "(a commit on a branch this clone lacks, or history rewritten since). "
+            "Fetch it (git fetch origin) and apply a commit that descends from it, or use "
+            "--force"
+        )
+        raise OutOfOrder(
+            f"refusing to apply commit {commit[:12]} to {environment}: {model} {known}, which "
+            f"is not in this clone {why}"
+        )
+    if not ordered:
+        raise OutOfOrder(
+            f"refusing to apply commit {commit[:12]} to {environment}: {model} {known}, which "
+            f"is not an ancestor of {commit[:12]}. An older run finishing last would roll "
+            f"{environment} back; use --force to apply anyway"
+        )
 
 
 def check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
@@ -100,9 +143,9 @@ def check_retirements(desired: DesiredState, plan: Plan, force: bool) -> None:
         if retirement.enabled:
             by_env.setdefault(retirement.environment, []).append(retirement.model)
     for name, models in sorted(by_env.items()):
-        env = desired.environments[name]
         listed = ", ".join(models)
-        if not any(pin.environment == name for pin in desired.pins):
+        env = desired.environments.get(name)
+        if env is None or not any(pin.environment == name for pin in desired.pins):
             raise RetireRefused(
                 f"refusing to retire every model from {name} (it would have no pins left): "
                 f"{listed}; use --force if that is intended"

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -300,12 +300,18 @@ class Lease:
             )
 
     def finish(self, model: str, updates: Mapping[str, EnvRecord]) -> None:
-        """The bookkeeping write: record `updates` and release the model, in one tag write."""
+        """The bookkeeping write: record `updates` and release the model, in one tag write. An
+        announced environment left out (its step failed, or its outcome is unknown) keeps this
+        apply's commit as attempted: it may have landed."""
         with self._lock(model):
             state = self._states.get(model)
             if state is None:
                 raise ReconcilerError(f"cannot record {model}: its lease is not held")
-            self._put(model, state.recording(updates).with_lease(None))
+            intent = self._intents.get(model) or {}
+            unfinished = {e: r.commit for e, r in intent.items() if e not in updates and r.commit}
+            state = state.recording(updates)
+            state = replace(state, attempted={**state.attempted, **unfinished})
+            self._put(model, state.with_lease(None))
             del self._states[model]
 
     def release(self) -> None:

@@ -41,8 +41,9 @@ def intents(
     options: ApplyOptions,
     owner: str,
 ) -> dict[str, Mapping[str, EnvRecord]]:
-    """For the lease to announce: per model the records it gets if every step lands, where its
-    audit records can stand for them."""
+    """For the lease to announce: per model the records it gets if every step lands (its audit
+    records stand for them where `released_by_audits`; else the release write records them).
+    Announced, a commit fences even if the apply dies before recording it (`attempted`)."""
 
     found: dict[str, Mapping[str, EnvRecord]] = {}
     models = {step.model for step in plan.steps} | {a.model for a in adoptions}
@@ -50,7 +51,7 @@ def intents(
         landed = [StepResult(step, "applied") for step in plan.steps if step.model == model]
         mine = [a for a in adoptions if a.model == model]
         writes = model_writes(model, plan, actual, landed, mine, options, owner)
-        if writes.released_by_audits:
+        if writes.updates:
             found[model] = writes.updates
     return found
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from click.testing import Result
 
 from reconciler import audit
 from reconciler.bookkeeping import STATE_TAG, audit_tag, parse_state, state_of
@@ -445,3 +446,68 @@ def test_records_announced_for_another_plan_are_announced_again(repo: Repo) -> N
     assert recorded is not None
     assert recorded != announced  # the plan that ran (archive v3), not the one first announced
     assert stages(registry, "m") == {"1": ARCHIVED, "2": PRODUCTION, "3": ARCHIVED}
+
+
+# Fences that hold when the state tag does not tell the whole story (hostile review, issue 11):
+# an apply killed between its transition and its audit record, a state tag written back from a
+# stale read, an audit tag removed by hand. An apply from the older commit is refused each time.
+
+
+def older_and_newer(repo: Repo, registry: FakeRegistry) -> tuple[str, str]:
+    """m: v1 in Production applied at `older` (pins v2 there); `newer` (its child) pins v3."""
+    for _ in range(3):
+        registry.create_version("m")
+    registry.transition_stage("m", "1", PRODUCTION, archive_existing=True)
+    repo.pin("production", "m", 2)
+    older = repo.commit("m v2")
+    assert make_runner(repo.root, registry)("apply").exit_code == 0
+    repo.pin("production", "m", 3)
+    return older, repo.commit("m v3")
+
+
+def apply_at(repo: Repo, registry: FakeRegistry, commit: str) -> Result:
+    repo.git("checkout", "-q", commit)
+    return make_runner(repo.root, registry)("apply")
+
+
+def test_a_kill_before_the_audit_record_still_fences_the_older_commit(repo: Repo) -> None:
+    registry = KilledAtAudit()
+    older, newer = older_and_newer(repo, registry)
+    registry.audit_kill = ("m", "production")
+    with pytest.raises(Killed):
+        make_runner(repo.root, registry, lease_ttl=0.05)("apply")
+    registry.dead, registry.audit_kill = False, None
+    time.sleep(0.1)  # the lease expired: anyone may take it over
+    refused = apply_at(repo, registry, older)
+    assert refused.exit_code == 4, refused.output
+    assert (
+        f"m may have been changed there by an apply of commit {newer[:12]} (its records never "
+        "completed), which is not an ancestor of"
+    ) in refused.stderr
+    assert stages(registry, "m")["3"] == PRODUCTION
+    # The newer commit (or one after it) goes on, and records what serves.
+    assert apply_at(repo, registry, newer).exit_code == 0
+    assert recorded_commit(registry, "m", "production") == newer
+    assert state_of(registry.read(["m"]).models["m"]).attempted == {}
+
+
+def test_a_state_tag_written_back_from_a_stale_read_still_fences(
+    repo: Repo, fake: FakeRegistry
+) -> None:
+    older, _newer = older_and_newer(repo, fake)
+    stale = fake.read(["m"]).models["m"].tags[STATE_TAG]
+    assert make_runner(repo.root, fake)("apply").exit_code == 0
+    fake.set_model_tag("m", STATE_TAG, stale)  # an older apply's lease write, computed before
+    refused = apply_at(repo, fake, older)
+    assert refused.exit_code == 4, refused.output
+    assert "says its newest audit record, which is not an ancestor of" in refused.stderr
+    assert stages(fake, "m")["3"] == PRODUCTION
+
+
+def test_an_audit_record_removed_by_hand_still_fences(repo: Repo, fake: FakeRegistry) -> None:
+    older, newer = older_and_newer(repo, fake)
+    assert make_runner(repo.root, fake)("apply").exit_code == 0
+    fake.set_version_tag("m", "3", audit_tag("production"), "")  # the UI's tag, emptied
+    refused = apply_at(repo, fake, older)
+    assert refused.exit_code == 4, refused.output
+    assert f"apply of commit {newer[:12]} (its records never completed)" in refused.stderr

@@ -135,3 +135,35 @@ def test_repository_identity_is_shared_by_clones(repo: Repo, tmp_path: Path) -> 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo.root), str(clone)], check=True)
     assert repository_id(repo.root) == repository_id(clone) == f"git:{first}"
+
+
+def test_a_default_environment_whose_last_pin_went_still_lists_its_models(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """staging needs no settings file: its folder is the environment. Removing its last pin
+    removes the folder (git keeps no empty folders); what this repository put in Staging is
+    still listed for retirement, and retired only with --prune and --force (it empties it)."""
+    for model in ("a", "b"):
+        fake.create_version(model)
+        fake.create_version(model)
+        repo.pin("production", model, 1)
+        repo.pin("staging", model, 2)
+    assert run("apply").exit_code == 0
+    for model in ("a", "b"):
+        (repo.root / f"environments/staging/{model}.yaml").unlink()
+    (repo.root / "environments/staging").rmdir()
+    plan = run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert (
+        "  - staging: a: retire v2 from Staging [needs --prune, or prune: true in its settings]"
+        in plan.stdout
+    )
+    assert "  - staging: b: retire v2 from Staging" in plan.stdout
+    refused = run("apply", "--prune")
+    assert refused.exit_code == 1
+    assert "refusing to retire every model from staging" in refused.stderr
+    assert stages(fake, "a") == {"1": PRODUCTION, "2": "Staging"}
+    assert run("apply", "--prune", "--force").exit_code == 0
+    assert stages(fake, "a") == {"1": PRODUCTION, "2": ARCHIVED}
+    assert recorded_owner(fake, "a", "staging") is None
+    assert "retire" not in run("plan").stdout
