@@ -3,7 +3,7 @@
 Exit codes (errors.py, the README's table): 0 success (in sync), 1 expected failure (bad input,
 registry error, failed apply), 2 changes pending (`plan --detailed-exitcode`) and nothing else,
 3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted (SIGINT),
-143 terminated (SIGTERM).
+143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from reconciler.errors import (
     EXIT_CHANGES_PENDING,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_SIGHUP,
     EXIT_SIGTERM,
     EXIT_USAGE,
     InvalidInput,
@@ -145,6 +146,11 @@ class _Group(click.Group):
             _error("interrupted")
             _document(ctx, "interrupted", EXIT_INTERRUPTED)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`| head`): nothing more can be shown. Not a bug.
+            _drop_stdout()
+            _error("standard output was closed before the command finished printing")
+            ctx.exit(1)
         except Exception as error:
             obj = ctx.find_object(AppContext)
             if obj is not None and obj.traceback:
@@ -515,7 +521,12 @@ def apply(
     def stream(result: StepResult) -> None:
         if output_format == "text":
             with printing:
-                click.echo(report.result_line(result))
+                try:
+                    click.echo(report.result_line(result))
+                except BrokenPipeError:
+                    # The reader went away (`apply | head -1`): the apply goes on, every model
+                    # written is recorded and released; only the printing stops.
+                    _drop_stdout()
 
     interrupt = Interrupt()
     options = ApplyOptions(
@@ -551,7 +562,7 @@ def apply(
     for line in notify.send(notify.messages(result)):
         click.echo(f"note: {line}", err=True)
     if result.interrupted:
-        code = EXIT_SIGTERM if result.interrupted == "SIGTERM" else EXIT_INTERRUPTED
+        code = _SIGNAL_EXITS.get(result.interrupted, EXIT_INTERRUPTED)
         _error(
             f"apply interrupted by {result.interrupted}: the models in flight were finished and "
             "recorded, the rest not attempted; run `reconciler plan` to see what remains"
@@ -604,13 +615,15 @@ def _stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+    # SIGHUP too: an ssh session or terminal that goes away must not kill an apply between its
+    # transition and its records.
+    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
     def handle(signum: int, _frame: object) -> None:
         name = names.get(signal.Signals(signum), "SIGINT")
         if interrupt.event.is_set():
             _error(f"{name} again: exiting at once (an unfinished lease: `reconciler unlock`)")
-            os._exit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_INTERRUPTED)
+            os._exit(_SIGNAL_EXITS.get(name, EXIT_INTERRUPTED))
         interrupt.set(name)
         _error(f"{name}: finishing the models in flight, then stopping (again to exit at once)")
 
@@ -875,6 +888,21 @@ def _notify_verification(outcomes: list[Outcome]) -> bool:
     for line in notify.send(notify.verify_messages(outcomes)):
         click.echo(f"note: {line}", err=True)
     return verify_report.all_ok(outcomes)
+
+
+_SIGNAL_EXITS = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_SIGTERM, "SIGHUP": EXIT_SIGHUP}
+
+
+def _drop_stdout() -> None:
+    """Send the rest of stdout to /dev/null: the reader is gone, and a flush at exit would
+    raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def main() -> None:

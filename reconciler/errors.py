@@ -16,6 +16,7 @@ EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applie
 EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE); never 2
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, the shell's convention
 EXIT_SIGTERM = 143  # SIGTERM (CI cancelling a job): 128 + 15
+EXIT_SIGHUP = 129  # SIGHUP (the terminal or ssh session went away): 128 + 1
 
 
 @dataclass(frozen=True, order=True)

@@ -292,11 +292,16 @@ class Lease:
         if record is None or record.holder != self._holder:
             with self._lock(model):
                 self._states.pop(model, None)  # theirs now: never released or recorded by us
-            by = f"by {record.holder}" if record else "(it was removed)"
+            if record is None:
+                raise LeaseLost(
+                    f"{model}: the lease was removed while this apply wrote (`reconciler unlock "
+                    "--force`, or a hand edit); not verified and nothing recorded: its change "
+                    "stands, and this commit fences older ones (an apply of it records it)"
+                )
             raise LeaseLost(
-                f"{model}: the lease was taken over {by} while this apply wrote (this apply "
-                "stalled past the lease's expiry); not verified and nothing recorded, so that "
-                "apply's changes and records stand"
+                f"{model}: the lease was taken over by {record.holder} while this apply wrote "
+                "(this apply stalled past the lease's expiry); not verified and nothing "
+                "recorded, so that apply's changes and records stand"
             )
 
     def finish(self, model: str, updates: Mapping[str, EnvRecord]) -> None:
@@ -489,7 +494,12 @@ def unlock(
         elif force:
             why = "forced"
         else:
-            found.append(Unlocked(name, record, False, "held by a live apply"))
+            where = (
+                "held by a live apply"
+                if record.host == this_host()
+                else "held by an apply elsewhere (whether it still runs cannot be told from here)"
+            )
+            found.append(Unlocked(name, record, False, where))
             continue
         if legacy:
             registry.delete_model_tag(name, LEGACY_LEASE_TAG)

@@ -83,7 +83,8 @@ def assert_recorded_and_unleased(url: str, names: list[str], commit: str) -> lis
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "output"), [(signal.SIGTERM, 143, "text"), (signal.SIGINT, 130, "json")]
+    ("signum", "code", "output"),
+    [(signal.SIGTERM, 143, "text"), (signal.SIGINT, 130, "json"), (signal.SIGHUP, 129, "text")],
 )
 def test_a_signal_finishes_the_model_in_flight_records_it_and_reports(
     repo: Repo,
@@ -100,7 +101,7 @@ def test_a_signal_finishes_the_model_in_flight_records_it_and_reports(
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stdout + stderr
-    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+    name = signal.Signals(signum).name
     assert f"error: {name}: finishing the models in flight" in stderr
     assert f"error: apply interrupted by {name}" in stderr
     promoted = assert_recorded_and_unleased(mlflow_server, names, commit)
@@ -114,7 +115,7 @@ def test_a_signal_finishes_the_model_in_flight_records_it_and_reports(
         lines = stdout.splitlines()
         assert f"✓ production: {promoted[0]} v2 → Production, archives v1" in lines
         assert lines[-1].endswith(
-            f"{len(names) - len(promoted)} not attempted; 0 already in sync. Stopped by SIGTERM."
+            f"{len(names) - len(promoted)} not attempted; 0 already in sync. Stopped by {name}."
         )
     # What was not attempted is still planned; a second apply converges.
     run = make_runner(repo.root, tracking_uri=mlflow_server)
@@ -177,3 +178,19 @@ def test_text_results_stream_as_each_change_lands(
     assert (
         rest.splitlines()[-1] == "Apply: 3 applied, 0 failed, 0 not attempted; 0 already in sync."
     )
+
+
+def test_a_reader_that_goes_away_never_costs_the_records(
+    repo: Repo, seeder: Seeder, slow_proxy: RecordingProxy, mlflow_server: str
+) -> None:
+    """`reconciler apply | head -1`: the pipe closes under the streamed lines. Printing stops;
+    the apply does not: every model is written, recorded and released."""
+    names, commit = promotions(repo, seeder, 3)
+    process = start_apply(repo, slow_proxy.url, "--parallelism", "1")
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the first line
+    _stdout, stderr = process.communicate(timeout=120)
+    assert "internal error" not in stderr
+    assert "Traceback" not in stderr
+    assert process.returncode == 0, stderr
+    assert len(assert_recorded_and_unleased(mlflow_server, names, commit)) == len(names)

@@ -412,10 +412,11 @@ def test_unlock_removes_dead_leases_and_keeps_live_ones_unless_forced(
 ) -> None:
     import os
 
-    for model in ("dead", "live", "old"):
+    for model in ("dead", "live", "old", "remote"):
         fake.create_model(model)
     hold_lease(fake, "crashed-job", -1, model="dead")
     hold_lease(fake, "running-job", 100, model="live", host=this_host(), pid=os.getpid())
+    hold_lease(fake, "runner-7", 100, model="remote", host="ci-runner-7 1a2b3c4d pid:[1]", pid=9)
     legacy = LeaseRecord("older-version", None, 1.0, 2.0)
     fake.set_model_tag("reconciler-state", "reconciler.lease", legacy.to_json(), create_model=True)
     result = run("unlock")
@@ -424,11 +425,16 @@ def test_unlock_removes_dead_leases_and_keeps_live_ones_unless_forced(
     assert lines[0].startswith("dead: lease removed (expired): crashed-job, commit abc123def456")
     assert lines[1].startswith("live: lease kept (held by a live apply; --force removes it)")
     assert lines[2].startswith("reconciler-state: lease removed (expired): older-version")
-    assert lines[3] == "Unlock: 2 removed, 1 kept."
+    assert lines[3].startswith(
+        "remote: lease kept (held by an apply elsewhere (whether it still runs cannot be told "
+        "from here); --force removes it)"
+    )
+    assert lines[4] == "Unlock: 2 removed, 2 kept."
     assert lease(fake, "dead") is None
     assert lease(fake, "live") is not None
     assert fake.get_model_tag("reconciler-state", "reconciler.lease") is None
     forced = json.loads(run("unlock", "--model", "live", "--force", "--format", "json").stdout)
     assert [(u["model"], u["removed"], u["why"]) for u in forced] == [("live", True, "forced")]
     assert lease(fake, "live") is None
+    assert run("unlock", "--model", "remote", "--force").exit_code == 0
     assert run("unlock").stdout == "Unlock: 0 removed, 0 kept.\n"

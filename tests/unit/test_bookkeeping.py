@@ -511,3 +511,35 @@ def test_an_audit_record_removed_by_hand_still_fences(repo: Repo, fake: FakeRegi
     refused = apply_at(repo, fake, older)
     assert refused.exit_code == 4, refused.output
     assert f"apply of commit {newer[:12]} (its records never completed)" in refused.stderr
+
+
+class UnlockedWhileWriting(FakeRegistry):
+    """`reconciler unlock --force` from another terminal right after m's transition (once
+    `armed`)."""
+
+    armed = False
+
+    def transition_stage(
+        self, model: str, version: str, stage: str, *, archive_existing: bool
+    ) -> None:
+        super().transition_stage(model, version, stage, archive_existing=archive_existing)
+        if not self.armed:
+            return
+        self.armed = False
+        state = state_of(self.read([model]).models[model]).with_lease(None)
+        super().set_model_tag(model, STATE_TAG, state.to_json())
+
+
+def test_a_lease_removed_while_writing_is_said_as_such_and_still_fences(repo: Repo) -> None:
+    registry = UnlockedWhileWriting()
+    older, newer = older_and_newer(repo, registry)
+    registry.armed = True
+    result = make_runner(repo.root, registry)("apply")
+    assert result.exit_code == 1
+    assert "m: the lease was removed while this apply wrote (`reconciler unlock --force`" in (
+        result.stdout
+    )
+    assert "stalled" not in result.stdout
+    assert stages(registry, "m")["3"] == PRODUCTION
+    assert state_of(registry.read(["m"]).models["m"]).attempted == {"production": newer}
+    assert apply_at(repo, registry, older).exit_code == 4
