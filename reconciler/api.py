@@ -116,9 +116,11 @@ def apply(
     options: ApplyOptions | None = None,
 ) -> ApplyReport:
     """Plan; if anything changes (or in-sync pins need their bookkeeping recorded): lease the
-    models to write (which proves write permission), plan again under the lease, then write model
-    by model; as each model's steps land, verify and repair it and record its audit and
-    bookkeeping (which releases its lease). A plan with any problem writes nothing."""
+    models to write (which proves write permission and announces the records each will get),
+    plan again under the lease, then write model by model; as each model's steps land, verify
+    and repair it and write its audit records, which complete the announced records and release
+    its lease (any other outcome: one bookkeeping write of what landed). A plan with any problem
+    writes nothing."""
     options = options or ApplyOptions()
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
@@ -201,7 +203,8 @@ def _writes_to(plan: Plan, adoptions: Sequence[Adoption]) -> set[str]:
 
 class _ModelRun:
     """What happens after a model's steps, in the worker that ran them: verify and repair it,
-    write its audit records, then its bookkeeping (releasing its lease)."""
+    then write its audit records (releasing its lease when all landed as announced, else with
+    one bookkeeping write of what landed)."""
 
     def __init__(
         self,

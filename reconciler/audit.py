@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-from reconciler.bookkeeping import AUDIT_KEEP
+AUDIT_KEEP = 20  # records kept per version and environment (a tag value is capped in size)
 
 _MERGE = re.compile(r"^Merge pull request #(\d+)")
 _SQUASH = re.compile(r"\(#(\d+)\)\s*$")

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from reconciler import audit
+
 if TYPE_CHECKING:
     from reconciler.state import RegisteredModel
 
@@ -56,9 +58,6 @@ def managed_tag(environment: str) -> str:
 def audit_tag(environment: str) -> str:
     """On a model version: JSON list of the applies that put it in `environment`, newest last."""
     return f"reconciler.audit.{environment}"
-
-
-AUDIT_KEEP = 20  # records kept per version and environment (a tag value is capped in size)
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class Adoption:
     model: str
     version: str
     reason: str
-    audit: bool  # whether the serving version gets an `adopt` audit record (it has none there)
+    audit: bool  # whether the serving version gets an `adopt` audit record (none names this commit)
 
     def describe(self) -> str:
         also = " + adopt audit record" if self.audit else ""
@@ -172,12 +171,8 @@ def _announced(lease: Mapping[str, Any] | None) -> tuple[str | None, dict[str, E
 
 def _names_apply(value: str | None, token: str) -> bool:
     """Whether an audit tag value holds a record written by the apply `token`."""
-    if not value or token not in value:
-        return False
-    try:
-        return any(isinstance(r, dict) and r.get("apply") == token for r in json.loads(value))
-    except (ValueError, TypeError):
-        return False
+    # Most versions' records name other applies: skip parsing those.
+    return bool(value) and token in str(value) and any(r.apply == token for r in audit.parse(value))
 
 
 def parse_state(tags: Mapping[str, str]) -> ModelState:

@@ -507,10 +507,10 @@ def apply(
 ) -> None:
     """Make the registry match the pins. Validates and plans everything before any write.
 
-    One apply writes a model at a time (a lease on each model it writes); after writing a model,
-    it re-reads it and repairs what another writer left (an extra version in a stage, a moved
-    alias), then records its applied commit, ownership and audit. Results stream as they land;
-    SIGINT/SIGTERM finish the models in flight and exit 130/143 with the report.
+    No two applies write one model at once (a lease on each model it writes); after writing a
+    model, it re-reads it and repairs what another writer left (an extra version in a stage, a
+    moved alias), then records its applied commit, ownership and audit. Results stream as they
+    land; SIGINT/SIGTERM/SIGHUP finish the models in flight and exit 130/143/129 with the report.
     """
     from reconciler.audit import pull_request_from_message
     from reconciler.gitrepo import head_commit, head_message
@@ -609,25 +609,23 @@ def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: s
 
 @contextmanager
 def _stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
-    """SIGINT (Ctrl-C) and SIGTERM (CI cancelling the job) during apply: the first asks the apply
-    to stop at a step boundary (finish the models in flight, record them, release the leases,
-    report); a second exits at once. Only in the main thread (signals are delivered there)."""
+    """SIGINT (Ctrl-C), SIGTERM (CI cancelling the job) and SIGHUP (an ssh session or terminal
+    that goes away) during apply: the first asks the apply to stop at a step boundary (finish the
+    models in flight, record them, release the leases, report); a second exits at once. Only in
+    the main thread (signals are delivered there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    # SIGHUP too: an ssh session or terminal that goes away must not kill an apply between its
-    # transition and its records.
-    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
     def handle(signum: int, _frame: object) -> None:
-        name = names.get(signal.Signals(signum), "SIGINT")
+        name = signal.Signals(signum).name
         if interrupt.event.is_set():
             _error(f"{name} again: exiting at once (an unfinished lease: `reconciler unlock`)")
             os._exit(_SIGNAL_EXITS.get(name, EXIT_INTERRUPTED))
         interrupt.set(name)
         _error(f"{name}: finishing the models in flight, then stopping (again to exit at once)")
 
-    previous = {sig: signal.signal(sig, handle) for sig in names}
+    previous = {sig: signal.signal(sig, handle) for sig in _STOPPING_SIGNALS}
     try:
         yield
     finally:
@@ -890,6 +888,7 @@ def _notify_verification(outcomes: list[Outcome]) -> bool:
     return verify_report.all_ok(outcomes)
 
 
+_STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _SIGNAL_EXITS = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_SIGTERM, "SIGHUP": EXIT_SIGHUP}
 
 

@@ -19,7 +19,13 @@ from reconciler.endpoints import Endpoint, endpoint_problems
 from reconciler.errors import InvalidInput, Problem
 from reconciler.policy import Gates
 from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
-from reconciler.state import DEFAULT_ENVIRONMENTS, DesiredState, Environment, Pin
+from reconciler.state import (
+    DEFAULT_ENVIRONMENTS,
+    DesiredState,
+    Environment,
+    Pin,
+    filterable_name,
+)
 from reconciler.versions import parse_version
 
 ENVIRONMENTS_DIR = "environments"
@@ -366,7 +372,7 @@ def _model_name_problems(document: Document, model: str, stem: str) -> list[Prob
         problems.append(
             Problem(document.display, line, "model", f"{model!r} is not a name MLflow accepts")
         )
-    if "\\" in model or any(not c.isprintable() for c in model):
+    if not filterable_name(model):
         # MLflow accepts such names but its search filter parser cannot name them, so their
         # versions cannot be read (and one such name in a `name IN (...)` list breaks it).
         problems.append(

@@ -62,7 +62,11 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool | None:
 
 def is_shallow(root: Path) -> bool:
     with _open(root) as repo:
-        return repo is not None and repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+        return repo is not None and _shallow(repo)
+
+
+def _shallow(repo: Any) -> bool:
+    return bool(repo.git.rev_parse("--is-shallow-repository").strip() == "true")
 
 
 def changed_paths(root: Path, since: str, until: str) -> set[str] | None:
@@ -220,7 +224,7 @@ def pin_history(root: Path, model: str) -> list[PinChange]:
     with _open(root) as repo:
         if repo is None or head_commit(root) is None:
             return []
-        if repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+        if _shallow(repo):
             raise ShallowClone(
                 f"history of {model!r} is incomplete: this is a shallow clone, so commits before "
                 "the shallow boundary are not here. Fetch them with `git fetch --unshallow` "

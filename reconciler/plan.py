@@ -14,8 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from reconciler.bookkeeping import Adoption
-from reconciler.bookkeeping import owner as owner_of
+from reconciler.bookkeeping import Adoption, state_of
 from reconciler.errors import Problem
 from reconciler.state import (
     ARCHIVED,
@@ -170,7 +169,9 @@ def diff(
     """The steps that make `actual` match `desired`, limited to the named environments/models.
     Retirements (pins removed from models `owner`, this repository, manages) become steps where
     `prune` or the environment's setting allows."""
-    known = [*desired.environments_by_rank(), *_vacated(desired, actual, owner)]
+    # Where this repository manages each model (one reading of each model's state tag).
+    ours = _managed_here(actual, owner)
+    known = [*desired.environments_by_rank(), *_vacated(desired, ours)]
     known.sort(key=lambda env: env.rank)
     env_scope = set(environments) if environments is not None else {env.name for env in known}
     model_scope = set(models) if models is not None else None
@@ -180,11 +181,7 @@ def diff(
     for pin in desired.pins:
         by_model.setdefault(pin.model, []).append(pin)
     # Models that lost their pin where reconciler managed them: candidates for retirement.
-    owned = {
-        name
-        for name, model in actual.models.items()
-        if owner is not None and any(owner_of(model, env) == owner for env in env_scope)
-    }
+    owned = {name for name, envs in ours.items() if envs & env_scope}
 
     entries: list[Entry] = []
     retirements: list[Retirement] = []
@@ -198,7 +195,7 @@ def diff(
             actual.models.get(model),
             env_scope,
             prune,
-            owner,
+            ours.get(model, set()),
         )
         entries.extend(walk.entries)
         retirements.extend(walk.retirements)
@@ -217,19 +214,29 @@ def diff(
     return Plan(tuple(entries), tuple(steps), unmanaged, problems, tuple(retirements))
 
 
-def _vacated(desired: DesiredState, actual: ActualState, owner: str | None) -> list[Environment]:
+def _managed_here(actual: ActualState, owner: str | None) -> dict[str, set[str]]:
+    """Per model, the environments whose recorded owner is `owner` (this repository)."""
+    if owner is None:
+        return {}
+    found = {}
+    for name, model in actual.models.items():
+        envs = {env for env, r in state_of(model).environments.items() if r.owner == owner}
+        if envs:
+            found[name] = envs
+    return found
+
+
+def _vacated(desired: DesiredState, ours: Mapping[str, set[str]]) -> list[Environment]:
     """Default environments (no settings file) gone with their last pin file while this
     repository still manages models there: kept, so that those models are listed for
     retirement rather than silently forgotten."""
-    if owner is None:
-        return []
     stages = {env.stage for env in desired.environments.values() if env.stage}
     return [
         env
         for name, env in DEFAULT_ENVIRONMENTS.items()
         if name not in desired.environments
         and env.stage not in stages
-        and any(owner_of(model, name) == owner for model in actual.models.values())
+        and any(name in envs for envs in ours.values())
     ]
 
 
@@ -246,7 +253,7 @@ class _ModelWalk:
         registered: RegisteredModel | None,
         env_scope: set[str],
         prune: bool,
-        owner: str | None,
+        ours: set[str],  # the environments where this repository manages the model
     ) -> None:
         self.entries: list[Entry] = []
         self.retirements: list[Retirement] = []
@@ -280,11 +287,7 @@ class _ModelWalk:
             pin = by_env.get(env.name)
             if pin is not None:
                 self.entries.append(self._pin(env, pin, ranks, registered))
-            elif (
-                registered is not None
-                and owner is not None
-                and owner_of(registered, env.name) == owner
-            ):
+            elif registered is not None and env.name in ours:
                 steps = self.sim.retire(registered.name, env, ranks)
                 self.retirements.append(
                     Retirement(env.name, registered.name, steps, prune or env.prune)

@@ -53,6 +53,12 @@ class Environment:
         return " + ".join(parts)
 
 
+def filterable_name(name: str) -> bool:
+    """Whether MLflow's search filter parser can name `name`: no backslash, no control
+    character (MLflow accepts both in model names, and they break `name IN (...)`)."""
+    return "\\" not in name and all(c.isprintable() for c in name)
+
+
 # Environments that need no settings file: their folder is the environment.
 DEFAULT_ENVIRONMENTS = {
     "staging": Environment("staging", STAGING),

@@ -43,7 +43,7 @@ class ApplyReport:
     bookkeeping_errors: tuple[str, ...] = ()
     # In-sync pins whose bookkeeping this apply recorded (adoption); nothing moved for them.
     adoptions: tuple[Adoption, ...] = ()
-    # The signal that stopped the apply early (SIGINT, SIGTERM), if any.
+    # The signal that stopped the apply early (SIGINT, SIGTERM, SIGHUP), if any.
     interrupted: str | None = None
 
     @property

@@ -22,6 +22,7 @@ it (bookkeeping.state_of). Otherwise `finish` records what landed and drops the 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -124,6 +125,7 @@ class LeaseRecord:
         )
 
 
+@functools.cache
 def this_host() -> str:
     """Where a pid names the same process as here: the hostname, the kernel's boot (a reboot
     reuses pids) and the PID namespace (a container with host networking shares the hostname and
@@ -186,10 +188,8 @@ class Lease:
 
     @property
     def held(self) -> bool:
+        """Whether any model is still held (not released, finished or released by records)."""
         return bool(self._states)
-
-    def holds(self, model: str) -> bool:
-        return model in self._states
 
     def acquire(
         self,
@@ -222,7 +222,7 @@ class Lease:
                 # ones lost hold the winner's record now: leave those alone.
                 for model in lost:
                     self._states.pop(model, None)
-                self._release_all(actual)
+                self._release_all()
                 blocked = [(m, r) for m in lost if (r := lease_of(_model(actual, m))) is not None]
                 if not blocked:
                     blocked = [(lost[0], None)]
@@ -248,16 +248,19 @@ class Lease:
             if not self._states or self._expires - now >= self._ttl / 2:
                 return
             self._expires = now + self._ttl
-            try:
-                for model in sorted(self._states):
-                    with self._lock(model):
-                        state = self._states.get(model)
-                        if state is not None:
-                            self._put(model, state.with_lease(self._record(model)))
-            except ReconcilerError as error:
+
+            def renew(model: str) -> None:
+                with self._lock(model):
+                    state = self._states.get(model)
+                    if state is not None:
+                        self._put(model, state.with_lease(self._record(model)))
+
+            # Like taking them: `parallelism` at a time, since every writer waits meanwhile.
+            errors = _each(renew, sorted(self._states), self._parallelism)
+            if errors:
                 # The write that follows meets the same registry and reports it as that change's
                 # outcome; a renewal never aborts the apply (and its report) by itself.
-                self._on_wait(f"could not renew the lease: {error}")
+                self._on_wait(f"could not renew the lease: {errors[0][1]}")
 
     def intent(self, model: str) -> Mapping[str, EnvRecord] | None:
         """The records announced for `model`, if its lease is held and announced any."""
@@ -328,15 +331,20 @@ class Lease:
             actual = self._registry.read(remaining)
         except ReconcilerError:
             actual = None
-        for model in remaining:
+
+        def give_back(model: str) -> None:
             with self._lock(model):
                 state = self._states.pop(model, None)
                 if state is None:
-                    continue
+                    return
                 if actual is not None and not self._ours(actual, model):
-                    continue  # expired and taken by another apply meanwhile: theirs now
+                    return  # expired and taken by another apply meanwhile: theirs now
                 base = state_of(_model(actual, model)) if actual is not None else state
                 self._put(model, base.with_lease(None))
+
+        errors = _each(give_back, remaining, self._parallelism)
+        if errors:
+            raise errors[0][1]
 
     def __enter__(self) -> Lease:
         return self
@@ -382,7 +390,7 @@ class Lease:
         errors = _each(put, models, self._parallelism)
         if not errors:
             return
-        self._release_all(actual)
+        self._release_all()
         denied = [model for model, error in errors if isinstance(error, RegistryPermissionDenied)]
         if denied:
             user = os.environ.get("MLFLOW_TRACKING_USERNAME")
@@ -394,7 +402,7 @@ class Lease:
             ) from None
         raise errors[0][1]
 
-    def _release_all(self, actual: ActualState) -> None:
+    def _release_all(self) -> None:
         states, self._states = self._states, {}
 
         def put(model: str) -> None:

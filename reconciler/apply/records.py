@@ -44,7 +44,6 @@ def intents(
     """For the lease to announce: per model the records it gets if every step lands (its audit
     records stand for them where `released_by_audits`; else the release write records them).
     Announced, a commit fences even if the apply dies before recording it (`attempted`)."""
-
     found: dict[str, Mapping[str, EnvRecord]] = {}
     models = {step.model for step in plan.steps} | {a.model for a in adoptions}
     for model in sorted(models):

@@ -23,7 +23,7 @@ from reconciler.errors import (
     RegistryUnreachable,
 )
 from reconciler.redact import ScrubbingFilter, redact_uri, scrub
-from reconciler.state import ActualState, ModelVersion, RegisteredModel
+from reconciler.state import ActualState, ModelVersion, RegisteredModel, filterable_name
 
 T = TypeVar("T")
 
@@ -163,7 +163,7 @@ class MlflowRegistry:
             }
             # A name the filter parser cannot take would fail the whole read: such models
             # (refused in pins) are listed with their latest version per stage only.
-            wanted = sorted(name for name in models if name in registered and _filterable(name))
+            wanted = sorted(name for name in models if name in registered and filterable_name(name))
             full: dict[str, dict[str, ModelVersion]] = {name: {} for name in wanted}
             for chunk in _chunks(wanted, NAMES_PER_FILTER):
                 search = _bind(
@@ -199,7 +199,7 @@ class MlflowRegistry:
         return RegisteredModel(model, versions, aliases, _tags(registered))
 
     def read_versions(self, model: str) -> dict[str, ModelVersion]:
-        if not _filterable(model):
+        if not filterable_name(model):
             found = self.read_model(model)  # the filter cannot name it: the long way
             return dict(found.versions) if found is not None else {}
         with self._translated_errors(f"read {model}"):
@@ -452,12 +452,6 @@ def _bind(function: Callable[..., T], **bound: Any) -> Callable[..., T]:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _filterable(name: str) -> bool:
-    """Whether MLflow's search filter parser can name `name` (no backslash, no control
-    character: both are accepted as model names and break `name IN (...)`)."""
-    return "\\" not in name and all(c.isprintable() for c in name)
 
 
 def _name_filter(names: list[str]) -> str:

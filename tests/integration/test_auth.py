@@ -53,19 +53,7 @@ def admin_seeder(auth_server: str) -> Iterator[Seeder]:
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
     mp.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
-    # The auth REST API directly: importing mlflow.server here would drag the server into the
-    # test process.
-    request = urllib.request.Request(
-        f"{auth_server}/api/2.0/mlflow/users/create",
-        data=json.dumps({"username": READER[0], "password": READER[1]}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode(),
-        },
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
+    _create_user(auth_server, *READER)
     seeder = Seeder(auth_server)
     name = seeder.name("guarded")
     seeder.model(name, [0.5, 0.6])
@@ -177,6 +165,8 @@ TEAMS = {"alice": "alice-Pa55word-for-tests", "bob": "bob-Pa55word-for-tests"}
 
 
 def _create_user(url: str, user: str, password: str) -> None:
+    """The auth REST API directly: importing mlflow.server here would drag the server into the
+    test process."""
     request = urllib.request.Request(
         f"{url}/api/2.0/mlflow/users/create",
         data=json.dumps({"username": user, "password": password}).encode(),

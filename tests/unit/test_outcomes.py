@@ -5,6 +5,9 @@ after the command, `validate --format json|github`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +256,26 @@ def test_validate_github_format_on_success(repo: Repo, run: RunCli, tmp_path: Pa
     result = run("validate", "--format", "github")
     assert result.exit_code == 0
     assert result.stdout == "ok: 1 pin(s) in 1 environment(s) are valid\n"
+
+
+def test_a_closed_stdout_is_said_in_one_line_not_a_bug(repo: Repo) -> None:
+    """`reconciler validate | head -0`: the reader is gone before the first line."""
+    repo.pin("production", "m", 1)
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "validate"],
+            cwd=repo.root,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        "error: standard output was closed before the command finished printing\n"
+    )
