@@ -3,38 +3,38 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import evidence, policy
-from reconciler.apply import executor, guards, records
-from reconciler.apply.executor import ApplyReport, StepResult
-from reconciler.apply.lease import Lease, LeaseLost
+from reconciler.apply import executor, guards, recording
+from reconciler.apply.executor import ApplyReport
+from reconciler.apply.lease import Lease
+from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
+from reconciler.apply.model_run import ModelRun, Planned
 from reconciler.apply.options import ApplyOptions
-from reconciler.bookkeeping import Adoption, awaits_records
-from reconciler.desired import load_desired_state
 from reconciler.errors import (
     ApplyFailed,
     InvalidInput,
-    ReconcilerError,
     UsageError,
 )
-from reconciler.history import History
-from reconciler.history import build as build_history
-from reconciler.import_files import ImportReport, write_pins
-from reconciler.importing import candidates, pins_from_registry
-from reconciler.plan import Plan, diff
+from reconciler.importing.files import ImportReport, write_pins
+from reconciler.importing.from_registry import candidates, pins_from_registry
+from reconciler.pins.desired import load_desired_state
+from reconciler.pins.values import DesiredState
+from reconciler.planning import evidence, policy
+from reconciler.planning.review import Review, VersionFacts, version_link
+from reconciler.planning.scope import EVERYTHING, Scope
+from reconciler.planning.status import StatusRow, status_rows
+from reconciler.planning.steps import Plan
+from reconciler.records.bookkeeping import Adoption, awaits_records
+from reconciler.records.history import History
+from reconciler.records.history import build as build_history
 from reconciler.registry.base import Registry
-from reconciler.review import Review, VersionFacts, version_link
-from reconciler.state import ActualState, DesiredState
-from reconciler.status import StatusRow, status_rows
-from reconciler.verify import Outcome
-from reconciler.verify import targets as verify_targets
-
-MAX_REPAIR_ROUNDS = 3
+from reconciler.registry.values import ActualState
+from reconciler.serving.verify import Outcome
+from reconciler.serving.verify import targets as verify_targets
 
 
 def validate(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
@@ -45,24 +45,21 @@ def validate(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
 def make_plan(
     root: Path,
     registry: Registry,
-    environments: Sequence[str] = (),
-    models: Sequence[str] = (),
+    scope: Scope = EVERYTHING,
     now: datetime | None = None,
-    prune: bool = False,
     ui_base: str | None = None,
     with_reviews: bool = True,
 ) -> tuple[Plan, dict[tuple[str, str], Review]]:
     """Validate everything, read the registry once, diff the scope asked for, check policy; and
     for each change what a reviewer needs to judge it (run metrics of both versions, creator,
     links to the MLflow UI, the policy rules passed)."""
+    desired = load_desired_state(root)
+    scope.check(desired)
     from reconciler.gitrepo import head_commit
 
-    desired = load_desired_state(root)
-    _check_filters(desired, environments, models)
-    plan, actual = _plan(
-        desired, registry, environments, models, root, now, prune, _owner(root), None,
-        head_commit(root),
-    )  # fmt: skip
+    # The commit a plan shows in-sync pins recorded for (as the apply from it would).
+    checkout = _checkout(root, head_commit(root))
+    plan, actual = _plan(desired, registry, scope, checkout, now)
     if not with_reviews:
         return plan, {}
     return plan, _reviews(desired, plan, actual, registry, ui_base)
@@ -111,8 +108,7 @@ def _reviews(
 def apply(
     root: Path,
     registry: Registry,
-    environments: Sequence[str] = (),
-    models: Sequence[str] = (),
+    scope: Scope = EVERYTHING,
     options: ApplyOptions | None = None,
 ) -> ApplyReport:
     """Plan; if anything changes (or in-sync pins need their bookkeeping recorded): lease the
@@ -124,16 +120,15 @@ def apply(
     options = options or ApplyOptions()
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
-    owner = _owner(root)
-    _check_filters(desired, environments, models)
+    scope = replace(scope, prune=scope.prune or options.prune)
+    checkout = _checkout(root, options.commit)
+    owner = checkout.owner
+    scope.check(desired)
 
     def plan_now(
         actual: ActualState | None = None,
     ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
-        plan, actual = _plan(
-            desired, registry, environments, models, root, options.clock(), options.prune, owner,
-            actual, options.commit,
-        )  # fmt: skip
+        plan, actual = _plan(desired, registry, scope, checkout, options.clock(), actual)
         guards.check_expected(plan, options.expect_checksum)
         return plan, actual, plan.adoptions
 
@@ -154,10 +149,10 @@ def apply(
     )
     with lease:
         wanted = _writes_to(plan, adoptions)
-        for _attempt in range(MAX_REPAIR_ROUNDS):
+        for _attempt in range(MAX_LEASE_ROUNDS):
             # The registry may have moved while we waited: what is written is planned under the
             # lease, from the read that confirmed it.
-            announced = records.intents(plan, actual, adoptions, options, owner)
+            announced = recording.intents(plan, actual, adoptions, options, owner)
             plan, actual, adoptions = plan_now(
                 lease.acquire(wanted, read={pin.model for pin in desired.pins}, intents=announced)
             )
@@ -170,10 +165,9 @@ def apply(
         guards.check_retirements(desired, plan, options.force)
         guards.check_order(actual, plan, root, options)
         # Usually what was announced; else one more write per model whose records differ.
-        lease.announce(records.intents(plan, actual, adoptions, options, owner))
-        run = _ModelRun(
-            desired, registry, plan, actual, adoptions, environments, lease, options, owner
-        )
+        lease.announce(recording.intents(plan, actual, adoptions, options, owner))
+        planned = Planned(desired, plan, actual, adoptions, scope, owner)
+        run = ModelRun(planned, registry, lease, options)
         results = executor.apply(
             plan,
             registry,
@@ -201,183 +195,55 @@ def _writes_to(plan: Plan, adoptions: Sequence[Adoption]) -> set[str]:
     return {step.model for step in plan.steps} | {a.model for a in adoptions}
 
 
-class _ModelRun:
-    """What happens after a model's steps, in the worker that ran them: verify and repair it,
-    then write its audit records (releasing its lease when all landed as announced, else with
-    one bookkeeping write of what landed)."""
+@dataclass(frozen=True)
+class _Checkout:
+    """The repository a command runs in: its root, its identity (the owner it records) and the
+    commit an apply records (None for a plan: no in-sync pin is recorded then)."""
 
-    def __init__(
-        self,
-        desired: DesiredState,
-        registry: Registry,
-        plan: Plan,
-        actual: ActualState,
-        adoptions: Sequence[Adoption],
-        environments: Sequence[str],
-        lease: Lease,
-        options: ApplyOptions,
-        owner: str,
-    ) -> None:
-        self.desired = desired
-        self.registry = registry
-        self.plan = plan
-        self.actual = actual
-        self.adoptions = adoptions
-        self.environments = environments
-        self.lease = lease
-        self.options = options
-        self.owner = owner
-        self.repairs: list[StepResult] = []
-        self.bookkeeping_errors: list[str] = []
-        self.recorded: set[tuple[str, str]] = set()
-        self.error: ReconcilerError | None = None
-        self._lock = threading.Lock()
-
-    def after_model(self, model: str, results: tuple[StepResult, ...]) -> None:
-        repairs: tuple[StepResult, ...] = ()
-        error: ReconcilerError | None = None
-        problem_before = None
-        if results and all(r.outcome == "applied" for r in results):
-            # A model someone else moved under us (conflicted) is theirs until the next run.
-            try:
-                repairs = self._verify_and_repair(model)
-            except LeaseLost as lost:
-                with self._lock:
-                    self.bookkeeping_errors.append(str(lost))
-                return
-            except (ApplyFailed, InvalidInput) as raised:
-                error = raised
-            except ReconcilerError as unreadable:
-                # The changes landed; that they still hold could not be checked: say so.
-                problem_before = f"{model}: could not verify it after writing: {unreadable}"
-        mine = [a for a in self.adoptions if a.model == model]
-        writes = records.model_writes(
-            model,
-            self.plan,
-            self.actual,
-            (*results, *repairs),
-            mine,
-            self.options,
-            self.owner,
-            self.lease.token,
-        )
-        # All landed as announced: the audit records, naming the lease, release it.
-        by_audits = writes.released_by_audits and writes.updates == self.lease.intent(model)
-        problem = None
-        try:
-            for name, version, key, value in writes.audits:
-                self.registry.set_version_tag(name, version, key, value)
-            if by_audits:
-                self.lease.released_by_records(model)
-            else:
-                self.lease.finish(model, writes.updates)
-        except ReconcilerError as failed:
-            # The changes are made: report them, and say what could not be recorded.
-            problem = f"{model}: {failed}"
-        with self._lock:
-            self.repairs.extend(repairs)
-            if problem_before is not None:
-                self.bookkeeping_errors.append(problem_before)
-            if problem is not None:
-                self.bookkeeping_errors.append(problem)
-            else:
-                self.recorded.update((a.environment, a.model) for a in mine)
-            if error is not None and self.error is None:
-                self.error = error
-
-    def _verify_and_repair(self, model: str) -> tuple[StepResult, ...]:
-        """Re-read the model; fix what another writer or a lost race left behind (a second
-        version in a stage, an alias moved away)."""
-        repairs: list[StepResult] = []
-        for _round in range(MAX_REPAIR_ROUNDS):
-            registered = self.registry.read_model(model)
-            if registered is not None:
-                # Repairing or recording a model another apply took over would undo its newer
-                # change and put back an older fence.
-                self.lease.check_still_held(model, registered)
-            now = ActualState({model: registered} if registered is not None else {})
-            again = diff(
-                self.desired,
-                now,
-                self.environments or None,
-                [model],
-                self.options.prune,
-                self.owner,
-            )
-            if again.problems:
-                raise InvalidInput(again.problems)
-            # Ownership is dropped by the bookkeeping write that follows: not a repair.
-            if all(step.kind == "disown" for step in again.steps):
-                return tuple(repairs)
-            results = executor.apply(
-                again, self.registry, before_each_write=self.lease.renew_if_needed
-            )
-            repairs.extend(results)
-            if any(r.outcome != "applied" for r in results):
-                return tuple(repairs)
-        raise ApplyFailed(
-            f"the registry still differs from the pins after {MAX_REPAIR_ROUNDS} repair rounds: "
-            f"something else keeps changing {model}"
-        )
+    root: Path
+    owner: str
+    commit: str | None
 
 
-def _owner(root: Path) -> str:
+def _checkout(root: Path, commit: str | None = None) -> _Checkout:
     from reconciler.gitrepo import repository_id
 
-    return repository_id(root)
+    return _Checkout(root, repository_id(root), commit)
 
 
 def _plan(
     desired: DesiredState,
     registry: Registry,
-    environments: Sequence[str],
-    models: Sequence[str],
-    root: Path,
+    scope: Scope,
+    checkout: _Checkout,
     now: datetime | None = None,
-    prune: bool = False,
-    owner: str | None = None,  # this repository (prune retires only what it owns)
     actual: ActualState | None = None,  # a read already made (the lease's confirming read)
-    commit: str | None = None,  # the commit applied: in-sync pins with stale bookkeeping
 ) -> tuple[Plan, ActualState]:
+    owner = checkout.owner  # this repository: prune retires only what it owns
     if actual is None:
         actual = _read(registry, {pin.model for pin in desired.pins}, owner)
-    plan = diff(desired, actual, environments or None, models or None, prune, owner)
+    plan = scope.diff(desired, actual, owner)
     # Every problem in one run: pins the registry cannot satisfy and policy failures of the rest
     # (entries in error have no steps, so policy skips them).
     problems = [*plan.problems, *evidence.policy_problems(desired, plan, actual, registry, now)]
     if problems:
         raise InvalidInput(problems)
-    if owner is not None:
-        plan = replace(plan, adoptions=records.find_adoptions(plan, actual, root, commit, owner))
-    return plan, actual
+    # In-sync pins with stale bookkeeping are recorded for the commit applied.
+    adoptions = recording.find_adoptions(plan, actual, checkout.root, checkout.commit, owner)
+    return replace(plan, adoptions=adoptions), actual
 
 
-def _read(registry: Registry, pinned: set[str], owner: str | None) -> ActualState:
+def _read(registry: Registry, pinned: set[str], owner: str) -> ActualState:
     """All versions of the pinned models, and of any other whose lease announced records of
     this repository that its audit records may have completed (a pin removed right after its
     apply: prune needs that ownership). Other teams' models are never read in full."""
     actual = registry.read(pinned)
-    if owner is None:
-        return actual
     finished = {
         name
         for name, model in actual.models.items()
         if name not in pinned and awaits_records(model.tags, owner)
     }
     return registry.read(pinned | finished) if finished else actual
-
-
-def _check_filters(
-    desired: DesiredState, environments: Sequence[str], models: Sequence[str]
-) -> None:
-    unknown_envs = sorted(set(environments) - set(desired.environments))
-    if unknown_envs:
-        known = ", ".join(sorted(desired.environments)) or "none"
-        raise UsageError(f"--env {unknown_envs[0]!r}: no such environment (have: {known})")
-    pinned = {pin.model for pin in desired.pins}
-    unknown_models = sorted(set(models) - pinned)
-    if unknown_models:
-        raise UsageError(f"--model {unknown_models[0]!r}: no pin names this model")
 
 
 def history(
@@ -399,18 +265,13 @@ def history(
         return build_history(model, changes, registered, environments, at, git_lineage)
 
 
-def status(
-    root: Path,
-    registry: Registry,
-    environments: Sequence[str] = (),
-    models: Sequence[str] = (),
-) -> list[StatusRow]:
+def status(root: Path, registry: Registry, scope: Scope = EVERYTHING) -> list[StatusRow]:
     """Environment by model: what is pinned, what the registry has, in sync or not, and the
     commit last applied there. Pins the registry cannot satisfy show as not in sync."""
     desired = load_desired_state(root)
-    _check_filters(desired, environments, models)
+    scope.check(desired)
     actual = registry.read({pin.model for pin in desired.pins})
-    return status_rows(diff(desired, actual, environments or None, models or None), actual)
+    return status_rows(replace(scope, prune=False).diff(desired, actual), actual)
 
 
 def import_pins(
@@ -425,9 +286,9 @@ def import_pins(
     """Write a pin for every model the registry serves in each environment (its stage, or its
     alias for alias-only environments): the existing environments plus staging and production.
     Reads the registry the cheap way `plan` does; writes only files."""
-    from reconciler.desired import ENVIRONMENTS_DIR
+    from reconciler.pins.desired import ENVIRONMENTS_DIR
+    from reconciler.pins.values import DEFAULT_ENVIRONMENTS
     from reconciler.redact import redact_uri, scrub
-    from reconciler.state import DEFAULT_ENVIRONMENTS
 
     if (root / ENVIRONMENTS_DIR).exists():
         desired = load_desired_state(root)  # a broken repository is fixed first, not added to
@@ -481,11 +342,11 @@ def verify(
     """Poll every endpoint in scope until it serves its pin or its timeout (or `timeout`, in
     seconds, for all) passes. Offline from the registry: reads pins and `serving:` only. Every
     `${VAR}` is checked before the first poll."""
-    from reconciler import poller
-    from reconciler.endpoints import resolve
+    from reconciler.pins.endpoints import resolve
+    from reconciler.serving import poller
 
     desired = load_desired_state(root)
-    _check_filters(desired, environments, models)
+    Scope.of(environments, models).check(desired)
     environ = os.environ if environ is None else environ
     jobs = [
         poller.Job(

@@ -47,6 +47,17 @@ class ReconcilerError(Exception):
     exit_code = EXIT_ERROR
 
 
+class Reported(ReconcilerError):
+    """A failure whose report the command printed already (apply's results, verify's report):
+    the CLI's exit path says `message` on stderr, if any, and exits with `exit_code`, with no
+    second document on stdout."""
+
+    def __init__(self, message: str | None, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message or "")
+        self.message = message
+        self.exit_code = exit_code
+
+
 class InvalidInput(ReconcilerError):
     """Pins or settings failed validation, or the plan found pins the registry cannot satisfy."""
 

@@ -335,8 +335,8 @@ def lineage(root: Path) -> Iterator[Lineage]:
 
 
 def _version_at(commit: Any, path: str) -> str | None:
-    from reconciler.documents import parse_yaml
-    from reconciler.versions import parse_version
+    from reconciler.pins.documents import parse_yaml
+    from reconciler.pins.versions import parse_version
 
     try:
         blob = commit.tree / path

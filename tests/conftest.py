@@ -141,7 +141,7 @@ def make_runner(
 
 def recorded_commit(registry: Registry, model: str, environment: str) -> str | None:
     """The applied commit apply recorded for `model` in `environment` (its state tag)."""
-    from reconciler.bookkeeping import applied_commit
+    from reconciler.records.bookkeeping import applied_commit
 
     found = registry.read_model(model)
     return applied_commit(found, environment)
@@ -149,7 +149,7 @@ def recorded_commit(registry: Registry, model: str, environment: str) -> str | N
 
 def recorded_owner(registry: Registry, model: str, environment: str) -> str | None:
     """The repository recorded as managing `model` in `environment`."""
-    from reconciler.bookkeeping import owner
+    from reconciler.records.bookkeeping import owner
 
     found = registry.read_model(model)
     return owner(found, environment)

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.bookkeeping import Adoption, managed_tag
 from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
-from reconciler.plan import Entry, Plan, Retirement, Step
+from reconciler.planning.steps import Entry, Plan, Retirement, Step
+from reconciler.records.bookkeeping import Adoption, managed_tag
 from reconciler.registry.base import Registry
-from reconciler.state import ARCHIVED, RegisteredModel
+from reconciler.registry.values import ARCHIVED, RegisteredModel
 
 Outcome = Literal["applied", "failed", "unknown", "conflicted", "not_attempted"]
 

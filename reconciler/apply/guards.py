@@ -5,25 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler import audit
 from reconciler.apply.options import ApplyOptions
-from reconciler.bookkeeping import audit_tag, state_of
 from reconciler.errors import (
     OutOfOrder,
     PlanChanged,
     RetireRefused,
     UncommittedChanges,
 )
-from reconciler.plan import Plan
-from reconciler.state import ActualState, DesiredState, RegisteredModel
+from reconciler.pins.values import DesiredState
+from reconciler.planning.steps import Plan
+from reconciler.records import audit
+from reconciler.records.bookkeeping import audit_tag, state_of
+from reconciler.registry.values import ActualState, RegisteredModel
 
 
 def check_committed(root: Path, allow_dirty: bool) -> bool:
     """What is applied is exactly what is committed: refuse a work tree whose environments/
     differs from HEAD (or a repository with no commit), unless `allow_dirty`. Returns whether
     the apply is dirty (the audit records then say so instead of claiming HEAD)."""
-    from reconciler.desired import ENVIRONMENTS_DIR, YAML_SUFFIXES
     from reconciler.gitrepo import uncommitted
+    from reconciler.pins.desired import ENVIRONMENTS_DIR, YAML_SUFFIXES
 
     state = uncommitted(root, ENVIRONMENTS_DIR, YAML_SUFFIXES)
     escape = "; use --allow-dirty for a local experiment. Nothing was changed"

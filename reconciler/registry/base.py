@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from reconciler.state import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
 
 
 class Registry(Protocol):

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from reconciler.errors import RegistryError
-from reconciler.state import (
+from reconciler.registry.values import (
     ARCHIVED,
     NONE_STAGE,
     READY,

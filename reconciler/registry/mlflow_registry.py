@@ -22,8 +22,10 @@ from reconciler.errors import (
     RegistryPermissionDenied,
     RegistryUnreachable,
 )
+from reconciler.pins.values import filterable_name
 from reconciler.redact import ScrubbingFilter, redact_uri, scrub
-from reconciler.state import ActualState, ModelVersion, RegisteredModel, filterable_name
+from reconciler.registry import messages
+from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
@@ -34,11 +36,6 @@ T = TypeVar("T")
 # other, and no variable takes a (connect, read) pair), so a separate connect timeout would mean
 # patching MLflow; a refused or unroutable connection is bounded by the same 10 s. MLflow's own
 # variables, when set, win.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
 MODELS_PAGE = 1000  # server-side maximum for search_registered_models
 VERSIONS_PAGE = 10_000
 NAMES_PER_FILTER = 1000  # `name IN (...)` breaks the filter parser at ~5,000 names
@@ -136,7 +133,7 @@ class MlflowRegistry:
 
     def _client(self) -> Any:
         if self._client_instance is None:
-            for name, value in HTTP_DEFAULTS.items():
+            for name, value in messages.HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
             # Our import, not the module's: `validate` and `--help` never pay for MLflow.
             from mlflow import MlflowClient
@@ -336,9 +333,9 @@ class MlflowRegistry:
 
         uri = self.display_uri
         if not isinstance(error, MlflowException):
-            return RegistryError(f"cannot {action} at {uri}: {scrub(_first_line(error))}")
+            return RegistryError(f"cannot {action} at {uri}: {scrub(messages.first_line(error))}")
         code = error.error_code
-        message = scrub(_first_line(error))
+        message = scrub(messages.first_line(error))
         if code == "UNAUTHENTICATED":
             return RegistryAuthError(
                 f"authentication failed at {uri}: check MLFLOW_TRACKING_USERNAME and "
@@ -347,12 +344,12 @@ class MlflowRegistry:
         if code == "PERMISSION_DENIED":
             return RegistryPermissionDenied(
                 f"permission denied: cannot {action} at {uri} "
-                f"(the registry says: {_server_says(message)})"
+                f"(the registry says: {messages.server_says(message)})"
             )
         if "API request to" in message and "failed with" in message:
-            cause = _cause(message)
+            cause = messages.cause(message)
             if cause == "timed out":
-                cause = _no_answer()
+                cause = messages.no_answer()
             return RegistryUnreachable(f"cannot reach the registry at {uri}: {cause}")
         return RegistryError(f"cannot {action} at {uri}: {message}")
 
@@ -457,45 +454,3 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 def _name_filter(names: list[str]) -> str:
     quoted = ", ".join("'" + name.replace("'", "\\'") + "'" for name in names)
     return f"name IN ({quoted})"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _server_says(message: str) -> str:
-    """The server's own words from MLflow's "API request ... Response body: '...'" wrapper."""
-    marker = "Response body: '"
-    if marker in message:
-        return message.split(marker, 1)[1].rstrip("'")
-    return message
-
-
-def _no_answer() -> str:
-    """A timeout, with the budget that ran out and the variables that change it."""
-    timeout = os.environ.get(
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
-    )
-    retries = os.environ.get(
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
-    )
-    attempts = int(retries) + 1 if retries.strip().isdigit() else None
-    tries = f", {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
-    return (
-        f"no answer within {timeout} s{tries} (set MLFLOW_HTTP_REQUEST_TIMEOUT and "
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES to wait longer)"
-    )
-
-
-def _cause(message: str) -> str:
-    for needle, plain in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "host not found"),
-        ("nodename nor servname", "host not found"),
-        ("timed out", "timed out"),
-        ("Max retries exceeded", "no answer after retries"),
-    ):
-        if needle in message:
-            return plain
-    return message

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import AppContext, cli
-from reconciler.state import PRODUCTION
+from reconciler.pins.values import PRODUCTION
 from tests.conftest import Repo, commit_pins
 from tests.integration.conftest import Seeder
 from tests.support.server import start_or_fail, stop_server

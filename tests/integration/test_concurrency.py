@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import ARCHIVED, PRODUCTION, STAGING
+from reconciler.pins.values import PRODUCTION, STAGING
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy

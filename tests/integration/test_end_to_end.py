@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
+from reconciler.pins.values import PRODUCTION, STAGING
+from reconciler.registry.values import ARCHIVED, NONE_STAGE
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from reconciler.state import ARCHIVED, PRODUCTION
+from reconciler.pins.values import PRODUCTION
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import Fault, RecordingProxy

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import audit
-from reconciler.bookkeeping import applied_commit, audit_tag
-from reconciler.bookkeeping import owner as owner_of
+from reconciler.pins.values import PRODUCTION
+from reconciler.records import audit
+from reconciler.records.bookkeeping import applied_commit, audit_tag
+from reconciler.records.bookkeeping import owner as owner_of
 from reconciler.registry.mlflow_registry import MlflowRegistry
-from reconciler.state import ARCHIVED, PRODUCTION
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.integration.test_import import ALIASED, DOTS, SPACES, UNICODE, seed_mix

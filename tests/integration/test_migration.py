@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reconciler.state import PRODUCTION, STAGING
+from reconciler.pins.values import PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from reconciler.errors import RegistryError
+from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry import mlflow_registry
 from reconciler.registry.base import Registry
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.mlflow_registry import MlflowRegistry
-from reconciler.state import ARCHIVED, NONE_STAGE, PRODUCTION, STAGING
+from reconciler.registry.values import ARCHIVED, NONE_STAGE
 from tests.integration.conftest import BACKENDS, Seeder, backend_url
 from tests.support.proxy import RecordingProxy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import PRODUCTION, STAGING
+from reconciler.pins.values import PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.scripts import load_script

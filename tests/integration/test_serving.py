@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import PRODUCTION
+from reconciler.pins.values import PRODUCTION
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.serving_backend import Backend, log_sklearn_models

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.apply.lease import lease_of
-from reconciler.bookkeeping import applied_commit
+from reconciler.pins.values import PRODUCTION
+from reconciler.records.bookkeeping import applied_commit
 from reconciler.registry.mlflow_registry import MlflowRegistry
-from reconciler.state import ARCHIVED, PRODUCTION
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.proxy import RecordingProxy

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.state import NONE_STAGE, PRODUCTION
+from reconciler.pins.values import PRODUCTION
+from reconciler.registry.values import NONE_STAGE
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 

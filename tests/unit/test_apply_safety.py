@@ -9,10 +9,11 @@ import re
 import pytest
 
 from reconciler.apply.lease import Lease, LeaseHeld, LeaseRecord, lease_of, this_host
-from reconciler.bookkeeping import STATE_TAG, ModelState, parse_state, state_of
 from reconciler.errors import RegistryPermissionDenied, RegistryUnreachable
+from reconciler.pins.values import PRODUCTION, STAGING
+from reconciler.records.bookkeeping import STATE_TAG, ModelState, parse_state, state_of
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION, STAGING, RegisteredModel
+from reconciler.registry.values import ARCHIVED, RegisteredModel
 from tests.conftest import Repo, RunCli, make_runner
 
 

@@ -9,11 +9,12 @@ import time
 import pytest
 from click.testing import Result
 
-from reconciler import audit
-from reconciler.bookkeeping import STATE_TAG, audit_tag, parse_state, state_of
 from reconciler.errors import RegistryError
+from reconciler.pins.values import PRODUCTION
+from reconciler.records import audit
+from reconciler.records.bookkeeping import STATE_TAG, audit_tag, parse_state, state_of
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, RunCli, make_runner, recorded_commit, recorded_owner
 
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from reconciler import audit
-from reconciler.bookkeeping import applied_commit, audit_tag
+from reconciler.pins.values import PRODUCTION
+from reconciler.records import audit
+from reconciler.records.bookkeeping import applied_commit, audit_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli, make_runner
 
 ESCAPE = "; use --allow-dirty for a local experiment. Nothing was changed\n"

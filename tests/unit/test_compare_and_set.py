@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from reconciler.pins.values import PRODUCTION
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION, ModelVersion
+from reconciler.registry.values import ARCHIVED, ModelVersion
 from tests.conftest import Repo, RunCli, make_runner
 
 

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.plan import Plan, diff
-from reconciler.state import (
-    PRODUCTION,
-    STAGING,
-    ActualState,
-    DesiredState,
-    Environment,
-    ModelVersion,
-    Pin,
-    RegisteredModel,
-)
+from reconciler.pins.values import PRODUCTION, STAGING, DesiredState, Environment, Pin
+from reconciler.planning.plan import diff
+from reconciler.planning.steps import Plan
+from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
 
 ENVS = {
     "production": Environment("production", PRODUCTION),

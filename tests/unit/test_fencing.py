@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reconciler.bookkeeping import applied_commit_tag
+from reconciler.pins.values import PRODUCTION
+from reconciler.records.bookkeeping import applied_commit_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, make_runner, recorded_commit
 
 

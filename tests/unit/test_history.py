@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from reconciler import audit
-from reconciler.bookkeeping import audit_tag
+from reconciler.pins.values import PRODUCTION
+from reconciler.records import audit
+from reconciler.records.bookkeeping import audit_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, make_runner
 
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION, STAGING
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, RunCli
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from reconciler.cli import AppContext, cli
 from reconciler.errors import RegistryUnreachable
+from reconciler.pins.values import PRODUCTION
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli, make_runner
 
 BAD_PIN = "model: m\nversion: 0\n"

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from reconciler.errors import RegistryPermissionDenied
+from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION, STAGING, ModelVersion
+from reconciler.registry.values import ModelVersion
 from tests.conftest import Repo, make_runner
 
 MODELS = [f"model-{i:02d}" for i in range(16)]

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import pinfile
-from reconciler.documents import parse_yaml
+from reconciler.pins import pinfile
+from reconciler.pins.documents import parse_yaml
 
 
 @given(

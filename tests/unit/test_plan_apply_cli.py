@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, RunCli
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler import audit
-from reconciler.bookkeeping import audit_tag
+from reconciler.pins.values import PRODUCTION, STAGING
+from reconciler.records import audit
+from reconciler.records.bookkeeping import audit_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, RunCli
 
 PROD_PIN = "environments/production/m.yaml"

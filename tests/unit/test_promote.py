@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from reconciler.pins.values import STAGING
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import STAGING
 from tests.conftest import Repo, RunCli
 
 COMMENTED = """# yaml-language-server: $schema=../../schemas/pin.schema.json

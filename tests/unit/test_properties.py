@@ -8,18 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply import executor
-from reconciler.bookkeeping import managed_tag
-from reconciler.plan import diff
+from reconciler.pins.values import PRODUCTION, STAGING, DesiredState, Environment, Pin
+from reconciler.planning.plan import diff
+from reconciler.records.bookkeeping import managed_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import (
-    ARCHIVED,
-    NONE_STAGE,
-    PRODUCTION,
-    STAGING,
-    DesiredState,
-    Environment,
-    Pin,
-)
+from reconciler.registry.values import ARCHIVED, NONE_STAGE
 
 MODELS = ("a", "b", "c")
 STAGES = (NONE_STAGE, STAGING, PRODUCTION, ARCHIVED)

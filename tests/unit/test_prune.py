@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.bookkeeping import managed_tag
 from reconciler.gitrepo import repository_id
+from reconciler.pins.values import PRODUCTION
+from reconciler.records.bookkeeping import managed_tag
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import ARCHIVED, PRODUCTION
+from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, RunCli, recorded_owner
 
 

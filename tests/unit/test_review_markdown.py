@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.pins.values import PRODUCTION, STAGING
+from reconciler.planning.review import ui_base, version_link
 from reconciler.registry.fake import FakeRegistry
-from reconciler.review import ui_base, version_link
-from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, make_runner
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

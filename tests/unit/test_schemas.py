@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from reconciler.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, load_schema
+from reconciler.pins.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, load_schema
 
 REPO = Path(__file__).resolve().parents[2]
 

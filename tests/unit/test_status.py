@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION, STAGING
 from tests.conftest import Repo, RunCli
 
 

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from reconciler.pins.values import PRODUCTION
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli
 from tests.support.sns import sns_inbox
 from tests.unit.test_cli_basics import NO_MLFLOW

@@ -1,6 +1,6 @@
 import pytest
 
-from reconciler.versions import MAX_VERSION, parse_version
+from reconciler.pins.versions import MAX_VERSION, parse_version
 
 
 @pytest.mark.parametrize(

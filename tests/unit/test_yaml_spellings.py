@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.pins.values import PRODUCTION
 from reconciler.registry.fake import FakeRegistry
-from reconciler.state import PRODUCTION
 from tests.conftest import Repo, RunCli
 
 PIN = "environments/production/m.yaml"

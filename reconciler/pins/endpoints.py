@@ -1,0 +1,178 @@
+"""The serving contract: where an environment's (or a pin's) model answers which version it serves.
+
+    serving:
+      url: https://serving.example.com/{model}/health   # GET, answers JSON
+      version_field: model.version                       # dotted path (default: version)
+      headers: {Authorization: "Bearer ${SERVING_TOKEN}"} # ${VAR} read at verify time (url too)
+      timeout: 5m                                        # how long serving may take to catch up
+      interval: 5s                                       # between polls
+
+Pure: parses schema-valid data into an `Endpoint` and reports what the schema cannot say (unknown
+placeholders, malformed `${VAR}`) as problems at the key's line. Header values stay as written
+(with `${VAR}`) until `resolve_headers` runs at verify time, so secrets never enter the desired
+state, a plan or a report.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from reconciler.errors import MissingVariable, Problem
+from reconciler.pins.documents import Document, JsonPath
+from reconciler.redact import redact_uri
+
+DEFAULT_FIELD = "version"
+DEFAULT_TIMEOUT = "5m"
+DEFAULT_INTERVAL = "5s"
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDERS = ("model", "environment")
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One `serving:` block, as written (placeholders and `${VAR}` not yet filled in)."""
+
+    url: str
+    version_field: str = DEFAULT_FIELD
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: str = DEFAULT_TIMEOUT
+    interval: str = DEFAULT_INTERVAL
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Endpoint:
+        """From schema-valid YAML data (`serving:` in settings or a pin)."""
+        return cls(
+            url=data["url"],
+            version_field=data.get("version_field", DEFAULT_FIELD),
+            headers=tuple(sorted((data.get("headers") or {}).items())),
+            timeout=data.get("timeout", DEFAULT_TIMEOUT),
+            interval=data.get("interval", DEFAULT_INTERVAL),
+        )
+
+    def url_for(self, model: str, environment: str) -> str:
+        values = {"model": model, "environment": environment}
+        # One pass, so a model name holding "{environment}" is not filled in twice; `${VAR}` is
+        # left for `resolve`. Names are quoted: a space or a '#' stays part of the path.
+        return _PLACEHOLDER.sub(
+            lambda m: (
+                m.group(0)
+                if m.start() > 0 and self.url[m.start() - 1] == "$"
+                else quote(values[m.group(1)], safe="")
+            ),
+            self.url,
+        )
+
+    @property
+    def timeout_seconds(self) -> float:
+        return duration_seconds(self.timeout)
+
+    @property
+    def interval_seconds(self) -> float:
+        return duration_seconds(self.interval)
+
+
+def duration_seconds(text: str) -> int:
+    """`90s`, `5m`, `1h` (schema-checked) in seconds."""
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
+def endpoint_problems(document: Document, path: JsonPath) -> list[Problem]:
+    """What the schema cannot check in the `serving:` block at `path` of `document`."""
+    data = document.data
+    for part in path:
+        data = data[part]
+    problems = []
+    # `${VAR}` is not a placeholder: take those out before looking for `{name}`.
+    for name in _PLACEHOLDER.findall(_VARIABLE.sub("", data["url"])):
+        if name not in _PLACEHOLDERS:
+            problems.append(
+                Problem(
+                    document.display,
+                    document.line_of((*path, "url")),
+                    ".".join(str(p) for p in (*path, "url")),
+                    f"unknown placeholder {{{name}}} (allowed: {{model}}, {{environment}})",
+                )
+            )
+    texts: list[tuple[tuple[str, ...], str]] = [(("url",), data["url"])]
+    texts += [(("headers", h), v) for h, v in sorted((data.get("headers") or {}).items())]
+    for key, value in texts:
+        for name in _VARIABLE.findall(value):
+            if not _VARIABLE_NAME.fullmatch(name):
+                problems.append(
+                    Problem(
+                        document.display,
+                        document.line_of((*path, *key)),
+                        ".".join(str(p) for p in (*path, *key)),
+                        f"${{{name}}} is not an environment variable name "
+                        "(letters, digits and '_', not starting with a digit)",
+                    )
+                )
+    return problems
+
+
+def variables(endpoint: Endpoint) -> list[str]:
+    """The environment variables the URL and the headers read."""
+    texts = [endpoint.url, *(value for _, value in endpoint.headers)]
+    return sorted({name for text in texts for name in _VARIABLE.findall(text)})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One endpoint ready to poll. `shown_url` is what may be printed: placeholders filled in,
+    `${VAR}` left as written, user:password removed; `secrets` are the values read for `${VAR}`,
+    to be scrubbed from anything the answer makes us say."""
+
+    url: str
+    headers: Mapping[str, str]
+    shown_url: str
+    secrets: tuple[str, ...]
+
+
+def resolve(
+    endpoint: Endpoint, model: str, environment: str, environ: Mapping[str, str], where: str
+) -> Request:
+    """Fill in the URL's placeholders and every `${VAR}` from `environ`; MissingVariable naming the
+    first variable that is unset or empty (`where` says whose endpoint needs it)."""
+    for name in variables(endpoint):
+        if not environ.get(name):
+            raise MissingVariable(
+                f"{where}: serving: needs the environment variable {name}, which is not set"
+            )
+
+    def fill(text: str) -> str:
+        return _VARIABLE.sub(lambda m: environ[m.group(1)], text)
+
+    template = endpoint.url_for(model, environment)
+    url, headers = _userinfo_as_basic_auth(
+        fill(template), {header: fill(value) for header, value in endpoint.headers}
+    )
+    secrets = [environ[name] for name in variables(endpoint)]
+    secrets += [value for name, value in headers.items() if name.lower() == "authorization"]
+    return Request(
+        url=url,
+        headers=headers,
+        shown_url=redact_uri(template),
+        secrets=tuple(secrets),
+    )
+
+
+def _userinfo_as_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """urllib does not send `user:password@` itself: it becomes a Basic Authorization header
+    (unless the headers set one), and leaves the URL."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, headers
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    if not any(name.lower() == "authorization" for name in headers):
+        token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+        headers = {**headers, "Authorization": f"Basic {token}"}
+    return urlunsplit(parts._replace(netloc=host)), headers

@@ -1,0 +1,48 @@
+"""`reconciler status` rows: per environment and model, pinned vs registry. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.planning.steps import Plan
+from reconciler.records.bookkeeping import applied_commit
+from reconciler.registry.values import ActualState
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    environment: str
+    model: str
+    pinned: str
+    target: str  # "Production", "@champion", "Production + @champion"
+    registry: tuple[str, ...]  # versions the stage holds (or the alias target) now
+    in_sync: bool
+    last_applied_commit: str | None
+    # Where the alias points now, for an environment with a stage and an alias (serving may load
+    # either); None otherwise, or when the alias is unset.
+    alias: str | None = None
+    alias_version: str | None = None
+
+
+def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
+    """One row per pin of the plan; pins the registry cannot satisfy show as not in sync."""
+    rows = []
+    for entry in plan.entries:
+        pin = entry.pin
+        registered = actual.models.get(pin.model)
+        alias = entry.target.partition(" + @")[2] or None
+        alias_version = registered.aliases.get(alias) if registered and alias else None
+        rows.append(
+            StatusRow(
+                environment=pin.environment,
+                model=pin.model,
+                pinned=pin.version,
+                target=entry.target,
+                registry=entry.current,
+                in_sync=entry.status in ("in_sync", "promoted_onward"),
+                last_applied_commit=applied_commit(registered, pin.environment),
+                alias=alias,
+                alias_version=alias_version,
+            )
+        )
+    return rows

@@ -1,0 +1,146 @@
+"""The plan as a value: steps with their ordering key and compare-and-set expectations, one
+entry per pin, the unmanaged holders, retirements, and the checksum `--expect-plan` compares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from reconciler.errors import Problem
+from reconciler.pins.values import Pin
+from reconciler.records.bookkeeping import Adoption
+
+StepKind = Literal["transition", "archive", "set_alias", "retire", "remove_alias", "disown"]
+_KIND_ORDER: dict[str, int] = {
+    "transition": 0,
+    "archive": 1,
+    "set_alias": 2,
+    "retire": 3,
+    "remove_alias": 4,
+    "disown": 5,
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One registry write.
+
+    transition: move `version` into `stage`, archiving `archives` (the versions there before),
+                in one `archive_existing_versions=True` call.
+    archive:    move `version` out of `stage` to Archived (drift: an extra in a managed stage).
+    set_alias:  point `alias` at `version` (it pointed at `previous`, or nowhere).
+    retire:     the pin was removed: move `version` out of `stage` to Archived.
+    remove_alias: the pin was removed: delete `alias` (it pointed at `version`).
+    disown:     the pin was removed: drop the environment's ownership record on the model.
+    """
+
+    kind: StepKind
+    environment: str
+    model: str
+    version: str
+    stage: str | None = None
+    alias: str | None = None
+    archives: tuple[str, ...] = ()
+    previous: str | None = None
+    # Compare-and-set: the stage of each version this step relies on, as the plan saw it right
+    # before the step. If the registry shows otherwise at write time, someone else moved it.
+    expect: tuple[tuple[str, str], ...] = ()
+    rank: int = 0  # environment rank: higher environments first
+    sequence: int = 0  # position within the model's walk (steps of one model stay in order)
+
+    def action(self) -> str:
+        """What the step does, as plans and results show it: `v15 → Production, archives v6`."""
+        if self.kind == "transition":
+            archived = f", archives {_versions(self.archives)}" if self.archives else ""
+            return f"v{self.version} → {self.stage}{archived}"
+        if self.kind == "archive":
+            return f"archive v{self.version} (extra in {self.stage})"
+        if self.kind == "retire":
+            return f"retire v{self.version} from {self.stage}"
+        if self.kind == "remove_alias":
+            return f"remove @{self.alias} (was v{self.version})"
+        if self.kind == "disown":
+            return "forget ownership"
+        previous = f"from v{self.previous}" if self.previous else "new"
+        return f"@{self.alias} → v{self.version} ({previous})"
+
+    def describe(self) -> str:
+        return f"{self.model}: {self.action()}"
+
+    @property
+    def order_key(self) -> tuple[int, str, int, int]:
+        return (self.rank, self.model, self.sequence, _KIND_ORDER[self.kind])
+
+
+# promoted_onward: the version serves in a higher environment (in sync); onward_pending: the higher
+# environment's pin will take it there, but the registry does not hold it there yet.
+EntryStatus = Literal["in_sync", "promoted_onward", "onward_pending", "change", "error"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pin and what the plan does about it."""
+
+    pin: Pin
+    target: str  # what the environment sets: "Production", "@champion", "Staging + @challenger"
+    status: EntryStatus
+    current: tuple[str, ...]  # versions the stage holds now (or the alias target)
+    steps: tuple[Step, ...] = ()
+    onward_to: str | None = None  # the environment that holds the version, when promoted onward
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    """A model holding an environment's stage or alias without a pin there: shown, never touched."""
+
+    environment: str
+    model: str
+    target: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A model reconciler managed in an environment whose pin file is gone."""
+
+    environment: str
+    model: str
+    steps: tuple[Step, ...]
+    enabled: bool  # prune allowed (--prune or `prune: true`); otherwise only shown
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[Entry, ...]
+    steps: tuple[Step, ...]
+    unmanaged: tuple[Unmanaged, ...] = ()
+    problems: tuple[Problem, ...] = field(default=())
+    retirements: tuple[Retirement, ...] = ()
+    # In-sync pins whose bookkeeping apply will record (adoption): registry writes, but no stage
+    # or alias moves, so they are not changes (`plan --detailed-exitcode` exits 0 for them).
+    adoptions: tuple[Adoption, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(_KIND_ORDER, 0)
+        for step in self.steps:
+            counts[step.kind] += 1
+        return counts
+
+    @property
+    def checksum(self) -> str:
+        """A digest of exactly what apply would write, for `apply --expect-plan`-style checks."""
+        payload = json.dumps([asdict(step) for step in self.steps], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _versions(versions: Iterable[str]) -> str:
+    return ", ".join(f"v{v}" for v in versions)

@@ -1,0 +1,116 @@
+"""`reconciler history`: promotions and rollbacks of one model from git, checked against the
+audit records on the registry's model versions. Pure apart from its inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from reconciler.gitrepo import PinChange
+from reconciler.records import audit
+from reconciler.records.bookkeeping import audit_tag
+from reconciler.registry.values import RegisteredModel
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    change: PinChange
+    rollback: bool
+    applied: (
+        bool  # the registry's audit records name this commit (or a descendant pinning the same)
+    )
+
+
+@dataclass(frozen=True)
+class History:
+    model: str
+    entries: tuple[HistoryEntry, ...]  # newest first
+    at: datetime | None = None
+    pinned_at: tuple[tuple[str, PinChange | None], ...] = ()  # env → the change in force at `at`
+
+
+class Lineage(Protocol):
+    def descends(self, descendant: str, ancestor: str) -> bool: ...
+
+    def pinned(self, commit: str, environment: str, model: str) -> str | None: ...
+
+
+def build(
+    model: str,
+    changes: Sequence[PinChange],
+    registered: RegisteredModel | None,
+    environments: Sequence[str] = (),
+    at: datetime | None = None,
+    lineage: Lineage | None = None,
+) -> History:
+    following: dict[int, PinChange | None] = {}
+    last: dict[str, int] = {}
+    for index, change in enumerate(changes):  # oldest first
+        if change.environment in last:
+            following[last[change.environment]] = change
+        last[change.environment] = index
+    wanted = [
+        (change, following.get(index))
+        for index, change in enumerate(changes)
+        if not environments or change.environment in environments
+    ]
+    entries = tuple(
+        HistoryEntry(change, _is_rollback(change), _applied(change, nxt, registered, lineage))
+        for change, nxt in reversed(wanted)
+    )
+    pinned_at: tuple[tuple[str, PinChange | None], ...] = ()
+    if at is not None:
+        names = sorted(set(environments) or {c.environment for c in changes})
+        in_scope = [change for change, _next in wanted]
+        pinned_at = tuple((env, _in_force(in_scope, env, at)) for env in names)
+    return History(model, entries, at, pinned_at)
+
+
+def _is_rollback(change: PinChange) -> bool:
+    if change.is_revert:
+        return True
+    return (
+        change.before is not None
+        and change.after is not None
+        and (int(change.after) < int(change.before))
+    )
+
+
+def _applied(
+    change: PinChange,
+    following: PinChange | None,
+    registered: RegisteredModel | None,
+    lineage: Lineage | None,
+) -> bool:
+    """Whether the registry's audit records show this change applied: from its own commit, or
+    from a later commit built on it that still pins the same version, before the environment's
+    next change. A dirty apply (--allow-dirty) applied no commit exactly."""
+    if registered is None or change.after is None:
+        return False
+    version = registered.versions.get(change.after)
+    if version is None:
+        return False
+    records = audit.parse(version.tags.get(audit_tag(change.environment)))
+    for record in records:
+        if record.dirty or record.action == "retire" or not record.commit:
+            continue
+        if record.commit == change.commit:
+            return True
+        if (
+            lineage is not None
+            and lineage.descends(record.commit, change.commit)
+            and not (following is not None and lineage.descends(record.commit, following.commit))
+            and lineage.pinned(record.commit, change.environment, registered.name) == change.after
+        ):
+            return True
+    return False
+
+
+def _in_force(changes: Sequence[PinChange], environment: str, at: datetime) -> PinChange | None:
+    found = None
+    for change in changes:  # oldest first
+        if change.environment == environment and change.date <= at:
+            found = change
+    return found

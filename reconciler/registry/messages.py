@@ -1,0 +1,56 @@
+"""What the adapter says when MLflow fails: the first line, the server's own words, the
+budget that ran out, a plain cause."""
+
+from __future__ import annotations
+
+import os
+
+# MLflow's HTTP retries and timeout when the user set none (DESIGN §6; design notes, "HTTP
+# defaults"): the adapter sets them, and a timeout message names them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def server_says(message: str) -> str:
+    """The server's own words from MLflow's "API request ... Response body: '...'" wrapper."""
+    marker = "Response body: '"
+    if marker in message:
+        return message.split(marker, 1)[1].rstrip("'")
+    return message
+
+
+def no_answer() -> str:
+    """A timeout, with the budget that ran out and the variables that change it."""
+    timeout = os.environ.get(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    )
+    retries = os.environ.get(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    )
+    attempts = int(retries) + 1 if retries.strip().isdigit() else None
+    tries = f", {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+    return (
+        f"no answer within {timeout} s{tries} (set MLFLOW_HTTP_REQUEST_TIMEOUT and "
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES to wait longer)"
+    )
+
+
+def cause(message: str) -> str:
+    for needle, plain in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host not found"),
+        ("nodename nor servname", "host not found"),
+        ("timed out", "timed out"),
+        ("Max retries exceeded", "no answer after retries"),
+    ):
+        if needle in message:
+            return plain
+    return message

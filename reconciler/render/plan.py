@@ -1,0 +1,245 @@
+"""A plan as text (terminals), markdown (the pull request comment) and JSON (machines)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.planning.review import Review, key_metrics
+from reconciler.planning.steps import Entry, Plan, Retirement, Step
+from reconciler.render.common import count, md_cell, versions
+
+FORMAT_VERSION = 1
+
+
+def _action(entry: Entry) -> str:
+    if entry.status == "in_sync":
+        return "in sync"
+    if entry.status == "promoted_onward":
+        return f"in sync: promoted onward to {entry.onward_to}"
+    if entry.status == "onward_pending":
+        return f"moves on to {entry.onward_to} with {entry.onward_to}'s change: not there yet"
+    return "; ".join(step.action() for step in entry.steps)
+
+
+def _headline(entry: Entry) -> str:
+    """`churn-model: v6 → v15`, or `churn-model: v15` when nothing moves; ROLLBACK when the
+    pinned version is older than what serves now."""
+    pinned = f"v{entry.pin.version}"
+    if not entry.steps:
+        return f"{entry.pin.model}: {pinned}"
+    rollback = " ROLLBACK" if is_rollback(entry) else ""
+    return f"{entry.pin.model}: {versions(entry.current)} → {pinned}{rollback}"
+
+
+def is_rollback(entry: Entry) -> bool:
+    return bool(entry.current) and all(int(v) > int(entry.pin.version) for v in entry.current)
+
+
+def _summary(plan: Plan) -> str:
+    counts = plan.counts
+    in_sync = sum(1 for e in plan.entries if not e.steps and e.status != "onward_pending")
+    onward = sum(1 for e in plan.entries if e.status == "onward_pending")
+    changed = sum(1 for e in plan.entries if e.steps)
+    kinds = ", ".join(
+        count(counts[kind], noun)
+        for kind, noun in (
+            ("transition", "transition"),
+            ("archive", "archive"),
+            ("set_alias", "alias move"),
+        )
+    )
+    retiring = sum(1 for r in plan.retirements if r.enabled)
+    if retiring:
+        kinds += f", {count(retiring, 'retirement')}"
+    record = f"; {len(plan.adoptions)} to record" if plan.adoptions else ""
+    waiting = f", {onward} moving on with a higher environment" if onward else ""
+    return f"{changed} to change, {in_sync} in sync{waiting} ({kinds}){record}"
+
+
+def _retirement_line(retirement: Retirement) -> str:
+    actions = "; ".join(step.action() for step in retirement.steps if step.kind != "disown")
+    gate = "" if retirement.enabled else " [needs --prune, or prune: true in its settings]"
+    return f"{retirement.environment}: {retirement.model}: {actions or 'nothing serves'}{gate}"
+
+
+def _groups(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]:
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.pin.environment, []).append(entry)
+    return list(groups.items())
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for environment, entries in _groups(plan.entries):
+        lines.append(f"{environment} ({entries[0].target})")
+        for entry in entries:
+            pending = entry.steps or entry.status == "onward_pending"
+            lines.append(f"  {'~' if pending else '='} {_headline(entry)} ({_action(entry)})")
+            if entry.pin.note:
+                lines.append(f"      note: {entry.pin.note}")
+            if entry.pin.confidence is not None:
+                lines.append(f"      comparison confidence: {entry.pin.confidence:g}")
+    if plan.retirements:
+        lines.append("retire (pin removed from an environment reconciler managed it in)")
+        lines.extend(f"  - {_retirement_line(r)}" for r in plan.retirements)
+    if plan.unmanaged:
+        lines.append("unmanaged (holds a managed stage or alias without a pin; never touched)")
+        for item in plan.unmanaged:
+            lines.append(
+                f"  ? {item.environment}: {item.model} {item.target} {versions(item.versions)}"
+            )
+    if plan.adoptions:
+        lines.append(
+            "record (in sync; apply records its applied commit and ownership, moves nothing)"
+        )
+        lines.extend(f"  + {a.environment}: {a.describe()}" for a in plan.adoptions)
+    if not plan.entries:
+        lines.append("No pins in scope.")
+    lines.append(f"Plan: {_summary(plan)}.")
+    lines.append(f"Checksum: {plan.checksum}")
+    return "\n".join(lines)
+
+
+def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None = None) -> str:
+    title = "changes pending" if plan.has_changes else "in sync"
+    lines = [
+        f"### Registry plan: {title}",
+        "",
+        "| Environment | Model | Registry now | Pinned | Action |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in plan.entries:
+        action = _action(entry)
+        if entry.steps:
+            action = f"**{action}**"
+        if is_rollback(entry):
+            action = f"⏪ **ROLLBACK** {action}"
+        if entry.pin.note:
+            action += f"<br>_{entry.pin.note}_"
+        lines.append(
+            f"| {entry.pin.environment} | `{entry.pin.model}` | {versions(entry.current)} "
+            f"| v{entry.pin.version} | {md_cell(action)} |"
+        )
+    for entry in plan.entries:
+        review = (reviews or {}).get((entry.pin.environment, entry.pin.model))
+        if review is not None:
+            lines += ["", *_review_markdown(entry, review)]
+    if plan.retirements:
+        lines += ["", "**Retire** (pin removed):", ""]
+        lines.extend(f"- {md_cell(_retirement_line(r))}" for r in plan.retirements)
+    if plan.unmanaged:
+        lines += [
+            "",
+            f"<details><summary>Unmanaged: {len(plan.unmanaged)} (never touched)</summary>",
+            "",
+            "| Environment | Model | Holds |",
+            "|---|---|---|",
+        ]
+        for item in plan.unmanaged:
+            lines.append(
+                f"| {item.environment} | `{item.model}` | {item.target} {versions(item.versions)} |"
+            )
+        lines += ["", "</details>"]
+    lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
+    return "\n".join(lines)
+
+
+def _review_markdown(entry: Entry, review: Review) -> list[str]:
+    pin = entry.pin
+    badge = " ⏪ ROLLBACK" if is_rollback(entry) else ""
+    old = review.old[0] if review.old else None
+    head = f"v{old.version} → " if old else ""
+    lines = [f"#### {pin.environment}: `{pin.model}` {head}v{pin.version}{badge}", ""]
+    names = key_metrics(list(review.gated_metrics), review.new.metrics, old.metrics if old else {})
+    if names:
+        columns = (
+            f"| Metric | v{old.version} | v{pin.version} | Δ |"
+            if old
+            else f"| Metric | v{pin.version} |"
+        )
+        lines += [columns, "|---|---|---|---|" if old else "|---|---|"]
+        for name in names:
+            new = review.new.metrics.get(name)
+            if old is None:
+                lines.append(f"| {name} | {_number(new)} |")
+                continue
+            before = old.metrics.get(name)
+            delta = f"{new - before:+.4g}" if new is not None and before is not None else "n/a"
+            lines.append(f"| {name} | {_number(before)} | {_number(new)} | {delta} |")
+        lines.append("")
+    facts = [f"v{pin.version} created {_when(review.new.created)}"]
+    if review.new.creator:
+        facts[0] += f" by {review.new.creator}"
+    if pin.confidence is not None:
+        facts.append(f"comparison confidence {pin.confidence:g}")
+    links = [f"[v{f.version}]({f.link})" for f in (review.new, *review.old) if f.link]
+    if links:
+        facts.append("MLflow: " + ", ".join(links))
+    lines.append(" · ".join(facts))
+    if len(review.old) > 1:
+        lines.append(f"Also archives {versions(v.version for v in review.old[1:])}.")
+    if review.policy:
+        lines += ["", "Policy passed: " + "; ".join(review.policy)]
+    return lines
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _when(millis: int | None) -> str:
+    if millis is None:
+        return "(time unknown)"
+    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def plan_json(plan: Plan) -> str:
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "has_changes": plan.has_changes,
+        "checksum": plan.checksum,
+        "counts": plan.counts,
+        "changes": [_step_json(step) for step in plan.steps],
+        "pins": [_entry_json(entry) for entry in plan.entries],
+        "unmanaged": [asdict(item) for item in plan.unmanaged],
+        "retirements": [
+            {
+                "environment": r.environment,
+                "model": r.model,
+                "enabled": r.enabled,
+                "changes": [_step_json(step) for step in r.steps],
+            }
+            for r in plan.retirements
+        ],
+        # Bookkeeping apply records for in-sync pins (adoption); not changes.
+        "records": [asdict(a) for a in plan.adoptions],
+    }
+    return json.dumps(document, indent=2)
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    data = asdict(step)
+    data["archives"] = list(step.archives)
+    data["expect"] = dict(step.expect)  # version → stage the plan relies on (compare-and-set)
+    del data["rank"], data["sequence"]
+    return data
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "environment": entry.pin.environment,
+        "model": entry.pin.model,
+        "file": entry.pin.file,
+        "pinned_version": entry.pin.version,
+        "target": entry.target,
+        "current_versions": list(entry.current),
+        "status": entry.status,
+        "promoted_onward_to": entry.onward_to,
+        "note": entry.pin.note,
+    }

@@ -1,0 +1,87 @@
+"""The status table (environment x model) as text, markdown and JSON."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Sequence
+
+from reconciler.planning.status import StatusRow
+from reconciler.render.common import md_cell, versions
+
+
+def status_text(rows: Sequence[StatusRow]) -> str:
+    header = ("ENVIRONMENT", "MODEL", "PINNED", "REGISTRY", "IN SYNC", "LAST APPLIED")
+    table = [header] + [_status_cells(row) for row in rows]
+    widths = [max(_width(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "  ".join(_pad(cell, w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    if not rows:
+        lines.append("No pins.")
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK and other wide characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def status_markdown(rows: Sequence[StatusRow]) -> str:
+    lines = [
+        "| Environment | Model | Pinned | Registry | In sync | Last applied |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        env, model, pinned, registry, _in_sync, applied = _status_cells(row)
+        lines.append(
+            f"| {env} | `{model}` | {pinned} | {md_cell(registry)} | "
+            f"{'✅' if row.in_sync else '❌'} | {applied} |"
+        )
+    return "\n".join(lines)
+
+
+def status_json(rows: Sequence[StatusRow]) -> str:
+    return json.dumps(
+        [
+            {
+                "environment": row.environment,
+                "model": row.model,
+                "pinned_version": row.pinned,
+                "target": row.target,
+                "registry_versions": list(row.registry),
+                "alias_version": row.alias_version,
+                "in_sync": row.in_sync,
+                "last_applied_commit": row.last_applied_commit,
+            }
+            for row in rows
+        ],
+        indent=2,
+    )
+
+
+def _registry_cell(row: StatusRow) -> str:
+    if row.alias is None:
+        return f"{row.target}: {versions(row.registry)}"
+    stage = row.target.partition(" + @")[0]
+    points = f"v{row.alias_version}" if row.alias_version else "unset"
+    return f"{stage}: {versions(row.registry)} + @{row.alias}: {points}"
+
+
+def _status_cells(row: StatusRow) -> tuple[str, str, str, str, str, str]:
+    return (
+        row.environment,
+        row.model,
+        f"v{row.pinned}",
+        _registry_cell(row),
+        "yes" if row.in_sync else "NO",
+        row.last_applied_commit[:12] if row.last_applied_commit else "-",
+    )
