@@ -14,6 +14,8 @@ from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
 from reconciler.apply.model_run import ModelRun, Planned
 from reconciler.apply.options import ApplyOptions
+from reconciler.apply.unlock import Unlocked
+from reconciler.apply.unlock import unlock as unlock_leases
 from reconciler.errors import (
     ApplyFailed,
     InvalidInput,
@@ -21,7 +23,8 @@ from reconciler.errors import (
 )
 from reconciler.importing.files import ImportReport, write_pins
 from reconciler.importing.from_registry import candidates, pins_from_registry
-from reconciler.pins.desired import load_desired_state
+from reconciler.pins.defaults import read_workspace
+from reconciler.pins.desired import ENVIRONMENTS_DIR, load_desired_state
 from reconciler.pins.values import DesiredState
 from reconciler.planning import evidence, policy
 from reconciler.planning.review import Review, VersionFacts, version_link
@@ -33,6 +36,7 @@ from reconciler.records.history import History
 from reconciler.records.history import build as build_history
 from reconciler.registry.base import Registry
 from reconciler.registry.values import ActualState
+from reconciler.registry.workspaces import SETTINGS, Workspace, owner_in
 from reconciler.serving.verify import Outcome
 from reconciler.serving.verify import targets as verify_targets
 
@@ -57,8 +61,9 @@ def make_plan(
     scope.check(desired)
     from reconciler.gitrepo import head_commit
 
+    workspace = registry.use_workspace(desired.workspace)
     # The commit a plan shows in-sync pins recorded for (as the apply from it would).
-    checkout = _checkout(root, head_commit(root))
+    checkout = _checkout(root, workspace, head_commit(root))
     plan, actual = _plan(desired, registry, scope, checkout, now)
     if not with_reviews:
         return plan, {}
@@ -84,7 +89,7 @@ def _reviews(
             metrics=metrics_of[run_id],
             created=version.created if version else None,
             creator=version.creator if version else None,
-            link=version_link(base, model, number),
+            link=version_link(base, model, number, plan.workspace.name),
         )
 
     reviews = {}
@@ -121,9 +126,11 @@ def apply(
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     scope = replace(scope, prune=scope.prune or options.prune)
-    checkout = _checkout(root, options.commit)
-    owner = checkout.owner
     scope.check(desired)
+    workspace = _workspace_to_write(registry, desired)
+    options = replace(options, workspace=workspace.name)
+    checkout = _checkout(root, workspace, options.commit)
+    owner = checkout.owner
 
     def plan_now(
         actual: ActualState | None = None,
@@ -195,20 +202,41 @@ def _writes_to(plan: Plan, adoptions: Sequence[Adoption]) -> set[str]:
     return {step.model for step in plan.steps} | {a.model for a in adoptions}
 
 
+def _workspace_to_write(registry: Registry, desired: DesiredState) -> Workspace:
+    """An apply writes only where the repository itself says: on a registry with workspaces,
+    the repository's `workspace:` setting (MLFLOW_WORKSPACE may only agree with it). A CI job
+    with the variable missing or pointing at another team's workspace is refused before any
+    read, never applied to the server's default or to that team's same-named models."""
+    workspace = registry.use_workspace(desired.workspace)
+    if workspace.name is not None and workspace.chosen_by != SETTINGS:
+        how = (
+            f"MLFLOW_WORKSPACE is {workspace.name!r}, but this repository does not say"
+            if workspace.chosen_by
+            else "no workspace is chosen"
+        )
+        raise UsageError(
+            f"the registry has workspaces and {how} which one it manages: set `workspace: "
+            f"<name>` in {ENVIRONMENTS_DIR}/_defaults.yaml (nothing was changed)"
+        )
+    return workspace
+
+
 @dataclass(frozen=True)
 class _Checkout:
-    """The repository a command runs in: its root, its identity (the owner it records) and the
-    commit an apply records (None for a plan: no in-sync pin is recorded then)."""
+    """The repository a command runs in: its root, its identity (the owner it records, with
+    the workspace), the workspace, and the commit an apply records (None for a plan: no in-sync
+    pin is recorded then)."""
 
     root: Path
     owner: str
+    workspace: Workspace
     commit: str | None
 
 
-def _checkout(root: Path, commit: str | None = None) -> _Checkout:
+def _checkout(root: Path, workspace: Workspace, commit: str | None = None) -> _Checkout:
     from reconciler.gitrepo import repository_id
 
-    return _Checkout(root, repository_id(root), commit)
+    return _Checkout(root, owner_in(repository_id(root), workspace), workspace, commit)
 
 
 def _plan(
@@ -230,7 +258,7 @@ def _plan(
         raise InvalidInput(problems)
     # In-sync pins with stale bookkeeping are recorded for the commit applied.
     adoptions = recording.find_adoptions(plan, actual, checkout.root, checkout.commit, owner)
-    return replace(plan, adoptions=adoptions), actual
+    return replace(plan, adoptions=adoptions, workspace=checkout.workspace), actual
 
 
 def _read(registry: Registry, pinned: set[str], owner: str) -> ActualState:
@@ -260,6 +288,7 @@ def history(
     changes = pin_history(root, model)
     if not changes:
         raise UsageError(f"no git history of pins for model {model!r} under environments/")
+    registry.use_workspace(read_workspace(root))
     registered = registry.read_model(model)
     with lineage(root) as git_lineage:
         return build_history(model, changes, registered, environments, at, git_lineage)
@@ -270,8 +299,10 @@ def status(root: Path, registry: Registry, scope: Scope = EVERYTHING) -> list[St
     commit last applied there. Pins the registry cannot satisfy show as not in sync."""
     desired = load_desired_state(root)
     scope.check(desired)
+    workspace = registry.use_workspace(desired.workspace)
     actual = registry.read({pin.model for pin in desired.pins})
-    return status_rows(replace(scope, prune=False).diff(desired, actual), actual)
+    plan = replace(replace(scope, prune=False).diff(desired, actual), workspace=workspace)
+    return status_rows(plan, actual)
 
 
 def import_pins(
@@ -286,7 +317,6 @@ def import_pins(
     """Write a pin for every model the registry serves in each environment (its stage, or its
     alias for alias-only environments): the existing environments plus staging and production.
     Reads the registry the cheap way `plan` does; writes only files."""
-    from reconciler.pins.desired import ENVIRONMENTS_DIR
     from reconciler.pins.values import DEFAULT_ENVIRONMENTS
     from reconciler.redact import redact_uri, scrub
 
@@ -294,6 +324,7 @@ def import_pins(
         desired = load_desired_state(root)  # a broken repository is fixed first, not added to
     else:
         desired = DesiredState({}, ())
+    workspace = registry.use_workspace(desired.workspace)
     # staging and production by default, unless another environment already holds their stage
     # (a `qa` on Staging): two pins for one stage would fail validation.
     taken = {env.stage for env in desired.environments.values()}
@@ -320,15 +351,16 @@ def import_pins(
     found = pins_from_registry(actual, chosen, set(models) if models else None)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     uri = scrub(redact_uri(registry_uri))
+    where = f" (workspace {workspace.describe()})" if workspace.name is not None else ""
     existing = {(pin.environment, pin.model): pin for pin in desired.pins}
     files = write_pins(
         root,
         found.pins,
         existing,
         overwrite,
-        [f"imported from {uri} at {when} by reconciler import"],
+        [f"imported from {uri}{where} at {when} by reconciler import"],
     )
-    return ImportReport(uri, tuple(files), found.skipped)
+    return ImportReport(uri, tuple(files), found.skipped, workspace.name)
 
 
 def verify(
@@ -358,6 +390,15 @@ def verify(
         for target in verify_targets(desired, environments, models, only)
     ]
     return poller.poll_all(jobs)
+
+
+def unlock(
+    root: Path, registry: Registry, models: Collection[str] = (), force: bool = False
+) -> list[Unlocked]:
+    """Remove the leases of applies that died, in the repository's workspace. Needs only the
+    repository's defaults (a broken pin never blocks an unlock)."""
+    registry.use_workspace(read_workspace(root))
+    return unlock_leases(registry, models, force)
 
 
 def applied_pins(report: ApplyReport) -> set[tuple[str, str]]:

@@ -47,6 +47,10 @@ def _guard_real_defaults(
         "GITHUB_ACTIONS",
     ):
         monkeypatch.delenv(name, raising=False)
+    # The MLflow adapter sets MLFLOW_WORKSPACE for its process when a repository names a
+    # workspace: recorded first, so it is put back (unset) after the test.
+    monkeypatch.setenv("MLFLOW_WORKSPACE", "")
+    monkeypatch.delenv("MLFLOW_WORKSPACE")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")

@@ -48,6 +48,7 @@ class ApplyOptions:
     allow_dirty: bool = False  # `apply --allow-dirty`: apply an uncommitted environments/
     dirty: bool = False  # set by apply: what it applies is not exactly HEAD (audit says so)
     pull_request: str | None = None  # for the audit records, from the merge commit's message
+    workspace: str | None = None  # set by apply: the registry workspace (audit records say it)
     actor: str = field(default_factory=lambda: default_actor())
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     on_event: Callable[[str], None] = lambda _message: None

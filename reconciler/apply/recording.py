@@ -133,6 +133,7 @@ def model_writes(
             pull_request=options.pull_request,
             dirty=options.dirty,
             apply=apply,
+            workspace=options.workspace,
         )
         tags = registered.versions[version].tags
         audits.append((model, version, key, audit.append(tags.get(key), record)))

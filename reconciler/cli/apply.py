@@ -177,9 +177,7 @@ def apply(
 def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: str) -> None:
     """Remove model leases left by applies that died: expired ones and those whose process is
     gone on this host (Terraform's force-unlock). Says what it removed and what it kept."""
-    from reconciler.apply.unlock import unlock as unlock_leases
-
-    found = unlock_leases(obj.registry(), models, force)
+    found = api.unlock(obj.repository_root(), obj.registry(), models, force)
     now = datetime.now(UTC).timestamp()
     if output_format == "json":
         items = [

@@ -37,6 +37,7 @@ class ImportReport:
     registry: str  # the registry read, without credentials
     files: tuple[FileResult, ...]
     skipped: tuple[ImportSkip, ...]
+    workspace: str | None = None  # the registry workspace read, when it has workspaces
 
 
 def write_pins(

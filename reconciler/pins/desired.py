@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import InvalidInput, Problem
+from reconciler.pins.defaults import DEFAULTS_STEM, load_defaults
 from reconciler.pins.documents import Document, read_document
 from reconciler.pins.endpoints import Endpoint, endpoint_problems
 from reconciler.pins.gates import Gates
@@ -33,10 +34,11 @@ YAML_SUFFIXES = (".yaml", ".yml")
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Files:
     pins: dict[str, list[Path]]  # environment → pin files
     settings: dict[str, Path]  # environment → settings file
+    defaults: Path | None = None  # environments/_defaults.yaml: the repository's settings
 
 
 def load_desired_state(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
@@ -54,12 +56,16 @@ def load_desired_state(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
         files = _discover(root, environments_dir, problems)
 
     environments = _load_environments(root, environments_dir, files, problems)
+    workspace = None
+    if files.defaults is not None:
+        display = display_path(root, files.defaults)
+        workspace = load_defaults(root, files.defaults, display, problems)
     pins: list[Pin] = []
     for env_name, pin_files in sorted(files.pins.items()):
         pins.extend(_load_pins(root, env_name, pin_files, problems))
     if problems:
         raise InvalidInput(problems)
-    return DesiredState(environments=environments, pins=tuple(sorted(pins, key=_pin_key)))
+    return DesiredState(environments, tuple(sorted(pins, key=_pin_key)), workspace)
 
 
 def _pin_key(pin: Pin) -> tuple[str, str]:
@@ -97,7 +103,9 @@ def _discover(root: Path, environments_dir: Path, problems: list[Problem]) -> _F
                     )
         elif entry.suffix in YAML_SUFFIXES:
             _add_settings(root, settings, entry, problems)
-    return _Files(pins=pins, settings=settings)
+    files = _Files(pins=pins, settings=settings)
+    _take_defaults(files)
+    return files
 
 
 def _expand(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
@@ -122,7 +130,7 @@ def _classify(root: Path, files: Iterable[Path], problems: list[Problem]) -> _Fi
         absolute = file if file.is_absolute() else Path.cwd() / file
         absolute = absolute.parent.resolve() / absolute.name
         if absolute.parent.name == ENVIRONMENTS_DIR:
-            _add_settings(root, settings, absolute, problems)
+            _add_settings(root, settings, absolute, problems)  # _defaults too: taken below
         elif absolute.parent.parent.name == ENVIRONMENTS_DIR:
             # `m.yaml` beside `m.yml` pins one model twice even when only one of them is named
             # (the pre-commit hook passes the changed files): read its sibling too.
@@ -141,7 +149,16 @@ def _classify(root: Path, files: Iterable[Path], problems: list[Problem]) -> _Fi
                     "or environment settings (environments/<env>.yaml)",
                 )
             )
-    return _Files(pins={env: sorted(found) for env, found in pins.items()}, settings=settings)
+    classified = _Files({env: sorted(found) for env, found in pins.items()}, settings)
+    _take_defaults(classified)
+    return classified
+
+
+def _take_defaults(files: _Files) -> None:
+    """The repository defaults file was sorted with the settings files (it stands beside them):
+    take it out. `_defaults.yaml` beside `_defaults.yml` is refused by `_add_settings` already."""
+    for env_name in [name for name in files.settings if name == DEFAULTS_STEM]:
+        files.defaults = files.settings.pop(env_name)
 
 
 def _add_settings(
@@ -223,7 +240,8 @@ def _on_disk(environments_dir: Path) -> set[str]:
     return {
         entry.name if entry.is_dir() else entry.stem
         for entry in environments_dir.iterdir()
-        if not entry.name.startswith(".") and (entry.is_dir() or entry.suffix in YAML_SUFFIXES)
+        if not entry.name.startswith(".")
+        and (entry.is_dir() or (entry.suffix in YAML_SUFFIXES and entry.stem != DEFAULTS_STEM))
     }
 
 

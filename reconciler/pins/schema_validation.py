@@ -15,6 +15,7 @@ from reconciler.pins.documents import Document, JsonPath
 
 PIN_SCHEMA = "pin.schema.json"
 ENVIRONMENT_SCHEMA = "environment.schema.json"
+DEFAULTS_SCHEMA = "defaults.schema.json"
 
 
 @cache

@@ -83,9 +83,20 @@ class Pin:
 
 
 @dataclass(frozen=True)
+class WorkspaceSetting:
+    """`workspace:` in the repository's defaults (environments/_defaults.yaml): the registry
+    workspace every command of this repository works in, and where it was said."""
+
+    name: str
+    file: str
+    line: int = 1
+
+
+@dataclass(frozen=True)
 class DesiredState:
     environments: Mapping[str, Environment]
     pins: tuple[Pin, ...]
+    workspace: WorkspaceSetting | None = None
 
     def environments_by_rank(self) -> list[Environment]:
         return sorted(self.environments.values(), key=lambda env: env.rank)

@@ -39,10 +39,15 @@ def ui_base(tracking_uri: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def version_link(base: str | None, model: str, version: str) -> str | None:
+def version_link(
+    base: str | None, model: str, version: str, workspace: str | None = None
+) -> str | None:
+    """The version's page in the MLflow UI; in a workspace the UI needs `?workspace=` to show
+    the right one of two same-named models."""
     if base is None:
         return None
-    return f"{base}/#/models/{quote(model, safe='')}/versions/{version}"
+    link = f"{base}/#/models/{quote(model, safe='')}/versions/{version}"
+    return f"{link}?workspace={quote(workspace, safe='')}" if workspace else link
 
 
 def key_metrics(named: list[str], new: Mapping[str, float], old: Mapping[str, float]) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from reconciler.planning.steps import Plan
 from reconciler.records.bookkeeping import applied_commit
 from reconciler.registry.values import ActualState
+from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class StatusRow:
     # either); None otherwise, or when the alias is unset.
     alias: str | None = None
     alias_version: str | None = None
+    workspace: Workspace = NO_WORKSPACES  # where the registry columns were read
 
 
 def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
@@ -43,6 +45,7 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 last_applied_commit=applied_commit(registered, pin.environment),
                 alias=alias,
                 alias_version=alias_version,
+                workspace=plan.workspace,
             )
         )
     return rows

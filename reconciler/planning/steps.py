@@ -12,6 +12,7 @@ from typing import Literal
 from reconciler.errors import Problem
 from reconciler.pins.values import Pin
 from reconciler.records.bookkeeping import Adoption
+from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
 StepKind = Literal["transition", "archive", "set_alias", "retire", "remove_alias", "disown"]
 _KIND_ORDER: dict[str, int] = {
@@ -123,6 +124,7 @@ class Plan:
     # In-sync pins whose bookkeeping apply will record (adoption): registry writes, but no stage
     # or alias moves, so they are not changes (`plan --detailed-exitcode` exits 0 for them).
     adoptions: tuple[Adoption, ...] = ()
+    workspace: Workspace = NO_WORKSPACES  # where in the registry it reads and writes
 
     @property
     def has_changes(self) -> bool:
@@ -138,7 +140,11 @@ class Plan:
     @property
     def checksum(self) -> str:
         """A digest of exactly what apply would write, for `apply --expect-plan`-style checks."""
-        payload = json.dumps([asdict(step) for step in self.steps], sort_keys=True)
+        steps: list[object] = [asdict(step) for step in self.steps]
+        # The same steps in another workspace are another plan (earlier checksums unchanged).
+        if self.workspace.name is not None:
+            steps.append({"workspace": self.workspace.name})
+        payload = json.dumps(steps, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

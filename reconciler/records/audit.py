@@ -29,6 +29,7 @@ class AuditRecord:
     # The lease id of the apply that wrote it: the record that also releases that apply's lease
     # (bookkeeping.state_of). None in records of earlier versions and of explicit releases.
     apply: str | None = None
+    workspace: str | None = None  # the registry workspace applied in, when it has workspaces
 
 
 def action_for(version: str, previous: tuple[str, ...]) -> str:
@@ -54,6 +55,8 @@ def _record_json(record: AuditRecord) -> dict[str, object]:
         del data["dirty"]
     if record.apply is None:
         del data["apply"]
+    if record.workspace is None:
+        del data["workspace"]
     return data
 
 
@@ -74,6 +77,7 @@ def parse(value: str | None) -> list[AuditRecord]:
                 pull_request=item.get("pull_request"),
                 dirty=item.get("dirty") is True,
                 apply=None if item.get("apply") is None else str(item["apply"]),
+                workspace=None if item.get("workspace") is None else str(item["workspace"]),
             )
             for item in data
         ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+from reconciler.pins.values import WorkspaceSetting
 from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.workspaces import Workspace
 
 
 class Registry(Protocol):
@@ -14,6 +16,12 @@ class Registry(Protocol):
     # What the registry learnt about itself that the user should hear once per command (e.g. that
     # the server cannot archive atomically, so promotions take two steps); the CLI prints them.
     notices: list[str]
+
+    def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
+        """Decide the workspace every later request goes to (workspaces.resolve: the setting,
+        MLFLOW_WORKSPACE and whether the registry has workspaces) and use it. Called before any
+        other read or write of a command that reads pins."""
+        ...
 
     def read(self, models: Collection[str]) -> ActualState:
         """Every registered model with its aliases; all versions of `models`, and for every other

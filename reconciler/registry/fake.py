@@ -7,10 +7,12 @@ the same assertions against a real `mlflow server` to keep the two honest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from reconciler.errors import RegistryError
+from reconciler.pins.values import WorkspaceSetting
 from reconciler.registry.values import (
     ARCHIVED,
     NONE_STAGE,
@@ -19,6 +21,7 @@ from reconciler.registry.values import (
     ModelVersion,
     RegisteredModel,
 )
+from reconciler.registry.workspaces import ENV_VARIABLE, Workspace, resolve
 
 _STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -37,6 +40,15 @@ class FakeRegistry:
         self.notices: list[str] = []
         self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
         self._clock = 0  # a logical last_updated_timestamp: every change ticks it
+        # A server started with --enable-workspaces (the fake holds the chosen one's models).
+        self.workspaces_enabled = False
+        self.workspace: Workspace | None = None  # what the command chose
+
+    def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
+        self.workspace = resolve(
+            setting, os.environ.get(ENV_VARIABLE), self.workspaces_enabled, "the fake registry"
+        )
+        return self.workspace
 
     def _tick(self) -> int:
         self._clock += 1

@@ -22,10 +22,11 @@ from reconciler.errors import (
     RegistryPermissionDenied,
     RegistryUnreachable,
 )
-from reconciler.pins.values import filterable_name
+from reconciler.pins.values import WorkspaceSetting, filterable_name
 from reconciler.redact import ScrubbingFilter, redact_uri, scrub
 from reconciler.registry import messages
 from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.workspaces import ENV_VARIABLE, Workspace, check_agreement, resolve
 
 T = TypeVar("T")
 
@@ -119,6 +120,44 @@ class MlflowRegistry:
         self._atomic_archive = True
         # Said once, for the command to print (the adapter never prints).
         self.notices: list[str] = []
+        self.workspace: Workspace | None = None
+
+    def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
+        """Resolve the workspace and send every later request to it. MLflow adds the header
+        from MLFLOW_WORKSPACE to every request it makes, raw REST included and from any thread
+        (a ContextVar would not reach the apply's worker threads), so the adapter sets that
+        variable for this process."""
+        if self.workspace is None:
+            check_agreement(setting, os.environ.get(ENV_VARIABLE))  # before any request
+            chosen = setting is not None or bool(os.environ.get(ENV_VARIABLE, "").strip())
+            supported = self._server_has_workspaces(must_answer=chosen)
+            self.workspace = resolve(
+                setting, os.environ.get(ENV_VARIABLE), supported, self.display_uri
+            )
+            if self.workspace.chosen_by is not None and self.workspace.name is not None:
+                os.environ[ENV_VARIABLE] = self.workspace.name
+        return self.workspace
+
+    def _server_has_workspaces(self, must_answer: bool) -> bool:
+        """Ask the server (`/api/3.0/mlflow/server-info`, one GET). Only a tracking server has
+        workspaces; a server too old to have the endpoint has none."""
+        uri = self._resolved_uri()
+        if not uri.startswith(("http://", "https://")):
+            return False
+        with self._translated_errors("ask the registry whether it has workspaces"):
+            from mlflow.utils.rest_utils import http_request
+
+            store = self._writer().store
+            creds = store.get_host_creds()
+            info = "/api/3.0/mlflow/server-info"
+            response = http_request(creds, info, "GET")  # type: ignore[no-untyped-call]
+            if response.status_code == 404:
+                return False
+            if response.status_code != 200:
+                if not must_answer:
+                    return False  # a plain server of an older MLflow: it has none
+                response.raise_for_status()
+            return bool(response.json().get("workspaces_enabled"))
 
     @property
     def display_uri(self) -> str:

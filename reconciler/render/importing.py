@@ -11,7 +11,8 @@ _MARKS = {"written": "+", "overwritten": "~", "unchanged": "=", "differs": "!", 
 
 
 def import_text(report: ImportReport) -> str:
-    lines = [f"Import from {report.registry} (pin files only; the registry is not changed):"]
+    where = f" (workspace {report.workspace})" if report.workspace else ""
+    lines = [f"Import from {report.registry}{where} (pin files only; the registry is not changed):"]
     for result in report.files:
         lines.append(f"  {_MARKS[result.outcome]} {_file_line(result)}")
         if result.outcome != "refused":
@@ -56,6 +57,7 @@ def _counts(report: ImportReport) -> dict[str, int]:
 def import_json(report: ImportReport) -> str:
     document: dict[str, Any] = {
         "registry": report.registry,
+        "workspace": report.workspace,
         "registry_writes": 0,
         "pins": [
             {

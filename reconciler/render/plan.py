@@ -75,6 +75,8 @@ def _groups(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]:
 
 def plan_text(plan: Plan) -> str:
     lines: list[str] = []
+    if plan.workspace.name is not None:
+        lines.append(f"workspace: {plan.workspace.describe()}")
     for environment, entries in _groups(plan.entries):
         lines.append(f"{environment} ({entries[0].target})")
         for entry in entries:
@@ -107,9 +109,10 @@ def plan_text(plan: Plan) -> str:
 
 def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None = None) -> str:
     title = "changes pending" if plan.has_changes else "in sync"
-    lines = [
-        f"### Registry plan: {title}",
-        "",
+    lines = [f"### Registry plan: {title}", ""]
+    if plan.workspace.name is not None:
+        lines += [f"Workspace: `{plan.workspace.describe()}`", ""]
+    lines += [
         "| Environment | Model | Registry now | Pinned | Action |",
         "|---|---|---|---|---|",
     ]
@@ -202,6 +205,8 @@ def _when(millis: int | None) -> str:
 def plan_json(plan: Plan) -> str:
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "workspace": plan.workspace.name,
+        "workspace_chosen_by": plan.workspace.chosen_by,
         "has_changes": plan.has_changes,
         "checksum": plan.checksum,
         "counts": plan.counts,

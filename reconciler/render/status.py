@@ -20,7 +20,14 @@ def status_text(rows: Sequence[StatusRow]) -> str:
     ]
     if not rows:
         lines.append("No pins.")
-    return "\n".join(lines)
+    return "\n".join(_workspace_line(rows, "workspace: {}") + lines)
+
+
+def _workspace_line(rows: Sequence[StatusRow], form: str) -> list[str]:
+    """Where the registry columns were read, when the registry has workspaces."""
+    if not rows or rows[0].workspace.name is None:
+        return []
+    return [form.format(rows[0].workspace.describe())]
 
 
 def _width(text: str) -> int:
@@ -36,7 +43,8 @@ def _pad(text: str, width: int) -> str:
 
 
 def status_markdown(rows: Sequence[StatusRow]) -> str:
-    lines = [
+    lines = _workspace_line(rows, "Workspace: `{}`\n")
+    lines += [
         "| Environment | Model | Pinned | Registry | In sync | Last applied |",
         "|---|---|---|---|---|---|",
     ]
@@ -61,6 +69,7 @@ def status_json(rows: Sequence[StatusRow]) -> str:
                 "alias_version": row.alias_version,
                 "in_sync": row.in_sync,
                 "last_applied_commit": row.last_applied_commit,
+                "workspace": row.workspace.name,
             }
             for row in rows
         ],

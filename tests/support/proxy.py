@@ -49,6 +49,8 @@ class RecordingProxy:
         target = urlsplit(upstream)
         host, port = target.hostname or "127.0.0.1", target.port
         self.requests: list[tuple[str, str]] = []
+        # The MLflow workspace each request named (header X-MLFLOW-WORKSPACE), in step.
+        self.workspaces: list[str | None] = []
         self.faults: list[Fault] = []
         # Called with (method, path) before a request is forwarded: lets a test act "between"
         # the CLI's requests (a hand edit in the UI at the worst moment).
@@ -64,6 +66,7 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
+                    proxy.workspaces.append(self.headers.get("X-MLFLOW-WORKSPACE"))
                     fault = proxy._take_fault(self.path)
                 if fault is not None and fault.kind != "lose_response":
                     self._inject(fault)

@@ -30,6 +30,7 @@ POSTGRES_CASE = re.compile(r"[\[-]pg-psycopg\d(?:[\]-])")
 LONGEST_FIRST = [
     POSTGRES_GROUP,  # ~140: the cluster, two servers with 4 workers each, racing processes
     "tests/integration/test_auth.py",  # ~85: a basic-auth server of its own
+    "tests/integration/test_workspaces.py",  # ~60: a workspaces server, the CLI as processes
     "tests/integration/test_serving_tour.py",  # ~65: the README's tour, trains three models
     "tests/integration/test_concurrency.py",  # ~60: a server killed and restarted mid-apply
     "tests/integration/test_outcomes.py",  # ~60: a silent registry (3 attempts x 10 s)

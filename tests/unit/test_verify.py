@@ -485,6 +485,10 @@ def test_names_with_spaces_and_unicode_stay_one_path_segment(
     assert "ok    churn model ü#1 in production: serves v3" in result.stdout
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_poll(repo: Repo, serving: Serving) -> None:
     settings(repo, "production", f"{serving.base}/{{model}}", "interval: 1s", "timeout: 1h")
     repo.pin("production", "a", 2)
@@ -497,6 +501,9 @@ def test_ctrl_c_stops_every_poll(repo: Repo, serving: Serving) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background by a non-interactive shell ignores SIGINT, and
+        # children inherit that: give this one the default, as a terminal's process has.
+        preexec_fn=_default_sigint,
     )
     try:
         while {path for path, _ in serving.seen} != {"/a", "/b"}:
