@@ -17,7 +17,7 @@ from pathlib import Path
 from reconciler.errors import InvalidInput, Problem
 from reconciler.pins.documents import Document, read_document
 from reconciler.pins.endpoints import Endpoint, endpoint_problems
-from reconciler.pins.gates import Gates
+from reconciler.pins.gates import Gates, bound_problems
 from reconciler.pins.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
 from reconciler.pins.values import (
     DEFAULT_ENVIRONMENTS,
@@ -255,6 +255,8 @@ def _load_environment(
     found = _merge(document, schema_problems(document, ENVIRONMENT_SCHEMA))
     if not found and "serving" in document.data:
         found = endpoint_problems(document, ("serving",))
+    if not found:
+        found = bound_problems(document)
     if found:
         problems.extend(found)
         return None
@@ -340,6 +342,8 @@ def _load_pins(root: Path, env_name: str, files: list[Path], problems: list[Prob
         found = _merge(document, schema_problems(document, PIN_SCHEMA), version_problems)
         if not found and "serving" in document.data:
             found = endpoint_problems(document, ("serving",))
+        if not found:
+            found = bound_problems(document)
         model = document.data.get("model") if isinstance(document.data, dict) else None
         if isinstance(model, str):
             found.extend(_model_name_problems(document, model, file.stem))

@@ -15,6 +15,7 @@ from reconciler.errors import (
 from reconciler.pins.desired import load_desired_state
 from reconciler.pins.values import STAGING, Environment, Pin
 from reconciler.pins.versions import parse_version
+from reconciler.planning.plan import prompt_refusal
 from reconciler.registry.base import Registry
 from reconciler.registry.values import READY, RegisteredModel
 
@@ -90,7 +91,13 @@ def promote(
         except ValueError as error:
             raise UsageError(f"--version: {error}") from None
     # One read, unless offline: the Staging fallback and the existence check share it.
-    registered = None if offline else registry_factory().read_model(model)
+    registry = None if offline else registry_factory()
+    registered = registry.read_model(model) if registry is not None else None
+    if registry is not None and registered is None and registry.read_prompts([model]):
+        refusal = prompt_refusal(model)
+        if current is not None:
+            raise InvalidInput([Problem(current.file, current.line, "model", refusal)])
+        raise UsageError(refusal)
     if version is not None:
         source = "--version"
     else:

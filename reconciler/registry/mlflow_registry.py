@@ -25,7 +25,17 @@ from reconciler.errors import (
 from reconciler.pins.values import filterable_name
 from reconciler.redact import ScrubbingFilter, redact_uri, scrub
 from reconciler.registry import messages
-from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.mlflow_reading import (
+    PROMPT_FILTER,
+    logged_model_id,
+    metrics_of,
+    search_logged_models,
+)
+from reconciler.registry.mlflow_reading import bind as _bind
+from reconciler.registry.mlflow_reading import chunks as _chunks
+from reconciler.registry.mlflow_reading import name_filter as _name_filter
+from reconciler.registry.mlflow_reading import pages as _pages
+from reconciler.registry.values import ActualState, Metric, ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
@@ -114,6 +124,7 @@ class MlflowRegistry:
         self._uri = tracking_uri
         self._client_instance: Any = None
         self._run_metrics: dict[str, dict[str, float] | None] = {}
+        self._logged_models: dict[str, tuple[Metric, ...] | None] = {}
         # Learnt from the server once per instance (one instance per command): after the first
         # refusal every promotion goes straight to the two-step fallback.
         self._atomic_archive = True
@@ -178,7 +189,29 @@ class MlflowRegistry:
                 versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
             aliases = {alias: str(version) for alias, version in (rm.aliases or {}).items()}
             result[name] = RegisteredModel(name, versions, aliases, _tags(rm))
-        return ActualState(result)
+        # Model searches leave prompts out: a name not found may be one (one more request, only
+        # when a pin names something that is no registered model).
+        missing = [name for name in models if name not in registered]
+        return ActualState(result, self.read_prompts(missing) if missing else {})
+
+    def read_prompts(self, names: Collection[str] | None = None) -> dict[str, RegisteredModel]:
+        if names is None:
+            filters = [PROMPT_FILTER]
+        else:
+            named = sorted(name for name in names if filterable_name(name))
+            filters = [
+                f"{_name_filter(chunk)} AND {PROMPT_FILTER}"
+                for chunk in _chunks(named, NAMES_PER_FILTER)
+            ]
+        found = {}
+        with self._translated_errors("read the prompts"):
+            for text in filters:
+                search = _bind(self._client().search_registered_models, filter_string=text)
+                for rm in _pages(search, MODELS_PAGE):
+                    versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
+                    aliases = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+                    found[rm.name] = RegisteredModel(rm.name, versions, aliases, _tags(rm))
+        return found
 
     def read_model(self, model: str) -> RegisteredModel | None:
         with self._translated_errors(f"read {model}"):
@@ -217,6 +250,25 @@ class MlflowRegistry:
             self._run_metrics[run_id] = metrics
         found = self._run_metrics[run_id]
         return None if found is None else dict(found)
+
+    def logged_model_metrics(
+        self, model_ids: Collection[str]
+    ) -> dict[str, tuple[Metric, ...] | None]:
+        # Once per model and command, as runs: a few one GET each, more in one search.
+        wanted = [i for i in dict.fromkeys(model_ids) if i not in self._logged_models]
+        if len(wanted) > 2:
+            with self._translated_errors("search the logged models"):
+                from mlflow.entities import ViewType
+
+                searched = search_logged_models(self._client(), ViewType.ALL, wanted)
+                self._logged_models.update(searched)
+        for model_id in wanted:
+            if model_id in self._logged_models:
+                continue
+            with self._translated_errors(f"read logged model {model_id}"):
+                found = _unless(GONE, lambda: self._client().get_logged_model(model_id))  # noqa: B023
+            self._logged_models[model_id] = None if found is None else metrics_of(found)
+        return {model_id: self._logged_models[model_id] for model_id in model_ids}
 
     # -- writes --
 
@@ -426,31 +478,6 @@ def _version(mv: Any) -> ModelVersion:
         created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
         creator=mv.user_id or None,
         updated=int(mv.last_updated_timestamp) if mv.last_updated_timestamp else None,
+        # The OSS server leaves `model_id` empty and keeps the link in the source (measured).
+        model_id=getattr(mv, "model_id", None) or logged_model_id(mv.source),
     )
-
-
-def _pages(search: Callable[..., Any], page_size: int) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(max_results=page_size, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _bind(function: Callable[..., T], **bound: Any) -> Callable[..., T]:
-    def call(**kwargs: Any) -> T:
-        return function(**bound, **kwargs)
-
-    return call
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _name_filter(names: list[str]) -> str:
-    quoted = ", ".join("'" + name.replace("'", "\\'") + "'" for name in names)
-    return f"name IN ({quoted})"
