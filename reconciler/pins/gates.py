@@ -22,8 +22,12 @@ class MetricBound:
 
     @property
     def label(self) -> str:
-        """How plans name the figure this bound reads: `accuracy`, `accuracy (eval)`."""
-        return self.name if self.dataset is None else f"{self.name} ({self.dataset})"
+        return metric_label(self.name, self.dataset)
+
+
+def metric_label(key: str, dataset: str | None) -> str:
+    """How plans name a metric's figure: `accuracy`, or `accuracy (eval)` on a named dataset."""
+    return key if dataset is None else f"{key} ({dataset})"
 
 
 @dataclass(frozen=True)

@@ -117,8 +117,3 @@ class VersionMetrics:
             else:
                 pairs += [(key, ds) for ds, _v in on if ds is not None]
         return pairs
-
-
-def label(key: str, dataset: str | None) -> str:
-    """`accuracy`, `accuracy (eval)`: how plans name a figure (the same as a gate's label)."""
-    return key if dataset is None else f"{key} ({dataset})"

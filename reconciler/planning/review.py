@@ -8,7 +8,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from reconciler.planning.figures import Figure, Miss, VersionMetrics, label
+from reconciler.pins.gates import metric_label as label
+from reconciler.planning.figures import Figure, Miss, VersionMetrics
 
 MAX_METRICS = 6
 

@@ -48,7 +48,8 @@ def test_a_pin_naming_a_prompt(repo: Repo, seeder: Seeder, mlflow_server: str) -
     pin.unlink()
     repo.commit("drop the prompt's pin")
     (repo.root / f"environments/production/{model}.yaml").unlink()
-    imported = run("import", "--env", "production")
+    # The session's server holds other tests' models: import only these two.
+    imported = run("import", "--env", "production", "--model", prompt, "--model", model)
     assert imported.exit_code == 0, imported.stderr
     assert (
         f"  - skipped {prompt} in production: a prompt (MLflow Prompt Registry): reconciler "
