@@ -150,7 +150,12 @@ def _miss(
     if not metrics.from_model:
         return f"{subject}'s run has no metric {name}; {needs}"
     if bound.dataset is None:
-        return f"{subject}'s logged model {metrics.model_id} has no metric {name}; {needs}"
+        # Often logged to the run alone (a client `log_metric` after `log_model`): say so.
+        return (
+            f"{subject}'s logged model {metrics.model_id} has no metric {name} (a version from "
+            f"a logged model is judged by the model's metrics, not its run's: log it with "
+            f"model_id); {needs}"
+        )
     logged = f" (logged on: {_datasets(miss)})" if miss.datasets else ""
     return (
         f"{subject}'s logged model {metrics.model_id} has no metric {name} on dataset "

@@ -115,8 +115,9 @@ def test_a_version_from_a_logged_model_never_reads_its_run(
     fake.create_version("m", run_id="r", model_id=model)
     gate(repo, "{min: 0.9}")
     assert errors(run("plan").stderr) == [
-        f"{PROD_PIN}:2: version: policy: m v2's logged model {model} has no metric accuracy; "
-        f"gate in {SETTINGS} needs >= 0.9"
+        f"{PROD_PIN}:2: version: policy: m v2's logged model {model} has no metric accuracy (a "
+        "version from a logged model is judged by the model's metrics, not its run's: log it "
+        f"with model_id); gate in {SETTINGS} needs >= 0.9"
     ]
     del fake.logged_models[model]  # deleted since it was registered
     assert errors(run("plan").stderr) == [
