@@ -12,6 +12,7 @@ from reconciler.pins.values import PRODUCTION
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import Seeder
 from tests.support.mlflow3_models import log_mlflow3_versions
+from tests.support.proxy import RecordingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def errors(stderr: str) -> list[str]:
 
 
 def test_gates_read_logged_models_per_dataset(
-    repo: Repo, seeder: Seeder, mlflow_server: str
+    repo: Repo, seeder: Seeder, mlflow_server: str, proxy: RecordingProxy
 ) -> None:
     model = seeder.name("mlflow3")
     made: dict[str, Any] = log_mlflow3_versions(mlflow_server, model)
@@ -59,12 +60,17 @@ def test_gates_read_logged_models_per_dataset(
     ]
 
     gate(repo, model, 2, "{min: 0.9, dataset: train}")
-    review = run("plan", "--format", "markdown")
+    counted = make_runner(repo.root, tracking_uri=proxy.url)
+    review = counted("plan", "--format", "markdown")
     assert review.exit_code == 0, review.stderr
     assert "| accuracy (train) | 0.85 | 0.99 | +0.14 | v1 run · v2 model, train |" in review.stdout
     assert "| accuracy (eval) | n/a | 0.8 | n/a | model, eval |" in review.stdout
-    applied = run("apply")
+    applied = counted("apply")
     assert applied.exit_code == 0, applied.stderr
+    # Read once per command: the gate and the review (plan), the plan under the lease (apply).
+    assert [p.split("?")[0] for _m, p in proxy.requests if "logged-models" in p] == [
+        f"/api/2.0/mlflow/logged-models/{made['model_v2']}"
+    ] * 2
     assert seeder.stages(model)["2"] == PRODUCTION
 
     # The run-less LoggedModel's version passes a gate its model satisfies.
