@@ -27,7 +27,8 @@ from reconciler.pins.defaults import read_workspace
 from reconciler.pins.desired import ENVIRONMENTS_DIR, load_desired_state
 from reconciler.pins.values import DesiredState
 from reconciler.planning import evidence, policy
-from reconciler.planning.review import Review, VersionFacts, version_link
+from reconciler.planning.figures import VersionMetrics
+from reconciler.planning.review import Review, VersionFacts, figures, metric_rows, version_link
 from reconciler.planning.scope import EVERYTHING, Scope
 from reconciler.planning.status import StatusRow, status_rows
 from reconciler.planning.steps import Plan
@@ -70,6 +71,9 @@ def make_plan(
     return plan, _reviews(desired, plan, actual, registry, ui_base)
 
 
+Rows = list[tuple[str, str | None]]  # (metric key, dataset) of a review's metric rows
+
+
 def _reviews(
     desired: DesiredState,
     plan: Plan,
@@ -77,35 +81,49 @@ def _reviews(
     registry: Registry,
     base: str | None,
 ) -> dict[tuple[str, str], Review]:
-    metrics_of: dict[str | None, Mapping[str, float]] = {None: {}}
+    changed = [e for e in plan.entries if e.steps and e.pin.version not in e.current]
+    # Every version a review shows, its metrics read in one batch (logged models) or per run.
+    metrics = evidence.read_metrics(
+        registry,
+        [
+            found
+            for entry in changed
+            for number in (entry.pin.version, *entry.current)
+            if (found := actual.models[entry.pin.model].versions.get(number)) is not None
+        ],
+    )
 
-    def facts(model: str, number: str) -> VersionFacts:
+    def facts(model: str, number: str, rows: Rows, gated: Rows) -> VersionFacts:
         version = actual.models[model].versions.get(number)
-        run_id = version.run_id if version else None
-        if run_id not in metrics_of:
-            metrics_of[run_id] = registry.run_metrics(run_id or "") or {}
+        shown = figures(rows, metrics.get((model, number), VersionMetrics()), gated)
         return VersionFacts(
             version=number,
-            metrics=metrics_of[run_id],
+            metrics={name: figure.value for name, figure in shown.items()},
             created=version.created if version else None,
             creator=version.creator if version else None,
             link=version_link(base, model, number, plan.workspace.name),
+            origins={name: figure.origin() for name, figure in shown.items()},
         )
 
     reviews = {}
-    for entry in plan.entries:
-        if not entry.steps or entry.pin.version in entry.current:
-            continue
+    for entry in changed:
         pin = entry.pin
         env = desired.environments[pin.environment]
         rules = policy.rules(env.requires, env.gates) + policy.rules(None, pin.gates)
+        bounds = [bound for gates in (env.gates, pin.gates) if gates for bound in gates.metrics]
+        gated = [(bound.name, bound.dataset) for bound in bounds]
+        rows = metric_rows(
+            gated,
+            [
+                metrics.get((pin.model, number), VersionMetrics())
+                for number in (pin.version, *entry.current)
+            ],
+        )
         reviews[(pin.environment, pin.model)] = Review(
-            new=facts(pin.model, pin.version),
-            old=tuple(facts(pin.model, v) for v in entry.current),
+            new=facts(pin.model, pin.version, rows, gated),
+            old=tuple(facts(pin.model, v, rows, gated) for v in entry.current),
             policy=tuple(rules),
-            gated_metrics=tuple(
-                bound.name for gates in (env.gates, pin.gates) if gates for bound in gates.metrics
-            ),
+            gated_metrics=tuple(dict.fromkeys(bound.label for bound in bounds)),
         )
     return reviews
 
@@ -302,6 +320,10 @@ def status(root: Path, registry: Registry, scope: Scope = EVERYTHING) -> list[St
     workspace = registry.use_workspace(desired.workspace)
     actual = registry.read({pin.model for pin in desired.pins})
     plan = replace(replace(scope, prune=False).diff(desired, actual), workspace=workspace)
+    # A pin naming a prompt is refused, not shown as a model with nothing in its stage.
+    refused = [e.problem for e in plan.entries if e.problem and e.pin.model in actual.prompts]
+    if refused:
+        raise InvalidInput(refused)
     return status_rows(plan, actual)
 
 
@@ -348,6 +370,9 @@ def import_pins(
     if models:
         wanted &= set(models)
     actual = registry.read(wanted) if wanted else overview
+    # Prompts are never pinned, but one holding an environment's alias is reported as skipped
+    # (model searches leave prompts out: one more request).
+    actual = replace(actual, prompts=registry.read_prompts())
     found = pins_from_registry(actual, chosen, set(models) if models else None)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     uri = scrub(redact_uri(registry_uri))

@@ -50,12 +50,7 @@ def candidates(actual: ActualState, environments: Iterable[Environment]) -> set[
     return {
         name
         for name, registered in actual.models.items()
-        if name != LEGACY_STATE_MODEL
-        and any(
-            (env.stage and registered.in_stage(env.stage))
-            or (env.alias and env.alias in registered.aliases)
-            for env in envs
-        )
+        if name != LEGACY_STATE_MODEL and any(_holds(env, registered) for env in envs)
     }
 
 
@@ -81,7 +76,21 @@ def pins_from_registry(
                     skipped.append(ImportSkip(env.name, name, refusal))
                 else:
                     pins.append(found)
+        for name, prompt in sorted(actual.prompts.items()):
+            if (models is None or name in models) and _holds(env, prompt):
+                skipped.append(ImportSkip(env.name, name, PROMPT_SKIPPED))
     return Imported(tuple(pins), tuple(skipped))
+
+
+PROMPT_SKIPPED = "a prompt (MLflow Prompt Registry): reconciler does not manage prompts"
+
+
+def _holds(env: Environment, registered: RegisteredModel) -> bool:
+    """Whether `registered` holds the environment's stage or alias."""
+    return bool(
+        (env.stage and registered.in_stage(env.stage))
+        or (env.alias and env.alias in registered.aliases)
+    )
 
 
 def name_refusal(model: str) -> str | None:

@@ -18,7 +18,7 @@ from reconciler.errors import InvalidInput, Problem
 from reconciler.pins.defaults import DEFAULTS_STEM, load_defaults
 from reconciler.pins.documents import Document, read_document
 from reconciler.pins.endpoints import Endpoint, endpoint_problems
-from reconciler.pins.gates import Gates
+from reconciler.pins.gates import Gates, bound_problems
 from reconciler.pins.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
 from reconciler.pins.values import (
     DEFAULT_ENVIRONMENTS,
@@ -273,6 +273,8 @@ def _load_environment(
     found = _merge(document, schema_problems(document, ENVIRONMENT_SCHEMA))
     if not found and "serving" in document.data:
         found = endpoint_problems(document, ("serving",))
+    if not found:
+        found = bound_problems(document)
     if found:
         problems.extend(found)
         return None
@@ -358,6 +360,8 @@ def _load_pins(root: Path, env_name: str, files: list[Path], problems: list[Prob
         found = _merge(document, schema_problems(document, PIN_SCHEMA), version_problems)
         if not found and "serving" in document.data:
             found = endpoint_problems(document, ("serving",))
+        if not found:
+            found = bound_problems(document)
         model = document.data.get("model") if isinstance(document.data, dict) else None
         if isinstance(model, str):
             found.extend(_model_name_problems(document, model, file.stem))

@@ -1,8 +1,9 @@
-"""Gathers what the promotion policy looks at (run metrics, version tags, when a version
-reached the required environment) and runs the rules over a plan."""
+"""Gathers what the promotion policy looks at (metrics of a version's logged model or run,
+version tags, when a version reached the required environment) and runs the rules over a plan."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from reconciler.errors import (
@@ -10,6 +11,7 @@ from reconciler.errors import (
 )
 from reconciler.pins.values import DesiredState, Environment
 from reconciler.planning import policy
+from reconciler.planning.figures import VersionMetrics
 from reconciler.planning.steps import Plan
 from reconciler.records import audit
 from reconciler.records.bookkeeping import audit_tag
@@ -27,6 +29,7 @@ def policy_problems(
     """Promotion order and gates, for every pin the plan changes (in-sync pins already serve)."""
     moment = now or datetime.now(UTC)
     problems: list[Problem] = []
+    gated = []
     for entry in plan.entries:
         pin = entry.pin
         env = desired.environments[pin.environment]
@@ -37,19 +40,26 @@ def policy_problems(
             # alias moved onto it): nothing is promoted, so nothing is gated. An adopted
             # registry with a doubled stage plans cleanly.
             continue
-        version = actual.models[pin.model].versions[pin.version]
-        wants_metrics = any(g is not None and g.metrics for g in (env.gates, pin.gates))
-        metrics = registry.run_metrics(version.run_id) if wants_metrics and version.run_id else None
+        gated.append((pin, env, actual.models[pin.model].versions[pin.version]))
+    # Metrics only for versions a metric gate judges, their logged models in one batch.
+    metrics = read_metrics(
+        registry,
+        [
+            version
+            for pin, env, version in gated
+            if any(g is not None and g.metrics for g in (env.gates, pin.gates))
+        ],
+    )
+    for pin, env, version in gated:
         reached = None
         if env.requires:
             required = desired.environments[env.requires]
             reached = reached_required(version, required, actual.models[pin.model])
         evidence = policy.Evidence(
-            metrics=metrics or {},
+            metrics=metrics.get((version.model, version.version), VersionMetrics()),
             tags=version.tags,
             now=moment,
             arrival=reached,
-            has_run=metrics is not None or not wants_metrics,
         )
         # The environment's rules, then the pin's own gates, each named by where it is written.
         for gates, source, check_order in (
@@ -68,6 +78,26 @@ def policy_problems(
                 check_order=check_order,
             )
     return problems
+
+
+def read_metrics(
+    registry: Registry, versions: Iterable[ModelVersion]
+) -> dict[tuple[str, str], VersionMetrics]:
+    """Where each version's metrics are read, by (model, version): the LoggedModel it was
+    registered from (all of them in one batch), else its run."""
+    versions = list(versions)
+    rows = registry.logged_model_metrics(
+        sorted({v.model_id for v in versions if v.model_id is not None})
+    )
+    found = {}
+    for version in versions:
+        if version.model_id is not None:
+            read = VersionMetrics(version.model_id, rows.get(version.model_id))
+        else:
+            run = registry.run_metrics(version.run_id) if version.run_id else None
+            read = VersionMetrics(run=run)
+        found[(version.model, version.version)] = read
+    return found
 
 
 def reached_required(

@@ -62,6 +62,7 @@ def diff(
             env_scope,
             prune,
             ours.get(model, set()),
+            prompt=model in actual.prompts,
         )
         entries.extend(walk.entries)
         retirements.extend(walk.retirements)
@@ -120,7 +121,9 @@ class _ModelWalk:
         env_scope: set[str],
         prune: bool,
         ours: set[str],  # the environments where this repository manages the model
+        prompt: bool = False,  # the name is an MLflow prompt's, not a registered model's
     ) -> None:
+        self.prompt = prompt
         self.entries: list[Entry] = []
         self.retirements: list[Retirement] = []
         self.stages = {env.name: env.stage for env in environments}
@@ -167,7 +170,7 @@ class _ModelWalk:
         registered: RegisteredModel | None,
     ) -> Entry:
         sim = self.sim
-        problem = _pin_problem(pin, registered)
+        problem = _pin_problem(pin, registered, self.prompt)
         if problem is not None:
             return Entry(pin, env.target(), "error", (), problem=problem)
         before = self.now.current(env)
@@ -213,7 +216,9 @@ def _stage_of(registered: RegisteredModel | None, version: str) -> str | None:
     return found.stage if found else None
 
 
-def _pin_problem(pin: Pin, registered: RegisteredModel | None) -> Problem | None:
+def _pin_problem(pin: Pin, registered: RegisteredModel | None, prompt: bool) -> Problem | None:
+    if registered is None and prompt:
+        return Problem(pin.file, pin.line, "model", prompt_refusal(pin.model))
     if registered is None:
         return Problem(pin.file, pin.line, "model", f"registered model {pin.model!r} not found")
     version = registered.versions.get(pin.version)
@@ -242,6 +247,14 @@ def _pin_problem(pin: Pin, registered: RegisteredModel | None) -> Problem | None
             f"not {pin.run_id}",
         )
     return None
+
+
+def prompt_refusal(model: str) -> str:
+    """What every command says of a pin naming an MLflow prompt."""
+    return (
+        f"{model!r} is a prompt (MLflow Prompt Registry), not a registered model: reconciler "
+        "does not manage prompts or their aliases; remove this pin"
+    )
 
 
 class _Simulation:

@@ -1,8 +1,8 @@
 """Promotion policy: the order of environments and the gates a version must pass. Pure.
 
-The API gathers the evidence (run metrics, version tags, when the version reached the required
-environment); `check` turns a failing rule into a plan problem that says which rule, which value,
-and what would pass.
+The API gathers the evidence (metrics of the version's logged model or run, version tags, when
+the version reached the required environment); `check` turns a failing rule into a plan problem
+that says which rule, which value, and what would pass.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from reconciler.errors import Problem
 from reconciler.pins.gates import Gates, MetricBound
+from reconciler.planning.figures import Figure, Miss, VersionMetrics
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -34,12 +35,11 @@ class Arrival:
 class Evidence:
     """What the rules look at for one pinned version."""
 
-    metrics: Mapping[str, float]
+    metrics: VersionMetrics
     tags: Mapping[str, str]
     now: datetime
     # Promotion order: whether and when the version reached the required environment.
     arrival: Arrival | None = None
-    has_run: bool = True
 
 
 def check(
@@ -105,27 +105,66 @@ def _soak_failures(
 def _metric_failures(subject: str, gates: Gates, evidence: Evidence, rule_source: str) -> list[str]:
     failures = []
     for bound in gates.metrics:
-        if not evidence.has_run:
-            failures.append(
-                f"{subject} has no source run, so metric gate {bound.name} in {rule_source} "
-                "cannot pass"
-            )
-            continue
-        value = evidence.metrics.get(bound.name)
-        if value is None:
-            failures.append(
-                f"{subject}'s run has no metric {bound.name}; gate in {rule_source} needs "
-                f"{_bounds(bound)}"
-            )
-        elif (bound.min is not None and not value >= bound.min) or (
+        found = evidence.metrics.figure(bound.name, bound.dataset)
+        if isinstance(found, Miss):
+            failures.append(_miss(subject, bound, found, evidence.metrics, rule_source))
+        elif (bound.min is not None and not found.value >= bound.min) or (
             # Written as "not within": NaN (an exploded run) compares false with everything.
-            bound.max is not None and not value <= bound.max
+            bound.max is not None and not found.value <= bound.max
         ):
             failures.append(
-                f"{bound.name} of {subject} is {value:g}; gate in {rule_source} needs "
-                f"{_bounds(bound)}"
+                f"{bound.name} of {subject} is {found.value:g}{_where(found)}; gate in "
+                f"{rule_source} needs {_bounds(bound)}"
             )
     return failures
+
+
+def _where(figure: Figure) -> str:
+    if figure.source == "run":
+        return ""  # as before MLflow 3: a run's figure needs no note
+    on = f" on dataset {figure.dataset}" if figure.dataset is not None else ""
+    return f"{on} (its logged model)"
+
+
+def _miss(
+    subject: str, bound: MetricBound, miss: Miss, metrics: VersionMetrics, rule_source: str
+) -> str:
+    name, needs = bound.name, f"gate in {rule_source} needs {_bounds(bound)}"
+    if miss.why == "no_source":
+        return f"{subject} has no source run, so metric gate {name} in {rule_source} cannot pass"
+    if miss.why == "model_gone":
+        return (
+            f"{subject} was registered from logged model {metrics.model_id}, which no longer "
+            f"exists, so metric gate {name} in {rule_source} cannot pass"
+        )
+    if miss.why == "run_has_no_datasets":
+        return (
+            f"{subject} has no logged model, so metric gate {bound.label} in {rule_source} "
+            f"cannot pass: its run's metrics name no dataset (drop `dataset:` to read the run)"
+        )
+    if miss.why == "ambiguous":
+        return (
+            f"{name} of {subject} was logged on several datasets ({_datasets(miss)}); gate in "
+            f"{rule_source} names none: add `dataset: <name>` to it"
+        )
+    if not metrics.from_model:
+        return f"{subject}'s run has no metric {name}; {needs}"
+    if bound.dataset is None:
+        # Often logged to the run alone (a client `log_metric` after `log_model`): say so.
+        return (
+            f"{subject}'s logged model {metrics.model_id} has no metric {name} (a version from "
+            f"a logged model is judged by the model's metrics, not its run's: log it with "
+            f"model_id); {needs}"
+        )
+    logged = f" (logged on: {_datasets(miss)})" if miss.datasets else ""
+    return (
+        f"{subject}'s logged model {metrics.model_id} has no metric {name} on dataset "
+        f"{bound.dataset}{logged}; {needs}"
+    )
+
+
+def _datasets(miss: Miss) -> str:
+    return ", ".join(f"{ds or '(no dataset)'} {value:g}" for ds, value in miss.datasets)
 
 
 def _bounds(bound: MetricBound) -> str:
@@ -147,7 +186,7 @@ def rules(requires: str | None, gates: Gates | None) -> list[str]:
     """The rules that apply, as a reviewer reads them (they passed if the plan has no error)."""
     found = [f"applied to {requires} first"] if requires else []
     if gates is not None:
-        found += [f"{b.name} {_bounds(b)}" for b in gates.metrics]
+        found += [f"{b.label} {_bounds(b)}" for b in gates.metrics]
         found += [f"tag {key} = {value}" for key, value in gates.tags]
         if gates.soak:
             found.append(f"soaked {gates.soak} in {requires}")

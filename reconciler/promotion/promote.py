@@ -13,8 +13,9 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.pins.desired import load_desired_state
-from reconciler.pins.values import STAGING, DesiredState, Environment, Pin
+from reconciler.pins.values import STAGING, Environment, Pin
 from reconciler.pins.versions import parse_version
+from reconciler.planning.plan import prompt_refusal
 from reconciler.registry.base import Registry
 from reconciler.registry.values import READY, RegisteredModel
 
@@ -90,7 +91,15 @@ def promote(
         except ValueError as error:
             raise UsageError(f"--version: {error}") from None
     # One read, unless offline: the Staging fallback and the existence check share it.
-    registered = None if offline else _read_in_workspace(registry_factory(), desired, model)
+    registry = None if offline else registry_factory()
+    if registry is not None:
+        registry.use_workspace(desired.workspace)  # the model this repository's workspace holds
+    registered = registry.read_model(model) if registry is not None else None
+    if registry is not None and registered is None and registry.read_prompts([model]):
+        refusal = prompt_refusal(model)
+        if current is not None:
+            raise InvalidInput([Problem(current.file, current.line, "model", refusal)])
+        raise UsageError(refusal)
     if version is not None:
         source = "--version"
     else:
@@ -262,12 +271,3 @@ def version_to_promote(
             "name one with --version"
         )
     return staged[-1], "latest Staging version in the registry"
-
-
-def _read_in_workspace(
-    registry: Registry, desired: DesiredState, model: str
-) -> RegisteredModel | None:
-    """The model as the repository's workspace holds it (a same-named model elsewhere is not
-    the one to check)."""
-    registry.use_workspace(desired.workspace)
-    return registry.read_model(model)

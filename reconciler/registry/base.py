@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Protocol
 
 from reconciler.pins.values import WorkspaceSetting
-from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.values import ActualState, Metric, ModelVersion, RegisteredModel
 from reconciler.registry.workspaces import Workspace
 
 
@@ -25,7 +25,8 @@ class Registry(Protocol):
 
     def read(self, models: Collection[str]) -> ActualState:
         """Every registered model with its aliases; all versions of `models`, and for every other
-        model at least its latest version per stage."""
+        model at least its latest version per stage. Names in `models` that are no registered
+        model but an MLflow prompt come back in `prompts` (looked up only for names not found)."""
         ...
 
     def read_model(self, model: str) -> RegisteredModel | None:
@@ -40,6 +41,18 @@ class Registry(Protocol):
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
         """The latest value of each metric of a run; None when the run does not exist."""
+        ...
+
+    def logged_model_metrics(
+        self, model_ids: Collection[str]
+    ) -> dict[str, tuple[Metric, ...] | None]:
+        """Every value each LoggedModel holds (each step and dataset, in the order logged);
+        None for one that does not exist. Each model is read once per command."""
+        ...
+
+    def read_prompts(self, names: Collection[str] | None = None) -> dict[str, RegisteredModel]:
+        """The MLflow prompts among `names` (all of them when None), with their aliases and
+        latest version per stage: read only to say that reconciler leaves prompts alone."""
         ...
 
     def transition_stage(

@@ -18,6 +18,7 @@ from reconciler.registry.values import (
     NONE_STAGE,
     READY,
     ActualState,
+    Metric,
     ModelVersion,
     RegisteredModel,
 )
@@ -39,6 +40,8 @@ class FakeRegistry:
         self.writes: list[tuple[str, ...]] = []
         self.notices: list[str] = []
         self.metrics: dict[str, dict[str, float]] = {}  # run id → metrics
+        self.logged_models: dict[str, list[Metric]] = {}  # LoggedModel id → every value logged
+        self.prompts: dict[str, _Model] = {}  # kept apart, as MLflow's searches keep them
         self._clock = 0  # a logical last_updated_timestamp: every change ticks it
         # A server started with --enable-workspaces (the fake holds the chosen one's models).
         self.workspaces_enabled = False
@@ -67,15 +70,34 @@ class FakeRegistry:
         run_id: str | None = None,
         created: int | None = None,
         creator: str | None = None,
+        model_id: str | None = None,
     ) -> str:
         self.create_model(name)
         model = self._models[name]
         version = str(len(model.versions) + 1)
         model.versions[version] = ModelVersion(
             name, version, stage, status, run_id, created=created, creator=creator,
-            updated=self._tick(),
+            updated=self._tick(), model_id=model_id,
         )  # fmt: skip
         return version
+
+    def create_logged_model(self) -> str:
+        """An MLflow 3 LoggedModel (what `log_model(name=...)` makes); its id."""
+        model_id = f"m-{len(self.logged_models) + 1:032x}"
+        self.logged_models[model_id] = []
+        return model_id
+
+    def log_model_metric(
+        self, model_id: str, key: str, value: float, *, dataset: str | None = None, step: int = 0
+    ) -> None:
+        """`log_metric(..., model_id=..., dataset=...)`: one more value, later than any before."""
+        self.logged_models[model_id].append(Metric(key, value, step, self._tick(), dataset))
+
+    def create_prompt(self, name: str, aliases: dict[str, str] | None = None) -> None:
+        """An MLflow prompt (`genai.register_prompt`) with version 1 and these aliases."""
+        self.prompts[name] = _Model(
+            {"1": ModelVersion(name, "1", updated=self._tick())}, dict(aliases or {})
+        )
 
     def force_stage(self, name: str, version: str, stage: str) -> None:
         """A hand edit with no archiving (the UI with the box unticked, or a lost race)."""
@@ -96,8 +118,16 @@ class FakeRegistry:
                     name, dict(model.versions), dict(model.aliases), dict(model.tags)
                 )
                 for name, model in self._models.items()
-            }
+            },
+            self.read_prompts([name for name in models if name not in self._models]),
         )
+
+    def read_prompts(self, names: Collection[str] | None = None) -> dict[str, RegisteredModel]:
+        return {
+            name: RegisteredModel(name, dict(prompt.versions), dict(prompt.aliases))
+            for name, prompt in sorted(self.prompts.items())
+            if names is None or name in names
+        }
 
     def read_model(self, model: str) -> RegisteredModel | None:
         found = self._models.get(model)
@@ -111,6 +141,12 @@ class FakeRegistry:
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
         return self.metrics.get(run_id)
+
+    def logged_model_metrics(
+        self, model_ids: Collection[str]
+    ) -> dict[str, tuple[Metric, ...] | None]:
+        found = {model_id: self.logged_models.get(model_id) for model_id in model_ids}
+        return {model_id: None if rows is None else tuple(rows) for model_id, rows in found.items()}
 
     def transition_stage(
         self, model: str, version: str, stage: str, *, archive_existing: bool

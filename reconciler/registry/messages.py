@@ -3,7 +3,10 @@ budget that ran out, a plain cause."""
 
 from __future__ import annotations
 
+import logging
 import os
+
+from reconciler.redact import ScrubbingFilter
 
 # MLflow's HTTP retries and timeout when the user set none (DESIGN §6; design notes, "HTTP
 # defaults"): the adapter sets them, and a timeout message names them.
@@ -54,3 +57,22 @@ def cause(message: str) -> str:
         if needle in message:
             return plain
     return message
+
+
+def route_logging() -> None:
+    """Quiet MLflow's chatter (database creation, each urllib3 retry: our error says it once,
+    redacted); under `reconciler --debug` send all of it through the scrubbing root handler."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("mlflow", "urllib3", "alembic"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()  # MLflow installs its own stderr handler at import
+            logger.propagate = True
+            logger.setLevel(logging.DEBUG)
+        return
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # The warnings MLflow still prints through its own handler are scrubbed like ours.
+    for handler in logging.getLogger("mlflow").handlers:
+        if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
+            handler.addFilter(ScrubbingFilter())

@@ -7,14 +7,11 @@ deprecation warning, retry defaults that block for minutes, and error messages c
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from reconciler.errors import (
     RegistryAuthError,
@@ -23,9 +20,20 @@ from reconciler.errors import (
     RegistryUnreachable,
 )
 from reconciler.pins.values import WorkspaceSetting, filterable_name
-from reconciler.redact import ScrubbingFilter, redact_uri, scrub
+from reconciler.redact import redact_uri, scrub
 from reconciler.registry import messages
-from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
+from reconciler.registry.mlflow_reading import (
+    PROMPT_FILTER,
+    logged_model_id,
+    metrics_of,
+    search_logged_models,
+    sqlite_file,
+)
+from reconciler.registry.mlflow_reading import bind as _bind
+from reconciler.registry.mlflow_reading import chunks as _chunks
+from reconciler.registry.mlflow_reading import name_filter as _name_filter
+from reconciler.registry.mlflow_reading import pages as _pages
+from reconciler.registry.values import ActualState, Metric, ModelVersion, RegisteredModel
 from reconciler.registry.workspaces import ENV_VARIABLE, Workspace, check_agreement, resolve
 
 T = TypeVar("T")
@@ -81,7 +89,7 @@ def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
             f"no tracking URI set (--tracking-uri or MLFLOW_TRACKING_URI): using MLflow's "
             f"default registry, {redact_uri(uri)}"
         )
-    database = _sqlite_file(uri)
+    database = sqlite_file(uri)
     if database is None:
         return uri, note
     if not database.parent.is_dir():
@@ -98,23 +106,12 @@ def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
     return uri, note
 
 
-def _sqlite_file(uri: str) -> Path | None:
-    """The database file of a `sqlite:///` URI (relative to the current folder, or absolute with
-    four slashes); None for other URIs and in-memory databases."""
-    if not uri.startswith("sqlite:"):
-        return None
-    path = urlsplit(uri).path
-    path = path[1:] if path.startswith("/") else path
-    if path in ("", ":memory:"):
-        return None
-    return Path(path).absolute()
-
-
 class MlflowRegistry:
     def __init__(self, tracking_uri: str | None = None) -> None:
         self._uri = tracking_uri
         self._client_instance: Any = None
         self._run_metrics: dict[str, dict[str, float] | None] = {}
+        self._logged_models: dict[str, tuple[Metric, ...] | None] = {}
         # Learnt from the server once per instance (one instance per command): after the first
         # refusal every promotion goes straight to the two-step fallback.
         self._atomic_archive = True
@@ -178,7 +175,7 @@ class MlflowRegistry:
             from mlflow import MlflowClient
 
             # MLflow's own INFO chatter (database creation, alembic upgrades) is not ours to print.
-            _route_logging()
+            messages.route_logging()
             uri = self._resolved_uri()
             self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client_instance
@@ -217,7 +214,29 @@ class MlflowRegistry:
                 versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
             aliases = {alias: str(version) for alias, version in (rm.aliases or {}).items()}
             result[name] = RegisteredModel(name, versions, aliases, _tags(rm))
-        return ActualState(result)
+        # Model searches leave prompts out: a name not found may be one (one more request, only
+        # when a pin names something that is no registered model).
+        missing = [name for name in models if name not in registered]
+        return ActualState(result, self.read_prompts(missing) if missing else {})
+
+    def read_prompts(self, names: Collection[str] | None = None) -> dict[str, RegisteredModel]:
+        if names is None:
+            filters = [PROMPT_FILTER]
+        else:
+            named = sorted(name for name in names if filterable_name(name))
+            filters = [
+                f"{_name_filter(chunk)} AND {PROMPT_FILTER}"
+                for chunk in _chunks(named, NAMES_PER_FILTER)
+            ]
+        found = {}
+        with self._translated_errors("read the prompts"):
+            for text in filters:
+                search = _bind(self._client().search_registered_models, filter_string=text)
+                for rm in _pages(search, MODELS_PAGE):
+                    versions = {str(mv.version): _version(mv) for mv in rm.latest_versions or ()}
+                    aliases = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+                    found[rm.name] = RegisteredModel(rm.name, versions, aliases, _tags(rm))
+        return found
 
     def read_model(self, model: str) -> RegisteredModel | None:
         with self._translated_errors(f"read {model}"):
@@ -256,6 +275,25 @@ class MlflowRegistry:
             self._run_metrics[run_id] = metrics
         found = self._run_metrics[run_id]
         return None if found is None else dict(found)
+
+    def logged_model_metrics(
+        self, model_ids: Collection[str]
+    ) -> dict[str, tuple[Metric, ...] | None]:
+        # Once per model and command, as runs: a few one GET each, more in one search.
+        wanted = [i for i in dict.fromkeys(model_ids) if i not in self._logged_models]
+        if len(wanted) > 2:
+            with self._translated_errors("search the logged models"):
+                from mlflow.entities import ViewType
+
+                searched = search_logged_models(self._client(), ViewType.ALL, wanted)
+                self._logged_models.update(searched)
+        for model_id in wanted:
+            if model_id in self._logged_models:
+                continue
+            with self._translated_errors(f"read logged model {model_id}"):
+                found = _unless(GONE, lambda: self._client().get_logged_model(model_id))  # noqa: B023
+            self._logged_models[model_id] = None if found is None else metrics_of(found)
+        return {model_id: self._logged_models[model_id] for model_id in model_ids}
 
     # -- writes --
 
@@ -425,25 +463,6 @@ def _once_more_on_insert_race(write: Callable[[], object]) -> None:
         write()
 
 
-def _route_logging() -> None:
-    """Quiet MLflow's chatter (database creation, each urllib3 retry: our error says it once,
-    redacted); under `reconciler --debug` send all of it through the scrubbing root handler."""
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        for name in ("mlflow", "urllib3", "alembic"):
-            logger = logging.getLogger(name)
-            logger.handlers.clear()  # MLflow installs its own stderr handler at import
-            logger.propagate = True
-            logger.setLevel(logging.DEBUG)
-        return
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
-    # The warnings MLflow still prints through its own handler are scrubbed like ours.
-    for handler in logging.getLogger("mlflow").handlers:
-        if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
-            handler.addFilter(ScrubbingFilter())
-
-
 def _tags(entity: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (entity.tags or {}).items()}
 
@@ -465,31 +484,6 @@ def _version(mv: Any) -> ModelVersion:
         created=int(mv.creation_timestamp) if mv.creation_timestamp else None,
         creator=mv.user_id or None,
         updated=int(mv.last_updated_timestamp) if mv.last_updated_timestamp else None,
+        # The OSS server leaves `model_id` empty and keeps the link in the source (measured).
+        model_id=getattr(mv, "model_id", None) or logged_model_id(mv.source),
     )
-
-
-def _pages(search: Callable[..., Any], page_size: int) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(max_results=page_size, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _bind(function: Callable[..., T], **bound: Any) -> Callable[..., T]:
-    def call(**kwargs: Any) -> T:
-        return function(**bound, **kwargs)
-
-    return call
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _name_filter(names: list[str]) -> str:
-    quoted = ", ".join("'" + name.replace("'", "\\'") + "'" for name in names)
-    return f"name IN ({quoted})"

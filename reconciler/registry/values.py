@@ -26,6 +26,21 @@ class ModelVersion:
     # MLflow's last_updated_timestamp (ms): a stage transition sets it, so of two versions in
     # one stage the later one is the one moved in last (what `import` pins).
     updated: int | None = None
+    # The MLflow 3 LoggedModel it was registered from (its source is `models:/<model_id>`):
+    # its metrics, not the run's, are what gates read.
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One value a LoggedModel holds for a metric. It keeps every value logged (each step, each
+    dataset), not only the last, so the reader picks."""
+
+    key: str
+    value: float
+    step: int = 0
+    timestamp: int = 0  # ms since the epoch
+    dataset: str | None = None  # the dataset's name; None when logged without one
 
 
 @dataclass(frozen=True)
@@ -50,3 +65,6 @@ class ActualState:
     """
 
     models: Mapping[str, RegisteredModel] = field(default_factory=dict)
+    # Names asked for that are MLflow prompts (the Prompt Registry keeps them as registered
+    # models that every model search leaves out): reconciler does not manage them, and says so.
+    prompts: Mapping[str, RegisteredModel] = field(default_factory=dict)

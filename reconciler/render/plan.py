@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.planning.review import Review, key_metrics
+from reconciler.planning.review import Review, VersionFacts, key_metrics
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
 from reconciler.render.common import count, md_cell, versions
 
@@ -161,19 +161,20 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     names = key_metrics(list(review.gated_metrics), review.new.metrics, old.metrics if old else {})
     if names:
         columns = (
-            f"| Metric | v{old.version} | v{pin.version} | Δ |"
+            f"| Metric | v{old.version} | v{pin.version} | Δ | From |"
             if old
-            else f"| Metric | v{pin.version} |"
+            else f"| Metric | v{pin.version} | From |"
         )
-        lines += [columns, "|---|---|---|---|" if old else "|---|---|"]
+        lines += [columns, "|---|---|---|---|---|" if old else "|---|---|---|"]
         for name in names:
             new = review.new.metrics.get(name)
+            origin = md_cell(_origin(name, review.new, old))
             if old is None:
-                lines.append(f"| {name} | {_number(new)} |")
+                lines.append(f"| {name} | {_number(new)} | {origin} |")
                 continue
             before = old.metrics.get(name)
             delta = f"{new - before:+.4g}" if new is not None and before is not None else "n/a"
-            lines.append(f"| {name} | {_number(before)} | {_number(new)} | {delta} |")
+            lines.append(f"| {name} | {_number(before)} | {_number(new)} | {delta} | {origin} |")
         lines.append("")
     facts = [f"v{pin.version} created {_when(review.new.created)}"]
     if review.new.creator:
@@ -189,6 +190,15 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     if review.policy:
         lines += ["", "Policy passed: " + "; ".join(review.policy)]
     return lines
+
+
+def _origin(name: str, new: VersionFacts, old: VersionFacts | None) -> str:
+    """Where the row's figures were read (`run`, `model, eval`): once when they agree, else
+    per version."""
+    found = [(f.version, f.origins[name]) for f in (old, new) if f and name in f.origins]
+    if len({origin for _v, origin in found}) == 1:
+        return found[0][1]
+    return " · ".join(f"v{version} {origin}" for version, origin in found)
 
 
 def _number(value: float | None) -> str:

@@ -161,6 +161,38 @@ class Seeder:
             versions.append(str(mv.version))
         return versions
 
+    def logged_model_version(
+        self, name: str, rows: list[tuple[str, float, str | None, int]], with_run: bool = True
+    ) -> tuple[str, str]:
+        """A version of `name` registered from a new MLflow 3 LoggedModel holding `rows` (key,
+        value, dataset, step), as `log_model(name=...)` and `log_metric(model_id=..., dataset=...)`
+        leave it; without `with_run`, the LoggedModel has no source run (the version has none
+        either: metrics still need some run, made for them). Returns (version, model_id)."""
+        from mlflow.entities import LoggedModelStatus
+
+        if not self.client.search_registered_models(f"name = '{name}'"):
+            self.client.create_registered_model(name)
+        run = self.client.create_run("0")
+        source_run = run.info.run_id if with_run else None
+        logged = self.client.create_logged_model("0", name="model", source_run_id=source_run)
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        for key, value, dataset, step in rows:
+            self.client.log_metric(
+                run.info.run_id, key, value, step=step, model_id=logged.model_id,
+                dataset_name=dataset, dataset_digest=f"d-{dataset}" if dataset else None,
+            )  # fmt: skip
+        self.client.set_terminated(run.info.run_id)
+        version = self.client.create_model_version(
+            name, source=f"models:/{logged.model_id}", run_id=source_run, model_id=logged.model_id
+        )
+        return str(version.version), str(logged.model_id)
+
+    def prompt(self, name: str, aliases: dict[str, str]) -> None:
+        """An MLflow prompt (Prompt Registry) with version 1 and these aliases."""
+        self.client.register_prompt(name, "Hello {{name}}")
+        for alias, version in aliases.items():
+            self.client.set_prompt_alias(name, alias, int(version))
+
     def stage(self, name: str, version: str, stage: str, archive: bool = False) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

@@ -258,3 +258,111 @@ def test_mlflow_reads_each_run_once_per_command(seeder: Seeder, proxy: Recording
     assert registry.run_metrics("0" * 32) is None
     assert registry.run_metrics("0" * 32) is None
     assert len([r for r in proxy.requests if "runs/get" in r[1]]) == 2
+
+
+# -- MLflow 3: LoggedModels and prompts --
+
+# make_logged(name, rows, with_run) -> (version, model_id); rows are (key, value, dataset, step).
+MakeLogged = Callable[[str, list[tuple[str, float, str | None, int]], bool], tuple[str, str]]
+MakePrompt = Callable[[str, dict[str, str]], None]
+
+
+@pytest.fixture(params=[pytest.param("fake", id="fake"), *BACKENDS])
+def mlflow3(request: pytest.FixtureRequest) -> tuple[Registry, MakeLogged, MakePrompt, str]:
+    suffix = uuid.uuid4().hex[:8]
+    if request.param == "fake":
+        fake = FakeRegistry()
+
+        def make_fake(
+            name: str, rows: list[tuple[str, float, str | None, int]], with_run: bool
+        ) -> tuple[str, str]:
+            model_id = fake.create_logged_model()
+            for key, value, dataset, step in rows:
+                fake.log_model_metric(model_id, key, value, dataset=dataset, step=step)
+            run_id = "r" if with_run else None
+            return fake.create_version(name, run_id=run_id, model_id=model_id), model_id
+
+        def prompt_fake(name: str, aliases: dict[str, str]) -> None:
+            fake.create_prompt(name, aliases)
+
+        return fake, make_fake, prompt_fake, suffix
+    seeder = Seeder(backend_url(request, request.param))
+    return MlflowRegistry(backend_url(request, request.param)), (
+        seeder.logged_model_version
+    ), seeder.prompt, suffix  # fmt: skip
+
+
+def test_versions_from_logged_models_and_their_metrics(
+    mlflow3: tuple[Registry, MakeLogged, MakePrompt, str],
+) -> None:
+    """The version names its LoggedModel; the LoggedModel returns every value logged (each step
+    and dataset, in the order logged), not the last per key; a run-less one gives no run."""
+    registry, make_logged, _prompt, suffix = mlflow3
+    name = f"logged-{suffix}"
+    rows = [("accuracy", 0.8, "eval", 0), ("accuracy", 0.99, "train", 0), ("loss", 0.3, None, 0)]
+    rows.append(("loss", 0.2, None, 1))
+    with_run, with_run_id = make_logged(name, rows, True)
+    runless, runless_id = make_logged(name, [("accuracy", 0.85, None, 0)], False)
+    versions = registry.read([name]).models[name].versions
+    assert versions[with_run].model_id == with_run_id
+    assert versions[with_run].run_id is not None
+    assert (versions[runless].model_id, versions[runless].run_id) == (runless_id, None)
+    gone = "m-" + "0" * 32
+    found = registry.logged_model_metrics([with_run_id, runless_id, gone])
+    assert found[gone] is None
+    assert [(m.key, m.value, m.dataset, m.step) for m in found[with_run_id] or ()] == rows
+    assert [(m.key, m.value, m.dataset) for m in found[runless_id] or ()] == [
+        ("accuracy", 0.85, None)
+    ]
+    stamps = [m.timestamp for m in found[with_run_id] or ()]
+    assert stamps == sorted(stamps)
+    assert all(stamps)
+
+
+def test_prompts_are_told_apart(mlflow3: tuple[Registry, MakeLogged, MakePrompt, str]) -> None:
+    """Model reads leave prompts out (as MLflow's searches do); a name asked for that is a
+    prompt comes back in `prompts`, with its aliases."""
+    registry, _make_logged, make_prompt, suffix = mlflow3
+    name = f"greeting-{suffix}"
+    make_prompt(name, {"production": "1"})
+    state = registry.read([name, f"ghost-{suffix}"])
+    assert name not in state.models
+    assert list(state.prompts) == [name]
+    assert state.prompts[name].aliases == {"production": "1"}
+    assert registry.read_model(name) is None
+    assert name in registry.read_prompts()
+    assert registry.read_prompts([f"ghost-{suffix}"]) == {}
+
+
+def test_mlflow_reads_each_logged_model_once_per_command(
+    seeder: Seeder, proxy: RecordingProxy
+) -> None:
+    """One GET for one or two models, a search for more (the experiments listed first), and
+    nothing again for a model already read; a pinned name not found costs one prompt search."""
+    name = seeder.name("batch")
+    ids = [seeder.logged_model_version(name, [("accuracy", 0.5 + i / 10, None, 0)])[1]
+           for i in range(4)]  # fmt: skip
+    registry = MlflowRegistry(proxy.url)
+    proxy.requests.clear()
+    one = registry.logged_model_metrics(ids[:1])
+    assert [m.value for m in one[ids[0]] or ()] == [0.5]
+    assert registry.logged_model_metrics(ids[:1]) == one
+    paths = [path.split("?")[0] for _method, path in proxy.requests]
+    assert paths == [f"/api/2.0/mlflow/logged-models/{ids[0]}"]
+    proxy.requests.clear()
+    many = registry.logged_model_metrics([*ids, "m-" + "0" * 32])
+    assert [[m.value for m in many[i] or ()] for i in ids] == [[0.5], [0.6], [0.7], [0.8]]
+    assert many["m-" + "0" * 32] is None
+    paths = [path.split("?")[0] for _method, path in proxy.requests]
+    assert paths == [
+        "/api/2.0/mlflow/experiments/search",
+        "/api/2.0/mlflow/logged-models/search",
+        f"/api/2.0/mlflow/logged-models/{'m-' + '0' * 32}",  # missed by the search: made sure
+    ]
+    proxy.requests.clear()
+    registry.read([name, seeder.name("ghost")])
+    assert [p.split("?")[0].rsplit("/", 2)[-2:] for _m, p in proxy.requests] == [
+        ["registered-models", "search"],
+        ["model-versions", "search"],
+        ["registered-models", "search"],  # is the missing name a prompt?
+    ]

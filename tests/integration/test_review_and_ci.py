@@ -32,7 +32,7 @@ def test_review_plan_comment_and_apply_outputs(
     plan = run("plan", "--model", model, "--format", "markdown")
     assert plan.exit_code == 0, plan.stderr
     assert f"#### production: `{model}` v1 → v2" in plan.stdout
-    assert "| accuracy | 0.84 | 0.93 | +0.09 |" in plan.stdout
+    assert "| accuracy | 0.84 | 0.93 | +0.09 | run |" in plan.stdout
     assert f"[v2]({mlflow_server}/#/models/{model}/versions/2)" in plan.stdout
     assert "comparison confidence 0.9" in plan.stdout
     assert "Policy passed: accuracy >= 0.9" in plan.stdout

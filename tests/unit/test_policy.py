@@ -189,7 +189,7 @@ def test_soak_time(repo: Repo, run: RunCli, models: FakeRegistry) -> None:
         ),
         (
             "gates:\n  metrics:\n    accuracy: {minimum: 0.9}\n",
-            "environments/production.yaml:3: gates.metrics.accuracy.minimum: unknown key (allowed: max, min)",
+            "environments/production.yaml:3: gates.metrics.accuracy.minimum: unknown key (allowed: dataset, max, min)",
         ),
     ],
 )
