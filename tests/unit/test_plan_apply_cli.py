@@ -78,7 +78,7 @@ def test_plan_markdown(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
         "",
         "| Environment | Model | Registry now | Pinned | Action |",
         "|---|---|---|---|---|",
-        "| production | `churn-model` | v1 | v2 | **v2 → Production, archives v1**<br>_a \\| b_ |",
+        "| production | `churn-model` | v1 | v2 | **v2 → Production, archives v1**<br>_a \\\\| b_ |",
         "| staging | `churn-model` | v2 | v2 | moves on to production with production's change: "
         "not there yet |",
     ]

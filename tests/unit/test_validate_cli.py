@@ -308,5 +308,9 @@ def test_github_annotation_escaping() -> None:
     from reconciler.cli import github_annotation
     from reconciler.errors import Problem
 
-    annotation = github_annotation(Problem("a,b:c.yaml", 3, None, "50% done\nnext"))
-    assert annotation == "::error file=a%2Cb%3Ac.yaml,line=3,title=reconciler::50%25 done%0Anext"
+    # The file exactly (GitHub matches it against the diff), percent-encoded; the message one
+    # line, as the error line on stderr (issue 15 §7).
+    annotation = github_annotation(Problem("a,b:c\r\n.yaml", 3, "x,y", "50% done\nnext\x1b"))
+    assert annotation == (
+        "::error file=a%2Cb%3Ac%0D%0A.yaml,line=3,title=reconciler%3A x%2Cy::50%25 done\\nnext\\x1b"
+    )
