@@ -324,3 +324,28 @@ def test_text_is_one_line_and_idempotent() -> None:
     assert shown == "a\\nb\\rc\\td\\x1b[0me\\u202ef\\u2028g\\x00"
     assert escape.text(shown) == shown
     assert escape.text("modèle-模型 ok") == "modèle-模型 ok"
+
+
+def test_unlock_and_lease_lines_show_a_forged_holder_escaped(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """A lease lives in a registry tag anyone with write access can set."""
+    from tests.unit.test_apply_safety import hold_lease
+
+    holder = "job\n::error::forged\x1b[2J"
+    fake.create_version("a|b|c", stage=PRODUCTION)
+    fake.create_version("a|b|c")
+    hold_lease(fake, holder, 100, model="a|b|c")
+    pin(repo, "production", "a|b|c", 2)
+    refused = run("apply", "--lease-wait", "0")
+    assert refused.exit_code != 0
+    assert printable(refused.stderr)
+    assert "job\\n::error::forged\\x1b[2J" in refused.stderr
+    assert not [line for line in refused.stderr.splitlines() if line.startswith("::")]
+    hold_lease(fake, holder, -1, model="a|b|c")
+    result = run("unlock")
+    assert result.exit_code == 0, result.stderr
+    assert printable(result.stdout)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("a|b|c: lease removed (expired): job\\n::error::forged\\x1b[2J")
