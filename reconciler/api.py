@@ -54,12 +54,13 @@ def make_plan(
     for each change what a reviewer needs to judge it (run metrics of both versions, creator,
     links to the MLflow UI, the policy rules passed)."""
     desired = load_desired_state(root)
-    scope.check(desired)
+    scope.check_environments(desired)
     from reconciler.gitrepo import head_commit
 
     # The commit a plan shows in-sync pins recorded for (as the apply from it would).
     checkout = _checkout(root, head_commit(root))
     plan, actual = _plan(desired, registry, scope, checkout, now)
+    scope.check_models(desired, plan)  # a model with no pin may be retiring
     if not with_reviews:
         return plan, {}
     return plan, _reviews(desired, plan, actual, registry, ui_base)
@@ -123,7 +124,7 @@ def apply(
     scope = replace(scope, prune=scope.prune or options.prune)
     checkout = _checkout(root, options.commit)
     owner = checkout.owner
-    scope.check(desired)
+    scope.check_environments(desired)
 
     def plan_now(
         actual: ActualState | None = None,
@@ -133,6 +134,7 @@ def apply(
         return plan, actual, plan.adoptions
 
     plan, actual, adoptions = plan_now()
+    scope.check_models(desired, plan)  # a model with no pin may be retiring
     if not plan.has_changes and not adoptions:
         return ApplyReport(plan, ())
     guards.check_retirements(desired, plan, options.force)
