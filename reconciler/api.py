@@ -53,9 +53,11 @@ def make_plan(
     """Validate everything, read the registry once, diff the scope asked for, check policy; and
     for each change what a reviewer needs to judge it (run metrics of both versions, creator,
     links to the MLflow UI, the policy rules passed)."""
+    from reconciler.gitrepo import check_pins_tracked, head_commit
+
+    check_pins_tracked(root)
     desired = load_desired_state(root)
     scope.check_environments(desired)
-    from reconciler.gitrepo import head_commit
 
     # The commit a plan shows in-sync pins recorded for (as the apply from it would).
     checkout = _checkout(root, head_commit(root))
@@ -118,6 +120,9 @@ def apply(
     and repair it and write its audit records, which complete the announced records and release
     its lease (any other outcome: one bookkeeping write of what landed). A plan with any problem
     writes nothing."""
+    from reconciler.gitrepo import check_pins_tracked
+
+    check_pins_tracked(root)
     options = options or ApplyOptions()
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
@@ -257,8 +262,9 @@ def history(
 ) -> History:
     """Every change to `model`'s pins in git, marked applied when the registry's audit records
     name its commit."""
-    from reconciler.gitrepo import lineage, pin_history
+    from reconciler.gitrepo import check_pins_tracked, lineage, pin_history
 
+    check_pins_tracked(root)
     changes = pin_history(root, model)
     if not changes:
         raise UsageError(f"no git history of pins for model {model!r} under environments/")

@@ -77,6 +77,8 @@ def promote(
     from reconciler.pins.desired import ENVIRONMENTS_DIR
     from reconciler.pins.values import DEFAULT_ENVIRONMENTS
 
+    if commit or branch:
+        gitrepo.check_pins_tracked(root)  # a commit here would not hold the pin
     desired = load_desired_state(root)
     env = desired.environments.get(environment) or DEFAULT_ENVIRONMENTS.get(environment)
     if env is None:
