@@ -58,14 +58,17 @@ def make_plan(
     """Validate everything, read the registry once, diff the scope asked for, check policy; and
     for each change what a reviewer needs to judge it (run metrics of both versions, creator,
     links to the MLflow UI, the policy rules passed)."""
+    from reconciler.gitrepo import check_pins_tracked, head_commit
+
+    check_pins_tracked(root)
     desired = load_desired_state(root)
-    scope.check(desired)
-    from reconciler.gitrepo import head_commit
+    scope.check_environments(desired)
 
     workspace = registry.use_workspace(desired.workspace)
     # The commit a plan shows in-sync pins recorded for (as the apply from it would).
     checkout = _checkout(root, workspace, head_commit(root))
     plan, actual = _plan(desired, registry, scope, checkout, now)
+    scope.check_models(desired, plan)  # a model with no pin may be retiring
     if not with_reviews:
         return plan, {}
     return plan, _reviews(desired, plan, actual, registry, ui_base)
@@ -140,11 +143,14 @@ def apply(
     and repair it and write its audit records, which complete the announced records and release
     its lease (any other outcome: one bookkeeping write of what landed). A plan with any problem
     writes nothing."""
+    from reconciler.gitrepo import check_pins_tracked
+
+    check_pins_tracked(root)
     options = options or ApplyOptions()
     options = replace(options, dirty=guards.check_committed(root, options.allow_dirty))
     desired = load_desired_state(root)
     scope = replace(scope, prune=scope.prune or options.prune)
-    scope.check(desired)
+    scope.check_environments(desired)
     workspace = _workspace_to_write(registry, desired)
     options = replace(options, workspace=workspace.name)
     checkout = _checkout(root, workspace, options.commit)
@@ -158,6 +164,7 @@ def apply(
         return plan, actual, plan.adoptions
 
     plan, actual, adoptions = plan_now()
+    scope.check_models(desired, plan)  # a model with no pin may be retiring
     if not plan.has_changes and not adoptions:
         return ApplyReport(plan, ())
     guards.check_retirements(desired, plan, options.force)
@@ -301,8 +308,9 @@ def history(
 ) -> History:
     """Every change to `model`'s pins in git, marked applied when the registry's audit records
     name its commit."""
-    from reconciler.gitrepo import lineage, pin_history
+    from reconciler.gitrepo import check_pins_tracked, lineage, pin_history
 
+    check_pins_tracked(root)
     changes = pin_history(root, model)
     if not changes:
         raise UsageError(f"no git history of pins for model {model!r} under environments/")

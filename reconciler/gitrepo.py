@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ShallowClone
+from reconciler.errors import ShallowClone, UsageError
 
 
 @contextmanager
@@ -98,6 +98,40 @@ def repository_id(root: Path) -> str:
         except Exception:  # no commit yet, or git refuses: fall back to the path
             pass
     return f"path:{root.resolve()}"
+
+
+def check_pins_tracked(root: Path, folder: str = "environments") -> None:
+    """Refuse (UsageError) when `root/folder` is a repository of its own: a git submodule (a
+    gitlink in the commit checked out, or a checkout whose `.git` is a file) or a clone inside
+    the work tree. The commits that fence and audit an apply, `git status` and the history of
+    pins would then be the outer repository's, which sees only a pointer or nothing at all."""
+    marker = root / folder / ".git"
+    if marker.is_file() or _gitlink(root, folder):
+        what = "a git submodule (a repository of its own)"
+        sees = "holds only a pointer to the submodule's commit"
+    elif marker.is_dir():
+        what = "a git repository of its own"
+        sees = "does not track its files"
+    else:
+        return
+    raise UsageError(
+        f"{folder}/ is {what}: reconciler fences, audits and reads the history of pins by the "
+        f"commits of the repository it runs in, which {sees}. Keep the pins in this repository "
+        f"({folder}/ as a plain folder). Nothing was changed"
+    )
+
+
+def _gitlink(root: Path, folder: str) -> bool:
+    """Whether the commit checked out records `folder` as a submodule (checked out or not)."""
+    with _open(root) as repo:
+        if repo is None or repo.working_tree_dir is None:
+            return False
+        try:
+            work_tree = Path(repo.working_tree_dir).resolve()
+            path = (root.resolve() / folder).relative_to(work_tree).as_posix()
+            return bool((repo.head.commit.tree / path).type == "submodule")
+        except (KeyError, ValueError):  # not in the commit, no commit yet, or outside the tree
+            return False
 
 
 def literal(path: str) -> str:

@@ -15,12 +15,11 @@ from reconciler.apply.lease import DEFAULT_WAIT
 from reconciler.apply.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.cli.context import AppContext
 from reconciler.cli.options import ENV_OPTION, MODEL_OPTION, format_option
-from reconciler.cli.output import drop_stdout
+from reconciler.cli.output import drop_stdout, print_line, print_note
 from reconciler.cli.signals import SIGNAL_EXITS, stopping_on_signals
 from reconciler.cli.verify import verify_applied
 from reconciler.errors import EXIT_INTERRUPTED, Reported
 from reconciler.planning.scope import Scope
-from reconciler.redact import scrub
 from reconciler.render import apply as render_apply
 
 
@@ -128,7 +127,7 @@ def apply(
         allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
-        on_event=lambda message: click.echo(f"note: {scrub(message)}", err=True),
+        on_event=print_note,
         on_result=stream,
         parallelism=parallelism,
         interrupt=interrupt,
@@ -140,7 +139,7 @@ def apply(
     finally:
         # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
         for notice in registry.notices:
-            click.echo(f"note: {scrub(notice)}", err=True)
+            print_note(notice)
     if output_format == "json":
         click.echo(render_apply.apply_json(result))
     else:
@@ -149,7 +148,7 @@ def apply(
 
     # After the report: a slow or failing channel never holds back or changes the outcome.
     for line in notify.send(notify.messages(result)):
-        click.echo(f"note: {line}", err=True)
+        print_note(line)
     if result.interrupted:
         raise Reported(
             f"apply interrupted by {result.interrupted}: the models in flight were finished and "
@@ -189,6 +188,6 @@ def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: s
         return
     for item in found:
         verb = f"removed ({item.why})" if item.removed else f"kept ({item.why}; --force removes it)"
-        click.echo(f"{item.model}: lease {verb}: {item.record.describe(now)}")
+        print_line(f"{item.model}: lease {verb}: {item.record.describe(now)}")
     removed = sum(1 for u in found if u.removed)
     click.echo(f"Unlock: {removed} removed, {len(found) - removed} kept.")

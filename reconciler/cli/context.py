@@ -7,10 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from reconciler.apply.lease import DEFAULT_SETTLE, DEFAULT_TTL
-from reconciler.redact import scrub
+from reconciler.cli.output import print_note
 from reconciler.registry.base import Registry
 
 RegistryFactory = Callable[[str | None], Registry]
@@ -21,7 +19,7 @@ def _mlflow_registry(tracking_uri: str | None) -> Registry:
 
     uri, note = check_tracking_uri(tracking_uri)
     if note:
-        click.echo(f"note: {scrub(note)}", err=True)
+        print_note(note)
     return MlflowRegistry(uri)
 
 

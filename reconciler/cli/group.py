@@ -24,7 +24,7 @@ from reconciler.errors import (
     Reported,
 )
 from reconciler.redact import scrub
-from reconciler.render.errors import error_json, github_annotation, workflow_data
+from reconciler.render.errors import error_json, github_annotation, github_error
 
 _INVOKED = "reconciler.invoked"  # ctx.meta key: the subcommand and its raw arguments
 
@@ -141,4 +141,4 @@ def _document(
         for problem in problems:
             click.echo(github_annotation(problem))
         if not problems:
-            click.echo(f"::error title=reconciler::{workflow_data(scrub(message))}")
+            click.echo(github_error(message))

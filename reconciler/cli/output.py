@@ -1,4 +1,5 @@
-"""The few lines every command writes the same way: errors on stderr, a closed stdout."""
+"""The few lines every command writes the same way: errors and notes on stderr, one line each
+(whatever a model name or a server's message holds: render/escape.py), and a closed stdout."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ import sys
 import click
 
 from reconciler.redact import scrub
+from reconciler.render.escape import text
 
 
 def print_error(message: str) -> None:
-    click.echo(f"error: {scrub(message)}", err=True)
+    click.echo(f"error: {text(scrub(message))}", err=True)
+
+
+def print_note(message: str) -> None:
+    click.echo(f"note: {text(scrub(message))}", err=True)
+
+
+def print_line(line: str) -> None:
+    """One line of a command's own report on stdout (names in it shown escaped)."""
+    click.echo(text(line))
 
 
 def drop_stdout() -> None:

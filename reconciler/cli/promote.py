@@ -8,6 +8,7 @@ import click
 
 from reconciler.cli.context import AppContext
 from reconciler.cli.options import format_option
+from reconciler.cli.output import print_line
 
 
 @click.command()
@@ -81,22 +82,22 @@ def promote(
         click.echo(json.dumps(result.record(), indent=2))
         return
     if offline:
-        click.echo(
+        print_line(
             f"offline: not checked that {model} v{result.new_version} exists in the registry "
             "(plan will check it)"
         )
     if result.already_promoted:
-        click.echo(
+        print_line(
             f"{model} v{result.new_version} is already pinned in {environment} ({result.file})"
         )
         return
     was = f" (was v{result.previous_version})" if result.previous_version else " (new pin)"
-    click.echo(
+    print_line(
         f"pinned {model} v{result.new_version} in {environment}{was}: {result.file}; "
         f"version from {result.source}"
     )
     for dropped in result.dropped:
-        click.echo(f"dropped {dropped}")
+        print_line(f"dropped {dropped}")
     if result.commit:
         on = f" on branch {result.branch}" if result.branch else ""
         click.echo(f"committed {result.commit[:12]}{on}")

@@ -11,6 +11,7 @@ from reconciler import api
 from reconciler.apply.executor import ApplyReport
 from reconciler.cli.context import AppContext
 from reconciler.cli.options import ENV_OPTION, MODEL_OPTION, format_option
+from reconciler.cli.output import print_note
 from reconciler.errors import Reported
 from reconciler.render import verify as render_verify
 from reconciler.serving.verify import Outcome, all_ok
@@ -65,5 +66,5 @@ def _notify_verification(outcomes: list[Outcome]) -> bool:
     from reconciler.serving import notify
 
     for line in notify.send(notify.verify_messages(outcomes)):
-        click.echo(f"note: {line}", err=True)
+        print_note(line)
     return all_ok(outcomes)

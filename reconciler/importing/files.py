@@ -49,7 +49,7 @@ def write_pins(
 ) -> list[FileResult]:
     schema_comment = (root / pinfile.SCHEMA_PATH).is_file()
     results: list[FileResult] = []
-    before: dict[str, str | None] = {}  # file → its text before we wrote it (None: new)
+    before: dict[str, bytes | None] = {}  # file → its bytes before we wrote it (None: new)
     for pin in pins:
         current = existing.get((pin.environment, pin.model))
         if current is None:
@@ -85,7 +85,7 @@ def write_pins(
 
 
 def _validated(
-    root: Path, results: list[FileResult], before: dict[str, str | None]
+    root: Path, results: list[FileResult], before: dict[str, bytes | None]
 ) -> list[FileResult]:
     """Validate the whole repository as `validate` will (settings, `requires`, one pin per model
     and environment): a file we wrote that it refuses is put back as it was and reported."""
@@ -112,10 +112,10 @@ def _validated(
     ]
 
 
-def _restore(root: Path, file: str, text: str | None) -> None:
+def _restore(root: Path, file: str, raw: bytes | None) -> None:
     path = root / file
-    if text is not None:
-        path.write_text(text, encoding="utf-8")
+    if raw is not None:
+        path.write_bytes(raw)
         return
     path.unlink(missing_ok=True)
     folder = path.parent
@@ -143,15 +143,16 @@ def _write(
     existing_version: str | None,
     text: str,
     outcome: Outcome,
-    before: dict[str, str | None],
+    before: dict[str, bytes | None],
 ) -> FileResult:
     path = root / relative
     try:
-        old = path.read_text(encoding="utf-8") if path.exists() else None
+        old = path.read_bytes() if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
         # Whole or not at all: Ctrl-C mid-import leaves no half-written pin (a rerun goes on).
         partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
+        ending = pinfile.line_ending(old) if old is not None else "\n"  # a CRLF pin stays CRLF
+        partial.write_text(text, encoding="utf-8", newline=ending)
         os.replace(partial, path)
     except OSError as error:
         return FileResult(pin, relative, "refused", existing_version, error.strerror or str(error))

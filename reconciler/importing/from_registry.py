@@ -123,14 +123,23 @@ def _pin(env: Environment, registered: RegisteredModel) -> ImportPin | ImportSki
             )
         return None
     # The one moved in last serves (a transition sets last_updated_timestamp); on a tie, the
-    # higher version.
-    chosen = max(holders, key=lambda v: (v.updated or 0, int(v.version)))
+    # higher version. Only a READY version can be pinned (plan refuses the others): a version
+    # still registering beside a READY one is reported, not a reason to skip the model.
+    ready = [v for v in holders if v.status == READY]
+    chosen = max(ready or holders, key=lambda v: (v.updated or 0, int(v.version)))
     notes = []
-    others = [v.version for v in holders if v.version != chosen.version]
+    others = [v.version for v in ready if v.version != chosen.version]
     if others:
         notes.append(
             f"{env.stage} also holds {_versions(others)}: plan will archive "
             f"{'it' if len(others) == 1 else 'them'} (v{chosen.version} was moved in last)"
+        )
+    unready = [v for v in holders if v.status != READY and v.version != chosen.version]
+    if ready and unready:
+        listed = ", ".join(f"v{v.version} ({v.status}, not READY, so not pinned)" for v in unready)
+        notes.append(
+            f"{env.stage} also holds {listed}: plan will archive "
+            f"{'it' if len(unready) == 1 else 'them'}"
         )
     if env.alias and alias_target != chosen.version:
         where = f"from v{alias_target}" if alias_target else "(not set now)"

@@ -40,6 +40,14 @@ def new_pin(
     return "\n".join(lines) + "\n"
 
 
+def line_ending(raw: bytes) -> str:
+    """The line ending a pin file uses, from its bytes: CRLF when its first line ends so (a pin
+    written on Windows), else LF. Edits are made on LF text and written back with it, so a
+    promotion's diff is the lines it changed, not every line."""
+    first = raw.find(b"\n")
+    return "\r\n" if first > 0 and raw[first - 1 : first] == b"\r" else "\n"
+
+
 def yaml_scalar(text: str) -> str:
     """`text` as a one-line YAML scalar that reads back as exactly this string: plain when that
     is safe, else quoted. Names such as `*x`, `[x`, `yes`, `010`, `a: b` or ` x` need quotes

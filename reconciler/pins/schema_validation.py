@@ -112,12 +112,32 @@ def _describe(error: ValidationError, root_schema: dict[str, Any]) -> str:
         return f"must be one of {choices}; got {shown}"
     if error.validator == "not":
         return f"{shown} is reserved by MLflow"
+    if error.validator == "pattern" and tuple(error.absolute_path) == ("model",):
+        found = _model_name_problem(str(value))
+        if found:
+            return f"{shown} {found}"
     # `oneOf` (version), `pattern`, `minimum`, lengths: the schema's own description says what
     # a valid value looks like, which beats jsonschema's regex dump.
     description = _property_description(error, root_schema)
     if description:
         return f"{shown} is not valid: {description}"
     return f"{shown} is not valid: {error.message}"
+
+
+def _model_name_problem(name: str) -> str | None:
+    """What is wrong with a pin's model name, in words (the schema's pattern refuses leading
+    and trailing whitespace, `/` and `:`); None when it is something else."""
+    for char in "/:":
+        if char in name:
+            return f"holds {char!r}, which MLflow refuses in model names"
+    starts, ends = name[:1].isspace(), name[-1:].isspace()
+    if not (starts or ends):
+        return None
+    where = "starts and ends" if starts and ends else "starts" if starts else "ends"
+    return (
+        f"{where} with whitespace, which a pin's model name cannot (nor its file name): rename "
+        "the model in MLflow to manage it"
+    )
 
 
 def _property_description(error: ValidationError, root_schema: dict[str, Any]) -> str | None:

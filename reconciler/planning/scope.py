@@ -28,14 +28,29 @@ class Scope:
 
     def check(self, desired: DesiredState) -> None:
         """A filter that names nothing is a usage error, not an empty plan."""
+        self.check_environments(desired)
+        self.check_models(desired)
+
+    def check_environments(self, desired: DesiredState) -> None:
         unknown_envs = sorted(set(self.environments) - set(desired.environments))
         if unknown_envs:
             known = ", ".join(sorted(desired.environments)) or "none"
             raise UsageError(f"--env {unknown_envs[0]!r}: no such environment (have: {known})")
-        pinned = {pin.model for pin in desired.pins}
-        unknown_models = sorted(set(self.models) - pinned)
+
+    def check_models(self, desired: DesiredState, plan: Plan | None = None) -> None:
+        """Each `--model` names a pin; given the plan, a model it retires counts too (its pin
+        was removed: the retirement is what `plan --model` is asked to show)."""
+        named = {pin.model for pin in desired.pins}
+        if plan is not None:
+            named |= {retirement.model for retirement in plan.retirements}
+        unknown_models = sorted(set(self.models) - named)
         if unknown_models:
-            raise UsageError(f"--model {unknown_models[0]!r}: no pin names this model")
+            nowhere = (
+                ", and this repository manages it nowhere in scope (nothing to retire)"
+                if plan
+                else ""
+            )
+            raise UsageError(f"--model {unknown_models[0]!r}: no pin names this model{nowhere}")
 
     def diff(
         self,

@@ -78,6 +78,8 @@ def promote(
     from reconciler.pins.desired import ENVIRONMENTS_DIR
     from reconciler.pins.values import DEFAULT_ENVIRONMENTS
 
+    if commit or branch:
+        gitrepo.check_pins_tracked(root)  # a commit here would not hold the pin
     desired = load_desired_state(root)
     env = desired.environments.get(environment) or DEFAULT_ENVIRONMENTS.get(environment)
     if env is None:
@@ -138,6 +140,7 @@ def promote(
             gitrepo.checkout_new_branch(root, branch)
     except ValueError as error:
         raise UsageError(f"--branch {branch!r}: {error}") from None
+    raw = path.read_bytes() if path.exists() else None  # put back byte for byte if refused
     before = path.read_text(encoding="utf-8") if path.exists() else None
     dropped: list[str] = []
     if before is None:
@@ -165,15 +168,16 @@ def promote(
                 ]
             )
         text, dropped = _edit(before, current, version, run_id, confidence, note, offline)
-    path.write_text(text, encoding="utf-8")
+    ending = pinfile.line_ending(raw) if raw is not None else "\n"
+    path.write_text(text, encoding="utf-8", newline=ending)
     try:
         load_desired_state(root, [path])
     except InvalidInput:
         # Never leave a broken pin behind: put the file back as it was.
-        if before is None:
+        if raw is None:
             path.unlink()
         else:
-            path.write_text(before, encoding="utf-8")
+            path.write_bytes(raw)
         raise
     sha = None
     if commit or branch:

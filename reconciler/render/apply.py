@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from reconciler.apply.executor import ApplyReport, StepResult
+from reconciler.render import escape
 from reconciler.render.common import count
 
 _OUTCOME_MARK = {
@@ -40,11 +41,11 @@ def apply_text(report: ApplyReport, streamed: bool = False) -> str:
         f"{counts['not_attempted']} not attempted; {repaired}{in_sync} already in sync"
         f"{recorded}.{stopped}"
     )
-    return "\n".join(lines)
+    return escape.lines(lines)
 
 
 def result_line(result: StepResult) -> str:
-    """One step's outcome, as apply prints it when the step finishes."""
+    """One step's outcome on one line, as apply prints it when the step finishes."""
     step = result.step
     line = f"{_OUTCOME_MARK[result.outcome]} {step.environment}: {step.model} {step.action()}"
     if result.outcome == "failed":
@@ -57,7 +58,7 @@ def result_line(result: StepResult) -> str:
         line += ": not attempted"
     elif result.confirmed_after:
         line += f" (confirmed by re-reading after: {result.confirmed_after})"
-    return line
+    return escape.text(line)
 
 
 def apply_json(report: ApplyReport) -> str:

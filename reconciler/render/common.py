@@ -1,4 +1,4 @@
-"""Small pieces every renderer shares: version lists, counted nouns, markdown table cells."""
+"""Small pieces every renderer shares: version lists, counted nouns (escaping: escape.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,3 @@ def versions(versions: Iterable[str]) -> str:
 
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")

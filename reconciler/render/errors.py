@@ -8,6 +8,7 @@ from typing import Any
 
 from reconciler.errors import Problem
 from reconciler.redact import scrub
+from reconciler.render.escape import text, workflow_data, workflow_property
 
 
 def error_json(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> str:
@@ -23,17 +24,17 @@ def error_json(message: str, exit_code: int, problems: Sequence[Problem] = ()) -
 
 
 def github_annotation(problem: Problem) -> str:
-    """`::error file=…,line=…,title=…::message`, escaped as GitHub's workflow commands want."""
-
-    def prop(text: str) -> str:
-        return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
-
-    where = f"file={prop(problem.file)}"
+    """`::error file=…,line=…,title=…::message`, escaped as GitHub's workflow commands want. The
+    file stays exact (GitHub matches it against the diff); title and message are one line, as
+    the error line on stderr is."""
+    where = f"file={workflow_property(problem.file)}"
     if problem.line is not None:
         where += f",line={problem.line}"
     title = f"reconciler: {problem.field}" if problem.field else "reconciler"
-    return f"::error {where},title={prop(title)}::{workflow_data(scrub(problem.message))}"
+    message = workflow_data(text(scrub(problem.message)))
+    return f"::error {where},title={workflow_property(text(title))}::{message}"
 
 
-def workflow_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def github_error(message: str) -> str:
+    """A failure with no file to point at, as one annotation."""
+    return f"::error title=reconciler::{workflow_data(text(scrub(message)))}"

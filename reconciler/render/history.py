@@ -7,6 +7,7 @@ from typing import Any
 
 from reconciler.gitrepo import PinChange
 from reconciler.records.history import History
+from reconciler.render import escape
 
 
 def history_text(history: History) -> str:
@@ -34,7 +35,7 @@ def history_text(history: History) -> str:
             f"{change.environment}: {before} → {after}{badge}  [{applied}]  "
             f"{change.author}: {change.summary}"
         )
-    return "\n".join(lines)
+    return escape.lines(lines)
 
 
 def history_json(history: History) -> str:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from reconciler.importing.files import FileResult, ImportReport
+from reconciler.render import escape
 
 _MARKS = {"written": "+", "overwritten": "~", "unchanged": "=", "differs": "!", "refused": "-"}
 
@@ -26,7 +27,7 @@ def import_text(report: ImportReport) -> str:
     lines.append(f"Import: {summary}. Nothing was written to the registry.")
     if counts["written"] or counts["overwritten"]:
         lines.append("Next: review and commit environments/, then `reconciler plan`.")
-    return "\n".join(lines)
+    return escape.lines(lines)
 
 
 def _file_line(result: FileResult) -> str:

@@ -10,7 +10,9 @@ from typing import Any
 
 from reconciler.planning.review import Review, VersionFacts, key_metrics
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
-from reconciler.render.common import count, md_cell, versions
+from reconciler.render import escape
+from reconciler.render.common import count, versions
+from reconciler.render.escape import md_cell, md_code, md_text
 
 FORMAT_VERSION = 1
 
@@ -61,9 +63,13 @@ def _summary(plan: Plan) -> str:
 
 
 def _retirement_line(retirement: Retirement) -> str:
+    return f"{retirement.environment}: {retirement.model}: {_retirement_action(retirement)}"
+
+
+def _retirement_action(retirement: Retirement) -> str:
     actions = "; ".join(step.action() for step in retirement.steps if step.kind != "disown")
     gate = "" if retirement.enabled else " [needs --prune, or prune: true in its settings]"
-    return f"{retirement.environment}: {retirement.model}: {actions or 'nothing serves'}{gate}"
+    return f"{actions or 'nothing serves'}{gate}"
 
 
 def _groups(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]:
@@ -104,7 +110,7 @@ def plan_text(plan: Plan) -> str:
         lines.append("No pins in scope.")
     lines.append(f"Plan: {_summary(plan)}.")
     lines.append(f"Checksum: {plan.checksum}")
-    return "\n".join(lines)
+    return escape.lines(lines)
 
 
 def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None = None) -> str:
@@ -117,16 +123,16 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
         "|---|---|---|---|---|",
     ]
     for entry in plan.entries:
-        action = _action(entry)
+        action = md_text(_action(entry))
         if entry.steps:
             action = f"**{action}**"
         if is_rollback(entry):
             action = f"⏪ **ROLLBACK** {action}"
         if entry.pin.note:
-            action += f"<br>_{entry.pin.note}_"
+            action += f"<br>_{md_text(entry.pin.note)}_"
         lines.append(
-            f"| {entry.pin.environment} | `{entry.pin.model}` | {versions(entry.current)} "
-            f"| v{entry.pin.version} | {md_cell(action)} |"
+            f"| {entry.pin.environment} | {md_cell(md_code(entry.pin.model))} "
+            f"| {versions(entry.current)} | v{entry.pin.version} | {md_cell(action)} |"
         )
     for entry in plan.entries:
         review = (reviews or {}).get((entry.pin.environment, entry.pin.model))
@@ -134,7 +140,10 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
             lines += ["", *_review_markdown(entry, review)]
     if plan.retirements:
         lines += ["", "**Retire** (pin removed):", ""]
-        lines.extend(f"- {md_cell(_retirement_line(r))}" for r in plan.retirements)
+        lines.extend(
+            f"- {r.environment}: {md_code(r.model)}: {md_text(_retirement_action(r))}"
+            for r in plan.retirements
+        )
     if plan.unmanaged:
         lines += [
             "",
@@ -145,7 +154,8 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
         ]
         for item in plan.unmanaged:
             lines.append(
-                f"| {item.environment} | `{item.model}` | {item.target} {versions(item.versions)} |"
+                f"| {item.environment} | {md_cell(md_code(item.model))} "
+                f"| {item.target} {versions(item.versions)} |"
             )
         lines += ["", "</details>"]
     lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
@@ -157,7 +167,7 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     badge = " ⏪ ROLLBACK" if is_rollback(entry) else ""
     old = review.old[0] if review.old else None
     head = f"v{old.version} → " if old else ""
-    lines = [f"#### {pin.environment}: `{pin.model}` {head}v{pin.version}{badge}", ""]
+    lines = [f"#### {pin.environment}: {md_code(pin.model)} {head}v{pin.version}{badge}", ""]
     names = key_metrics(list(review.gated_metrics), review.new.metrics, old.metrics if old else {})
     if names:
         columns = (
@@ -170,15 +180,18 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
             new = review.new.metrics.get(name)
             origin = md_cell(_origin(name, review.new, old))
             if old is None:
-                lines.append(f"| {name} | {_number(new)} | {origin} |")
+                lines.append(f"| {md_cell(md_text(name))} | {_number(new)} | {origin} |")
                 continue
             before = old.metrics.get(name)
             delta = f"{new - before:+.4g}" if new is not None and before is not None else "n/a"
-            lines.append(f"| {name} | {_number(before)} | {_number(new)} | {delta} | {origin} |")
+            lines.append(
+                f"| {md_cell(md_text(name))} | {_number(before)} | {_number(new)} | {delta} "
+                f"| {origin} |"
+            )
         lines.append("")
     facts = [f"v{pin.version} created {_when(review.new.created)}"]
     if review.new.creator:
-        facts[0] += f" by {review.new.creator}"
+        facts[0] += f" by {md_text(review.new.creator)}"
     if pin.confidence is not None:
         facts.append(f"comparison confidence {pin.confidence:g}")
     links = [f"[v{f.version}]({f.link})" for f in (review.new, *review.old) if f.link]
@@ -188,7 +201,7 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     if len(review.old) > 1:
         lines.append(f"Also archives {versions(v.version for v in review.old[1:])}.")
     if review.policy:
-        lines += ["", "Policy passed: " + "; ".join(review.policy)]
+        lines += ["", "Policy passed: " + "; ".join(md_text(rule) for rule in review.policy)]
     return lines
 
 

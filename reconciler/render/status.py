@@ -7,12 +7,14 @@ import unicodedata
 from collections.abc import Sequence
 
 from reconciler.planning.status import StatusRow
-from reconciler.render.common import md_cell, versions
+from reconciler.render import escape
+from reconciler.render.common import versions
+from reconciler.render.escape import md_cell, md_code, md_text
 
 
 def status_text(rows: Sequence[StatusRow]) -> str:
     header = ("ENVIRONMENT", "MODEL", "PINNED", "REGISTRY", "IN SYNC", "LAST APPLIED")
-    table = [header] + [_status_cells(row) for row in rows]
+    table = [header] + [tuple(escape.text(cell) for cell in _status_cells(row)) for row in rows]
     widths = [max(_width(line[i]) for line in table) for i in range(len(header))]
     lines = [
         "  ".join(_pad(cell, w) for cell, w in zip(line, widths, strict=True)).rstrip()
@@ -51,8 +53,8 @@ def status_markdown(rows: Sequence[StatusRow]) -> str:
     for row in rows:
         env, model, pinned, registry, _in_sync, applied = _status_cells(row)
         lines.append(
-            f"| {env} | `{model}` | {pinned} | {md_cell(registry)} | "
-            f"{'✅' if row.in_sync else '❌'} | {applied} |"
+            f"| {env} | {md_cell(md_code(model))} | {pinned} | {md_cell(md_text(registry))} | "
+            f"{'✅' if row.in_sync else '❌'} | {md_cell(md_text(applied))} |"
         )
     return "\n".join(lines)
 

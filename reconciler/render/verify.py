@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from reconciler.render import escape
 from reconciler.serving.verify import Outcome, all_ok
 
 
@@ -30,7 +31,7 @@ def text(outcomes: list[Outcome]) -> str:
         lines.append(f"{failed} of {len(outcomes)} endpoint(s) do not serve their pinned version")
     else:
         lines.append(f"all {len(outcomes)} endpoint(s) serve their pinned version")
-    return "\n".join(lines)
+    return escape.lines(lines)
 
 
 def as_json(outcomes: list[Outcome]) -> str:

@@ -137,12 +137,19 @@ def _reason(error: Exception) -> str:
 
 
 def _post(url: str, message: Message) -> None:
-    payload = json.dumps({"text": f"*{message.subject}*\n{message.body}"}).encode()
+    text = f"*{_slack(message.subject)}*\n{_slack(message.body)}"
+    payload = json.dumps({"text": text}).encode()
     request = urllib.request.Request(
         url, data=payload, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         response.read()
+
+
+def _slack(text: str) -> str:
+    """Slack's own escaping for message text: `&`, `<` and `>` as entities, so a model named
+    `<!channel>` is shown, not a mention of everyone (issue 15 §7)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _publish(topic_arn: str, message: Message) -> None:

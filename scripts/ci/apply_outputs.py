@@ -21,6 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Installed beside this script by the workflow (`pip install .`): one escaping rule for every
+# markdown reconciler writes, so a model name cannot break the summary's table (issue 15 §7).
+from reconciler.render.escape import md_cell, md_code, md_text
+
 
 def summary(records: list[dict[str, Any]], problems: list[str] | None = None) -> str:
     lines = [
@@ -35,12 +39,17 @@ def summary(records: list[dict[str, Any]], problems: list[str] | None = None) ->
             result = "retired"
         version = f"v{record['new_version']}" if record.get("new_version") else "-"
         archived = ", ".join(f"v{v}" for v in record.get("archived_versions") or []) or "-"
-        lines.append(
-            f"| {record.get('environment', '?')} | `{record.get('model_name', '?')}` | {version} | "
-            f"{record.get('new_stage', '-')} | {archived} | {result} |"
-        )
+        cells = [
+            md_text(str(record.get("environment", "?"))),
+            md_code(str(record.get("model_name", "?"))),
+            md_text(version),
+            md_text(str(record.get("new_stage", "-"))),
+            md_text(archived),
+            md_text(str(result)),
+        ]
+        lines.append("| " + " | ".join(md_cell(cell) for cell in cells) + " |")
     for problem in problems or []:
-        lines += ["", f"**{problem}**"]
+        lines += ["", f"**{md_text(problem)}**"]
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Installed beside this script by the workflow (`pip install .`): one escaping rule for every
+# markdown reconciler writes (issue 15 §7).
+from reconciler.render.escape import md_cell, md_code, md_text
+
 MARKER = "<!-- reconciler-serving-revert -->"
 ZERO_SHA = "0" * 40
 
@@ -48,14 +52,14 @@ def body(commits: list[str], failed: list[dict[str, Any]], run_url: str | None) 
     for endpoint in failed:
         served = endpoint.get("served_version") or "-"
         cells = [
-            endpoint.get("environment"),
-            endpoint.get("model"),
-            f"v{endpoint.get('expected_version')}",
-            f"v{served}" if served != "-" else served,
-            endpoint.get("error"),
-            f"`{endpoint.get('url')}`",
+            md_text(str(endpoint.get("environment"))),
+            md_code(str(endpoint.get("model"))),
+            md_text(f"v{endpoint.get('expected_version')}"),
+            md_text(f"v{served}" if served != "-" else served),
+            md_text(str(endpoint.get("error"))),
+            md_code(str(endpoint.get("url"))),
         ]
-        rows.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        rows.append("| " + " | ".join(md_cell(cell) for cell in cells) + " |")
     reverted = ", ".join(c[:12] for c in commits)
     where = f"\n\nFound by [the reconcile run]({run_url})." if run_url else ""
     return (

@@ -35,7 +35,7 @@ def test_review_plan_comment_and_apply_outputs(
     assert "| accuracy | 0.84 | 0.93 | +0.09 | run |" in plan.stdout
     assert f"[v2]({mlflow_server}/#/models/{model}/versions/2)" in plan.stdout
     assert "comparison confidence 0.9" in plan.stdout
-    assert "Policy passed: accuracy >= 0.9" in plan.stdout
+    assert "Policy passed: accuracy &gt;= 0.9" in plan.stdout  # renders as >=
     comment = load_script("sticky_comment").render(plan.stdout)
     assert comment.startswith("<!-- reconciler-plan -->\n### Registry plan: changes pending")
 

@@ -127,6 +127,33 @@ def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+HOSTILE = "evil\n### Registry apply — all good\n<details>|`x`"
+
+
+def test_ci_summaries_escape_model_names(tmp_path: Path) -> None:
+    """The apply summary and the revert pull request put model names and errors from the
+    registry into markdown tables: one row per record, whatever a name holds (issue 15 §7)."""
+    from tests.support.markdown import render
+
+    outputs = load_script("apply_outputs")
+    record = {"model_name": HOSTILE, "environment": "production", "new_version": "2",
+              "new_stage": "Production", "archived_versions": [], "outcome": "applied"}  # fmt: skip
+    summary = outputs.summary([record], [f"apply failed: {HOSTILE}"])
+    shown = render(summary)
+    assert [text for _, text in shown.headings] == ["Registry apply"]
+    assert "details" not in shown.tags
+    assert shown.tables == [[6, 6]]
+    assert shown.codes == ["evil\\n### Registry apply — all good\\n<details>|`x`"]
+    revert = load_script("revert_pr")
+    endpoint = {"environment": "production", "model": HOSTILE, "url": "http://s/|x",
+                "expected_version": "2", "served_version": "1", "ok": False,
+                "error": f"serves v1\n# {HOSTILE}"}  # fmt: skip
+    body = render(revert.body(["a" * 40], [endpoint], None))
+    assert body.headings == []
+    assert "details" not in body.tags
+    assert body.tables == [[6, 6]]
+
+
 def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> None:
     drift = load_script("drift_issue")
     script, log, reply = gh
@@ -211,7 +238,7 @@ def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
     text = create[-1]
     assert text.startswith(revert.MARKER)
     assert (
-        "| production | churn | v2 | v1 | serves v1 | `https://***@serving.example/churn/health` |"
+        "| production | `churn` | v2 | v1 | serves v1 | `https://***@serving.example/churn/health` |"
         in text
     )
     assert "staging" not in text  # only the failing endpoints

@@ -4,6 +4,7 @@ that differs from HEAD, and a repository with no commit; `--allow-dirty` applies
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,57 @@ def test_line_endings_alone_are_no_change(repo: Repo, raw: RunCli, head: str) ->
     path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     repo.git("update-index", "--assume-unchanged", "environments/production/m.yaml")
     assert raw("apply").exit_code == 0
+
+
+SUBMODULE = (
+    "error: environments/ is a git submodule (a repository of its own): reconciler fences, "
+    "audits and reads the history of pins by the commits of the repository it runs in, which "
+    "holds only a pointer to the submodule's commit. Keep the pins in this repository "
+    "(environments/ as a plain folder). Nothing was changed\n"
+)
+
+
+def _with_submodule(repo: Repo, pins: Repo) -> None:
+    """environments/ as a submodule holding the pins repository (its root has the folders)."""
+    pins.write("production/m.yaml", "model: m\nversion: 1\n")
+    pins.commit("pins")
+    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q",
+             str(pins.root), "environments")  # fmt: skip
+    repo.commit("pins as a submodule")
+
+
+def test_environments_as_a_git_submodule_is_refused_clearly(
+    repo: Repo, raw: RunCli, fake: FakeRegistry, tmp_path: Path
+) -> None:
+    """Issue 15 §9: `plan` used to pass and `apply` crash (exit 3, AttributeError). What needs
+    git refuses with one line and changes nothing; what reads only the files works."""
+    _with_submodule(repo, Repo(tmp_path / "pins"))
+    fake.transition_stage("m", "1", PRODUCTION, archive_existing=False)
+    fake.writes.clear()
+    for args in (("plan",), ("apply",), ("history", "m"), ("plan", "--format", "json")):
+        result = raw(*args)
+        assert result.exit_code == 1, (args, result.output)
+        if "json" in args:
+            assert json.loads(result.stdout)["error"]["message"] == SUBMODULE[7:-1]
+        else:
+            assert result.stderr == SUBMODULE, args
+    assert fake.writes == []
+    assert raw("validate").exit_code == 0
+    assert raw("status").exit_code == 0
+    nested = raw("promote", "m", "--to", "production", "--version", "2", "--commit")
+    assert nested.exit_code == 1
+    assert nested.stderr == SUBMODULE
+
+
+def test_environments_as_a_clone_inside_the_work_tree_is_refused(
+    repo: Repo, raw: RunCli, head: str
+) -> None:
+    """A repository of its own, not even a submodule: the outer commit does not hold the pins."""
+    Repo(repo.root / "environments").commit("its own history")
+    result = raw("apply")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: environments/ is a git repository of its own: reconciler fences, audits and reads "
+        "the history of pins by the commits of the repository it runs in, which does not track "
+        "its files."
+    )

@@ -191,4 +191,4 @@ def test_the_review_says_where_each_figure_came_from(
         "| accuracy (train) | 0.85 | 0.99 | +0.14 | v1 run · v2 model, train |",
         "| accuracy (eval) | n/a | 0.8 | n/a | model, eval |",
     ]
-    assert "Policy passed: accuracy (train) >= 0.9" in result.stdout
+    assert "Policy passed: accuracy (train) &gt;= 0.9" in result.stdout  # escaped: renders >=

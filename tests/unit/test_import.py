@@ -302,3 +302,50 @@ def test_a_failure_in_json_is_a_json_document(repo: Repo, run: RunCli, fake: Fak
         ("environments/staging/x.yaml", 2, "version")
     ]
     assert not (repo.root / "environments/production").exists()
+
+
+def test_a_ready_version_beside_one_still_registering_is_pinned(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """Production holds a READY v1 and a PENDING_REGISTRATION v2 moved in after it: the pin takes
+    v1 and the report names v2 (issue 15 §9); a stage holding nothing READY is still skipped."""
+    fake.create_version("m", stage=PRODUCTION, run_id="run1")
+    fake.create_version("m", stage=PRODUCTION, status="PENDING_REGISTRATION")
+    fake.create_version("only-pending", stage=PRODUCTION, status="PENDING_REGISTRATION")
+    result = run("import")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1:4] == [
+        "  + wrote environments/production/m.yaml: m v1",
+        "      Production also holds v2 (PENDING_REGISTRATION, not READY, so not pinned): plan "
+        "will archive it",
+        "  - skipped only-pending in production: v1 is PENDING_REGISTRATION, not READY; plan "
+        "would refuse a pin on it",
+    ]
+    assert _files(repo)["environments/production/m.yaml"].splitlines()[1:] == [
+        "model: m",
+        "version: 1",
+        "run_id: run1",
+    ]
+    document = json.loads(run("import", "--format", "json").stdout)
+    (pin,) = document["pins"]
+    assert (pin["model"], pin["version"], pin["outcome"]) == ("m", "1", "unchanged")
+    assert pin["notes"] == [
+        "Production also holds v2 (PENDING_REGISTRATION, not READY, so not pinned): plan will "
+        "archive it"
+    ]
+
+
+def test_a_name_a_pin_cannot_hold_is_refused_saying_why(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """The refusal says what is wrong with the name, not what a valid name looks like."""
+    fake.create_version("  spaced  ", stage=PRODUCTION)
+    fake.create_version("tail ", stage=PRODUCTION)
+    document = json.loads(run("import", "--format", "json").stdout)
+    reasons = {p["model"]: p["reason"] for p in document["pins"]}
+    assert reasons == {
+        "  spaced  ": "model: '  spaced  ' starts and ends with whitespace, which a pin's model "
+        "name cannot (nor its file name): rename the model in MLflow to manage it",
+        "tail ": "model: 'tail ' ends with whitespace, which a pin's model name cannot (nor its "
+        "file name): rename the model in MLflow to manage it",
+    }

@@ -132,3 +132,18 @@ def test_sns(run: RunCli, promotion: None, monkeypatch: pytest.MonkeyPatch) -> N
         envelope = first_message()
         assert envelope["Subject"] == "Model Promoted: churn-model"
         assert envelope["Message"] == SEED_BODY
+
+
+def test_webhook_text_escapes_what_slack_reads_as_markup(
+    repo: Repo, run: RunCli, fake: FakeRegistry, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model named like a Slack mention is shown, not obeyed (issue 15 §7)."""
+    name = "<!channel> & <!here|y>"
+    fake.create_version(name, stage=PRODUCTION)
+    fake.create_version(name)
+    repo.write(f"environments/production/{name}.yaml", f"model: '{name}'\nversion: 2\n")
+    monkeypatch.setenv("RECONCILER_WEBHOOK_URL", hook.url)
+    assert run("apply").exit_code == 0
+    shown = "&lt;!channel&gt; &amp; &lt;!here|y&gt;"
+    assert hook.bodies[0]["text"].startswith(f"*Model Promoted: {shown}*\n")
+    assert f"Model: {shown}\n" in hook.bodies[0]["text"]

@@ -78,7 +78,7 @@ def test_plan_markdown(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
         "",
         "| Environment | Model | Registry now | Pinned | Action |",
         "|---|---|---|---|---|",
-        "| production | `churn-model` | v1 | v2 | **v2 → Production, archives v1**<br>_a \\| b_ |",
+        "| production | `churn-model` | v1 | v2 | **v2 → Production, archives v1**<br>_a \\\\| b_ |",
         "| staging | `churn-model` | v2 | v2 | moves on to production with production's change: "
         "not there yet |",
     ]
@@ -137,7 +137,10 @@ def test_plan_filters(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
     assert bad_env.stderr == "error: --env 'qa': no such environment (have: production, staging)\n"
     bad_model = run("plan", "--model", "nope")
     assert bad_model.exit_code == 1
-    assert bad_model.stderr == "error: --model 'nope': no pin names this model\n"
+    assert bad_model.stderr == (
+        "error: --model 'nope': no pin names this model, and this repository manages it nowhere "
+        "in scope (nothing to retire)\n"
+    )
 
 
 @pytest.mark.parametrize(

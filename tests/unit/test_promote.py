@@ -283,3 +283,46 @@ def test_a_flow_style_pin_is_refused_as_such_not_as_invalid_yaml(
     )
     assert "invalid YAML" not in result.stderr
     assert (repo.root / "environments/production/dot.model.yaml").read_text() == pin
+
+
+def test_promote_keeps_crlf_line_endings(repo: Repo, run: RunCli, fake: FakeRegistry) -> None:
+    """A pin written on Windows (CRLF) stays CRLF: a promotion's diff is the version line alone
+    (issue 15 §9); `import --overwrite` edits the same way."""
+    _versions(fake, "churn-model", 15)
+    path = repo.root / "environments/production/churn-model.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(COMMENTED.replace("\n", "\r\n").encode())
+    result = run("promote", "churn-model", "--to", "production", "--version", "15", "--note", "x")
+    assert result.exit_code == 0, result.stderr
+    assert path.read_bytes() == (
+        b"# yaml-language-server: $schema=../../schemas/pin.schema.json\r\n"
+        b"# Owned by the churn team.\r\n"
+        b"model: churn-model\r\n"
+        b"version: 15   # the March model\r\n"
+        b"\r\n"
+        b"note: x\r\n"
+    )
+    assert run("validate").exit_code == 0
+    fake.force_stage("churn-model", "14", "Production")
+    assert run("import", "--overwrite").exit_code == 0
+    assert path.read_bytes() == (
+        b"# yaml-language-server: $schema=../../schemas/pin.schema.json\r\n"
+        b"# Owned by the churn team.\r\n"
+        b"model: churn-model\r\n"
+        b"version: 14   # the March model\r\n"
+    )
+
+
+def test_a_refused_promotion_puts_a_crlf_pin_back_byte_for_byte(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    _versions(fake, "churn-model", 15)
+    path = repo.root / "environments/production/churn-model.yaml"
+    path.parent.mkdir(parents=True)
+    original = COMMENTED.replace("\n", "\r\n").encode()
+    path.write_bytes(original)
+    result = run(
+        "promote", "churn-model", "--to", "production", "--version", "15", "--note", "x" * 5001
+    )
+    assert result.exit_code == 1
+    assert path.read_bytes() == original

@@ -168,3 +168,33 @@ def test_a_default_environment_whose_last_pin_went_still_lists_its_models(
     assert stages(fake, "a") == {"1": PRODUCTION, "2": ARCHIVED}
     assert recorded_owner(fake, "a", "staging") is None
     assert "retire" not in run("plan").stdout
+
+
+def test_plan_and_apply_for_one_model_whose_pin_was_removed(
+    repo: Repo, run: RunCli, managed: FakeRegistry
+) -> None:
+    """`--model` names a model by its retirement too (issue 15 §9): its removed pin is what the
+    review is about."""
+    (repo.root / "environments/production/c.yaml").unlink()
+    preview = run("plan", "--model", "c", "--detailed-exitcode")
+    assert preview.exit_code == 0, preview.stderr  # not retired without --prune
+    assert (
+        "  - production: c: retire v1 from Production; remove @champion (was v1) [needs --prune, "
+        "or prune: true in its settings]" in preview.stdout
+    )
+    assert "production: a" not in preview.stdout  # only the model asked for
+    document = json.loads(run("plan", "--model", "c", "--prune", "--format", "json").stdout)
+    assert [(r["model"], r["enabled"]) for r in document["retirements"]] == [("c", True)]
+    assert document["pins"] == []
+    result = run("apply", "--model", "c", "--prune")
+    assert result.exit_code == 0, result.stderr
+    assert stages(managed, "c") == {"1": ARCHIVED}
+    assert stages(managed, "a") == {"1": PRODUCTION}
+    # Retired: nothing names it any more.
+    gone = run("plan", "--model", "c")
+    assert gone.exit_code == 1
+    assert gone.stderr == (
+        "error: --model 'c': no pin names this model, and this repository manages it nowhere in scope "
+        "(nothing to retire)\n"
+    )
+    assert run("plan", "--model", "legacy").exit_code == 1  # not ours: never retired

@@ -80,9 +80,10 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("a:b", "'a:b' is not valid"),
+        # The problem in words, not the schema's description of a valid name (issue 15 §9).
+        ("a:b", "'a:b' holds ':', which MLflow refuses in model names"),
         ("..x", "'..x' is not a name MLflow accepts"),
-        (" padded", "' padded' is not valid"),
+        (" padded", "' padded' starts with whitespace, which a pin's model name cannot"),
         pytest.param(
             "a\\b",
             "'a\\\\b' cannot be named in MLflow's search filters (a backslash or a control character)",
@@ -308,5 +309,9 @@ def test_github_annotation_escaping() -> None:
     from reconciler.cli import github_annotation
     from reconciler.errors import Problem
 
-    annotation = github_annotation(Problem("a,b:c.yaml", 3, None, "50% done\nnext"))
-    assert annotation == "::error file=a%2Cb%3Ac.yaml,line=3,title=reconciler::50%25 done%0Anext"
+    # The file exactly (GitHub matches it against the diff), percent-encoded; the message one
+    # line, as the error line on stderr (issue 15 §7).
+    annotation = github_annotation(Problem("a,b:c\r\n.yaml", 3, "x,y", "50% done\nnext\x1b"))
+    assert annotation == (
+        "::error file=a%2Cb%3Ac%0D%0A.yaml,line=3,title=reconciler%3A x%2Cy::50%25 done\\nnext\\x1b"
+    )
