@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -403,9 +404,11 @@ def verify(
     timeout: float | None = None,
     only: Collection[tuple[str, str]] | None = None,
     environ: Mapping[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Poll every endpoint in scope until it serves its pin or its timeout (or `timeout`, in
-    seconds, for all) passes. Offline from the registry: reads pins and `serving:` only. Every
+    seconds, for all) passes, or `stop` is set (then the outcomes say what each endpoint
+    answered until then). Offline from the registry: reads pins and `serving:` only. Every
     `${VAR}` is checked before the first poll."""
     from reconciler.pins.endpoints import resolve
     from reconciler.serving import poller
@@ -422,7 +425,7 @@ def verify(
         )
         for target in verify_targets(desired, environments, models, only)
     ]
-    return poller.poll_all(jobs)
+    return poller.poll_all(jobs, stop)
 
 
 def unlock(

@@ -74,6 +74,12 @@ class MissingVariable(ReconcilerError):
     """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set."""
 
 
+class UnsendableVariable(ReconcilerError):
+    """A `${VAR}` in a `serving:` endpoint holds what no request can carry where it is used (a
+    newline in a header value, a space in a URL). The message names the variable, never its
+    value."""
+
+
 class RegistryError(ReconcilerError):
     """The registry refused or failed a request."""
 

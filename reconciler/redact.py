@@ -1,13 +1,17 @@
 """Keeps credentials out of all we print: URIs lose `user:password@` and credential-looking query
-parameters, known secrets vanish."""
+parameters, known secrets vanish: the secret variables' values, and every value registered here
+(what `verify` read for a `${VAR}`), in each spelling Python or JSON may give it."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 # A Slack webhook URL is a credential too: whoever has it can post to the channel.
 SECRET_VARIABLES = (
@@ -42,9 +46,45 @@ def redact_uri(uri: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m.group('name')}{_MASK}", text)
 
 
+# Values registered by `register`, in every spelling; for the life of the process (a CLI run).
+_REGISTERED: set[str] = set()
+_REGISTERED_LOCK = threading.Lock()
+# A piece shorter than this (a line of a multi-line value, a value stripped of its newline) is not
+# registered: masking every "503" or "v3" would garble what we print, and protect nothing.
+MIN_PIECE = 4
+
+
+def register(values: Iterable[str]) -> None:
+    """From now on, scrub these values wherever they show: whole, stripped of surrounding
+    whitespace (a value read from a file ends in a newline), line by line, and as repr(), JSON
+    and URL-quoting spell them (an error message shows `'tok\\n'`, a report `"tok\\"x"`)."""
+    forms: set[str] = set()
+    for value in values:
+        pieces = {value, value.strip(), *(line.strip() for line in value.splitlines())}
+        for piece in pieces:
+            if piece == value or len(piece) >= MIN_PIECE:
+                forms |= _spellings(piece)
+    with _REGISTERED_LOCK:
+        _REGISTERED.update(form for form in forms if form)
+
+
+def _spellings(text: str) -> set[str]:
+    return {
+        text,
+        repr(text)[1:-1],
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        quote(text, safe=""),
+        quote_plus(text, safe=""),
+    }
+
+
 def known_secrets() -> list[str]:
-    """The secret values in the environment, and the Basic auth header value built from them."""
-    secrets = [os.environ.get(name, "") for name in SECRET_VARIABLES]
+    """The secret values in the environment, the Basic auth header value built from them, and
+    every registered value."""
+    with _REGISTERED_LOCK:
+        secrets = list(_REGISTERED)
+    secrets += [os.environ.get(name, "") for name in SECRET_VARIABLES]
     user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
     password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
     if user and password:
@@ -52,13 +92,11 @@ def known_secrets() -> list[str]:
     return secrets
 
 
-def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Remove URI credentials and the values of secret variables from any text we show."""
-    if secrets is None:
-        secrets = known_secrets()
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove URI credentials, the known secrets and `secrets` from any text we show."""
     # Known values first: a password with an `@` or `&` in it goes whole, before the URI rules
     # could cut it in two. Longest first, so a secret that contains another is removed whole.
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    for secret in sorted({s for s in (*known_secrets(), *secrets) if s}, key=len, reverse=True):
         text = text.replace(secret, _MASK)
     return redact_uri(text)
 

@@ -2,8 +2,12 @@
 
     GET  /health   200 {"status": "ok", "model", "stage" | "alias", "version", "run_id"}
                    503 {"status": "loading", ...} until a first version is loaded
+                   503 {"status": "no version", ..., "reload_error": "<why>"} while the stage or
+                   alias names no version (the model was retired): nothing is served
+                   (`reload_error`, on any answer, says why the backend does not serve what the
+                   registry names)
     POST /predict  [{"feature": value, ...}, ...] (or {"rows": [...]}) ->
-                   {"model", "version", "predictions": [...]}
+                   {"model", "version", "predictions": [...]}; 503 {"error"} when nothing serves
 
 Binds 127.0.0.1 unless told otherwise: a model server is not a public service by accident.
 """
@@ -34,7 +38,7 @@ def redact(text: str) -> str:
 def health(follower: Follower) -> tuple[int, dict[str, Any]]:
     current = follower.current
     document: dict[str, Any] = {
-        "status": "ok" if current else "loading",
+        "status": "ok" if current else "no version" if follower.names_none else "loading",
         "model": follower.name,
         ("stage" if follower.stage else "alias"): follower.stage or follower.alias,
         "version": current.version if current else None,
@@ -72,7 +76,8 @@ def make_server(follower: Follower, host: str, port: int) -> ThreadingHTTPServer
                 return
             current = follower.current  # one model for the whole request
             if current is None:
-                self._send(503, {"error": "no model loaded yet"})
+                why = redact(follower.reload_error or "") or "no model loaded yet"
+                self._send(503, {"error": why})
                 return
             try:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -5,7 +5,9 @@ the one serving, that version is loaded completely (`models:/NAME/<version>`: ex
 resolved, so a stage moving again mid-load cannot give us a model other than the one we report),
 and only then replaces the served one in a single assignment. Requests read `current` once, so
 each sees the old model or the new one, never a half-loaded one. A failed load keeps the old
-model serving and is shown in `/health` as `reload_error`.
+model serving and is shown in `/health` as `reload_error`. A stage or alias that names no version
+any more (the model was retired, the stage emptied) stops the serving: predicting with a version
+the registry no longer names would be serving what nobody pinned.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Follower:
         self._log = log
         self.current: Loaded | None = None  # replaced whole, never mutated
         self.reload_error: str | None = None
+        self.names_none = False  # the stage or alias named no version at the last look
 
     @property
     def follows(self) -> str:
@@ -73,8 +76,15 @@ class Follower:
         """One round: load and swap if the registry names another version. True if swapped."""
         named = self.resolve()
         if named is None:
+            retired, self.current = self.current, None
             self.reload_error = f"{self.follows} names no version"
+            self.names_none = True
+            if retired is not None:
+                self._log(
+                    f"serving {self.follows}: names no version; stopped serving v{retired.version}"
+                )
             return False
+        self.names_none = False
         version, run_id = named
         current = self.current
         if current is not None and current.version == version:

@@ -1,4 +1,5 @@
-"""SIGINT, SIGTERM and SIGHUP during apply: stop at a step boundary, then at once."""
+"""SIGINT, SIGTERM and SIGHUP during apply (stop at a step boundary) and verify (stop every
+poll and report): the first signal asks the command to stop, a second exits at once."""
 
 from __future__ import annotations
 
@@ -18,12 +19,19 @@ STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SIGNAL_EXITS = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_SIGTERM, "SIGHUP": EXIT_SIGHUP}
 
 
+APPLY_STOPPING = "finishing the models in flight, then stopping"
+APPLY_LEFT_BEHIND = " (an unfinished lease: `reconciler unlock`)"
+
+
 @contextmanager
-def stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
+def stopping_on_signals(
+    interrupt: Interrupt, doing: str = APPLY_STOPPING, left_behind: str = APPLY_LEFT_BEHIND
+) -> Iterator[None]:
     """SIGINT (Ctrl-C), SIGTERM (CI cancelling the job) and SIGHUP (an ssh session or terminal
-    that goes away) during apply: the first asks the apply to stop at a step boundary (finish the
-    models in flight, record them, release the leases, report); a second exits at once. Only in
-    the main thread (signals are delivered there)."""
+    that goes away): the first sets `interrupt` and says what the command does now (`doing`):
+    apply stops at a step boundary (finishes the models in flight, records them, releases the
+    leases, reports), verify stops every poll and reports; a second exits at once. Only in the
+    main thread (signals are delivered there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -31,12 +39,10 @@ def stopping_on_signals(interrupt: Interrupt) -> Iterator[None]:
     def handle(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
         if interrupt.event.is_set():
-            print_error(f"{name} again: exiting at once (an unfinished lease: `reconciler unlock`)")
+            print_error(f"{name} again: exiting at once{left_behind}")
             os._exit(SIGNAL_EXITS.get(name, EXIT_INTERRUPTED))
         interrupt.set(name)
-        print_error(
-            f"{name}: finishing the models in flight, then stopping (again to exit at once)"
-        )
+        print_error(f"{name}: {doing} (again to exit at once)")
 
     previous = {sig: signal.signal(sig, handle) for sig in STOPPING_SIGNALS}
     try:

@@ -8,9 +8,10 @@
       interval: 5s                                       # between polls
 
 Pure: parses schema-valid data into an `Endpoint` and reports what the schema cannot say (unknown
-placeholders, malformed `${VAR}`) as problems at the key's line. Header values stay as written
-(with `${VAR}`) until `resolve_headers` runs at verify time, so secrets never enter the desired
-state, a plan or a report.
+placeholders, malformed `${VAR}`, a header value no request can carry) as problems at the key's
+line. Header values stay as written (with `${VAR}`) until `resolve` runs at verify time, so
+secrets never enter the desired state, a plan or a report; `resolve` registers every value it
+reads with the redaction before doing anything else with it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from reconciler.errors import MissingVariable, Problem
+from reconciler.errors import MissingVariable, Problem, UnsendableVariable
 from reconciler.pins.documents import Document, JsonPath
-from reconciler.redact import redact_uri
+from reconciler.redact import redact_uri, register
 
 DEFAULT_FIELD = "version"
 DEFAULT_TIMEOUT = "5m"
@@ -104,6 +105,16 @@ def endpoint_problems(document: Document, path: JsonPath) -> list[Problem]:
     texts: list[tuple[tuple[str, ...], str]] = [(("url",), data["url"])]
     texts += [(("headers", h), v) for h, v in sorted((data.get("headers") or {}).items())]
     for key, value in texts:
+        unsendable = _unsendable(value, key[0])
+        if unsendable:  # the value may be a credential: say what it holds, never quote it
+            problems.append(
+                Problem(
+                    document.display,
+                    document.line_of((*path, *key)),
+                    ".".join(str(p) for p in (*path, *key)),
+                    f"holds {unsendable}, which {_CARRIER[key[0]]} cannot carry",
+                )
+            )
         for name in _VARIABLE.findall(value):
             if not _VARIABLE_NAME.fullmatch(name):
                 problems.append(
@@ -116,6 +127,27 @@ def endpoint_problems(document: Document, path: JsonPath) -> list[Problem]:
                     )
                 )
     return problems
+
+
+# What a request cannot carry. A header value: no control character but a tab (RFC 9110's
+# field-vchar, SP, HTAB), Latin-1 only (http.client's encoding); a URL: no space or control
+# character, ASCII only (percent-encode the rest). The schema refuses whitespace in a literal
+# URL already; a `${VAR}`'s value is checked here.
+_CARRIER = {"headers": "a header value", "url": "a URL"}
+_NAMED = {"\n": "a newline", "\r": "a carriage return", " ": "a space", "\t": "a tab"}
+
+
+def _unsendable(text: str, where: str) -> str | None:
+    """What in `text` cannot go into a header value (`where` "headers") or a URL ("url")."""
+    for char in text:
+        code = ord(char)
+        if where == "headers" and char == "\t":
+            continue
+        if code < 0x20 or code == 0x7F or (where == "url" and char == " "):
+            return _NAMED.get(char, "a control character")
+        if code > (0xFF if where == "headers" else 0x7F):
+            return "a character that is not " + ("Latin-1" if where == "headers" else "ASCII")
+    return None
 
 
 def variables(endpoint: Endpoint) -> list[str]:
@@ -140,12 +172,32 @@ def resolve(
     endpoint: Endpoint, model: str, environment: str, environ: Mapping[str, str], where: str
 ) -> Request:
     """Fill in the URL's placeholders and every `${VAR}` from `environ`; MissingVariable naming the
-    first variable that is unset or empty (`where` says whose endpoint needs it)."""
-    for name in variables(endpoint):
+    first variable that is unset or empty, UnsendableVariable naming the first whose value no
+    request can carry where it is used (`where` says whose endpoint needs it)."""
+    names = variables(endpoint)
+    # Before anything else is done with them: whatever fails from here on, a message or a
+    # traceback cannot show them.
+    register(environ[name] for name in names if environ.get(name))
+    for name in names:
         if not environ.get(name):
             raise MissingVariable(
                 f"{where}: serving: needs the environment variable {name}, which is not set"
             )
+    uses = [("url", endpoint.url)] + [(f"headers.{h}", v) for h, v in endpoint.headers]
+    for field, text in uses:
+        carrier = field.split(".")[0]
+        for name in dict.fromkeys(_VARIABLE.findall(text)):
+            unsendable = _unsendable(environ[name], carrier)
+            if unsendable:
+                hint = (
+                    " (a value read from a file often ends in one)"
+                    if "newline" in unsendable
+                    else ""
+                )
+                raise UnsendableVariable(
+                    f"{where}: serving: the environment variable {name} (used in {field}) holds "
+                    f"{unsendable}, which {_CARRIER[carrier]} cannot carry{hint}"
+                )
 
     def fill(text: str) -> str:
         return _VARIABLE.sub(lambda m: environ[m.group(1)], text)
@@ -154,8 +206,11 @@ def resolve(
     url, headers = _userinfo_as_basic_auth(
         fill(template), {header: fill(value) for header, value in endpoint.headers}
     )
-    secrets = [environ[name] for name in variables(endpoint)]
-    secrets += [value for name, value in headers.items() if name.lower() == "authorization"]
+    secrets = [environ[name] for name in names]
+    for name, value in headers.items():
+        if name.lower() == "authorization":  # the whole value, and its credentials alone
+            secrets += [value, value.partition(" ")[2]]
+    register(secrets)
     return Request(
         url=url,
         headers=headers,

@@ -1,9 +1,12 @@
-"""A verify report: a line per endpoint and a summary, or one JSON document."""
+"""A verify report: a line per endpoint and a summary, or one JSON document. What a backend said
+and the URLs are scrubbed (redact) field by field in `Outcome`, never the document as a whole:
+a short secret masked inside a number would break the JSON."""
 
 from __future__ import annotations
 
 import json
 
+from reconciler.redact import scrub
 from reconciler.render import escape
 from reconciler.serving.verify import Outcome, all_ok
 
@@ -16,15 +19,16 @@ def text(outcomes: list[Outcome]) -> str:
     for outcome in outcomes:
         target = outcome.target
         where = f"{target.model} in {target.environment}"
+        url = scrub(outcome.url)
         if outcome.ok:
             lines.append(
-                f"ok    {where}: serves v{target.expected} ({outcome.url}, after "
-                f"{outcome.seconds:.1f}s)"
+                f"ok    {where}: serves v{target.expected} ({url}, after {outcome.seconds:.1f}s)"
             )
         else:
+            ended = "interrupted" if outcome.interrupted else "gave up"
             lines.append(
-                f"FAIL  {where}: pinned v{target.expected}, {outcome.problem()} ({outcome.url}, "
-                f"gave up after {outcome.seconds:.1f}s, {outcome.polls} poll(s))"
+                f"FAIL  {where}: pinned v{target.expected}, {outcome.problem()} ({url}, "
+                f"{ended} after {outcome.seconds:.1f}s, {outcome.polls} poll(s))"
             )
     failed = sum(not outcome.ok for outcome in outcomes)
     if failed:

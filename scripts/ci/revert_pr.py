@@ -10,7 +10,8 @@ locally (tests/unit/test_ci_scripts.py) with a real git repository and a recordi
 
 `verify.json` are `reconciler verify --format json` reports; no pull request is opened unless one
 of them names an endpoint serving the wrong version or failing (a verify that could not start,
-e.g. a missing secret, is not the merge's fault).
+e.g. a missing secret, is not the merge's fault; nor is an endpoint a signal stopped verify on,
+`"interrupted": true`: the job was cancelled before serving had its time).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ def failures(reports: list[Path]) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         for endpoint in data.get("endpoints", []) if isinstance(data, dict) else []:
-            if isinstance(endpoint, dict) and not endpoint.get("ok"):
+            if (
+                isinstance(endpoint, dict)
+                and not endpoint.get("ok")
+                and not endpoint.get("interrupted")
+            ):
                 found.append(endpoint)
     return found
 

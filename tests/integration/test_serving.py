@@ -5,6 +5,7 @@ applied with the CLI in a real git repository, and `verify` proving (or refuting
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_backend_follows_an_alias_and_refuses_bad_rows(
     backend = start_backend("--model", model, "--alias", "champion", "--interval", "0.5")
     status, health = backend.wait_up()
     assert status == 503
-    assert health["status"] == "loading"
+    # "loading" until its first look at the registry, then "no version": the alias is not set.
+    assert health["status"] in ("loading", "no version")
     assert health["alias"] == "champion"
     assert health["version"] is None
     assert backend.post("/predict", [{"x": 1.0}])[0] == 503
@@ -131,3 +133,93 @@ def test_backend_follows_an_alias_and_refuses_bad_rows(
     status, answer = backend.post("/predict", {"nothing": 1})
     assert status == 400
     assert "rows" in answer["error"]
+
+
+def test_a_version_that_cannot_load_is_named_by_apply_verify_and_a_retired_one_stops_serving(
+    repo: Repo, seeder: Seeder, mlflow_server: str, start_backend: StartBackend
+) -> None:
+    """Issue 15 §9: the backend's `reload_error` reaches the person running `apply --verify`;
+    once the stage names no version, the backend answers 503 with the reason instead of 200 and
+    predictions from the version nobody pins any more."""
+    model = seeder.name("retiring")
+    assert log_sklearn_models(mlflow_server, model, 1) == ["1"]
+    empty_run = seeder.client.create_run("0")  # logs no model: v2 cannot be loaded
+    broken = seeder.client.create_model_version(
+        model, source=f"{empty_run.info.artifact_uri}/model", run_id=empty_run.info.run_id
+    )
+    assert str(broken.version) == "2"
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    backend = start_backend("--model", model, "--stage", PRODUCTION, "--interval", "0.5")
+    repo.write(
+        "environments/production.yaml",
+        f"stage: {PRODUCTION}\nserving:\n  url: {backend.url}/health\n  interval: 1s\n"
+        "  timeout: 30s\n",
+    )
+    repo.pin("production", model, 1)
+    repo.commit(f"pin {model} v1")
+    applied = run("apply", "--verify")
+    assert applied.exit_code == 0, applied.output + backend.output()
+
+    repo.pin("production", model, 2)
+    repo.commit(f"promote {model} v2")
+    applied = run("apply", "--verify", "--format", "json")
+    assert applied.exit_code == 1, applied.output + backend.output()
+    assert seeder.stages(model)["2"] == PRODUCTION  # the registry change stands
+    failed = next(x for x in applied.stderr.splitlines() if x.startswith("FAIL  "))
+    # MLflow 3.17.2 says "MlflowException: No such artifact: ''" for a version without files.
+    assert failed.startswith(
+        f"FAIL  {model} in production: pinned v2, serves v1; backend reload_error: "
+        "MlflowException: "
+    ), failed
+    status, health = backend.get()
+    assert (status, health["version"]) == (200, "1")
+    assert health["reload_error"] in failed
+
+    # The model retired: nothing in Production any more.
+    seeder.stage(model, "2", "Archived")
+    deadline = time.monotonic() + 60
+    while backend.get()[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status, health = backend.get()
+    assert (status, health["status"], health["version"]) == (503, "no version", None)
+    assert health["reload_error"] == f"{model}/{PRODUCTION} names no version"
+    assert backend.post("/predict", [{"x": 1.0}]) == (
+        503,
+        {"error": f"{model}/{PRODUCTION} names no version"},
+    )
+    verified = run("verify", "--timeout", "0")
+    assert verified.exit_code == 1
+    assert f"HTTP 503; backend reload_error: {model}/{PRODUCTION} names no version" in (
+        verified.stdout
+    )
+
+
+def test_apply_verify_with_a_token_ending_in_a_newline_fails_cleanly_and_never_shows_it(
+    repo: Repo, seeder: Seeder, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 §4 on the real registry: the apply lands, the verification refuses the token
+    (a newline, as `$(cat token-file)` keeps from `printf 'tok\\n'`) naming its variable, exit 1,
+    and no part of the token anywhere (it crashed with exit 3 and printed it whole)."""
+    token = "Pq7vR2xW9kT4sL8"
+    monkeypatch.setenv("SERVING_TOKEN", f"{token}\n")
+    model = seeder.name("token")
+    seeder.model(model, [0.9, 0.9])
+    seeder.stage(model, "1", PRODUCTION)
+    repo.write(
+        "environments/production.yaml",
+        f"stage: {PRODUCTION}\nserving:\n  url: http://127.0.0.1:9/{{model}}/health\n"
+        "  timeout: 1s\n  headers:\n    Authorization: Bearer ${SERVING_TOKEN}\n",
+    )
+    repo.pin("production", model, 2)
+    repo.commit(f"promote {model} v2")
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    for args in (("apply", "--verify"), ("--traceback", "verify", "--format", "json")):
+        result = run(*args)
+        output = result.stdout + result.stderr
+        assert result.exit_code == 1, output
+        assert (
+            "the environment variable SERVING_TOKEN (used in headers.Authorization) holds a "
+            "newline" in result.stderr
+        )
+        assert not [token[i : i + 5] for i in range(len(token) - 4) if token[i : i + 5] in output]
+    assert seeder.stages(model)["2"] == PRODUCTION  # the registry change stands

@@ -175,7 +175,7 @@ def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> Non
     assert drift.body("### plan", "https://ci/run/2").startswith(drift.MARKER)
 
 
-def _verify_report(path: Path, ok: bool) -> Path:
+def _verify_report(path: Path, ok: bool, interrupted: bool = False) -> Path:
     endpoint = {
         "environment": "production",
         "model": "churn",
@@ -186,6 +186,7 @@ def _verify_report(path: Path, ok: bool) -> Path:
         "error": None if ok else "serves v1",
         "seconds": 300.0,
         "polls": 60,
+        "interrupted": interrupted,
     }
     path.write_text(json.dumps({"ok": ok, "endpoints": [endpoint]}))
     return path
@@ -264,7 +265,10 @@ def test_no_revert_without_a_failing_endpoint(
     head = repo.commit("pin")
     missing = tmp_path / "verify.json"  # verify could not start: no report
     passed = _verify_report(tmp_path / "ok.json", ok=True)
-    argv = ["--repo", "o/r", "--commit", head, "--base", "main", str(missing), str(passed)]
+    # A verify stopped by a signal (the job cancelled) reports what it saw so far: no verdict.
+    stopped = _verify_report(tmp_path / "stopped.json", ok=False, interrupted=True)
+    argv = ["--repo", "o/r", "--commit", head, "--base", "main"]
+    argv += [str(missing), str(passed), str(stopped)]
     assert revert.main(argv, gh=str(script), cwd=repo.root) == 0
     assert not log.exists()
     assert repo.git("branch", "--list").split() == ["*", "main"]

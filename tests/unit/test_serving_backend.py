@@ -163,14 +163,34 @@ def test_a_failed_load_keeps_the_old_version_and_says_why(running: Running) -> N
     assert "reload_error" not in running.health()[1]
 
 
-def test_an_empty_stage_keeps_serving_what_it_has(running: Running) -> None:
+@pytest.mark.parametrize("follows", ["stage", "alias"])
+def test_a_stage_that_names_no_version_stops_serving_and_says_why(
+    running: Running, follows: str
+) -> None:
+    """The model retired (its stage emptied, its alias removed): answering 200 and predicting
+    with the version nobody pins any more would hide it. 503 with the reason, until the stage
+    names a version again."""
+    if follows == "alias":
+        running.follower.stage, running.follower.alias = None, "champion"
     running.loader.release.set()
     running.follower.refresh()
+    assert running.health()[0] == 200
     running.registry.version = None
     assert running.follower.refresh() is False
     status, health = running.health()
-    assert (status, health["version"]) == (200, "1")
-    assert health["reload_error"] == "churn/Production names no version"
+    where = "churn/Production" if follows == "stage" else "churn@champion"
+    assert (status, health["status"], health["version"]) == (503, "no version", None)
+    assert health["reload_error"] == f"{where} names no version"
+    rows = json.dumps([{"x": 1.0}]).encode()
+    assert post(running.url, "/predict", rows, {"Content-Length": str(len(rows))}) == (
+        503,
+        {"error": f"{where} names no version"},
+    )
+    running.registry.version = "3"
+    assert running.follower.refresh() is True
+    status, health = running.health()
+    assert (status, health["version"]) == (200, "3")
+    assert "reload_error" not in health
 
 
 def test_command_line() -> None:

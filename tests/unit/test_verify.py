@@ -128,7 +128,19 @@ def test_verify_passes_when_every_endpoint_serves_its_pin(
             Answer(body=b'{"version": " 3"}'), 'version is " 3", not a version', id="padded"
         ),
         pytest.param(
-            Answer(302, b"", {"Location": "http://127.0.0.1:9/"}), "HTTP 302", id="redirect"
+            Answer(302, b"", {"Location": "http://127.0.0.1:9/"}),
+            "HTTP 302: a redirect, not followed",
+            id="redirect",
+        ),
+        pytest.param(
+            Answer(body=b'{"version": 2, "reload_error": "OSError: no models:/churn/3"}'),
+            "serves v2; backend reload_error: OSError: no models:/churn/3",
+            id="reload-error",
+        ),
+        pytest.param(
+            Answer(503, b'{"version": null, "reload_error": "churn/Production names no version"}'),
+            "HTTP 503; backend reload_error: churn/Production names no version",
+            id="reload-error-503",
         ),
     ],
 )
@@ -151,6 +163,9 @@ def test_each_kind_of_wrong_answer_fails_with_its_reason(
     assert endpoint["error"] == error
     assert endpoint["expected_version"] == "3"
     assert endpoint["served_version"] == ("2" if error.startswith("serves") else None)
+    assert endpoint["reload_error"] == (
+        error.split("reload_error: ")[1] if "reload_" in error else None
+    )
 
 
 def test_an_unreachable_endpoint_fails_naming_it(repo: Repo, run: RunCli) -> None:
@@ -400,6 +415,36 @@ def test_apply_verify_fails_when_serving_does_not_follow_and_the_changes_stand(
     )
 
 
+def test_apply_verify_shows_the_backends_reload_error(
+    run: RunCli, promotion: None, serving: Serving
+) -> None:
+    """The reference backend says in `reload_error` why it does not serve what the registry
+    names; a failing verification passes it on, made one line, cut short, in text and JSON."""
+    why = "MlflowException: no MLmodel\nat models:/churn/2 " + "x" * 400
+    serving.answers["/churn"] = Answer(
+        body=json.dumps({"version": "1", "reload_error": why}).encode()
+    )
+    result = run("apply", "--verify")
+    assert result.exit_code == 1
+    line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  churn"))
+    assert line.startswith(
+        "FAIL  churn in production: pinned v2, serves v1; backend reload_error: MlflowException: "
+        "no MLmodel\\nat models:/churn/2 xxx"
+    ), line
+    assert "x" * 300 not in line
+    assert line.split(" (http")[0].endswith("…")
+    result = run("verify", "--model", "churn", "--timeout", "0", "--format", "json")
+    (endpoint,) = json.loads(result.stdout)["endpoints"]
+    assert endpoint["reload_error"].startswith("MlflowException: no MLmodel\\nat models:/churn/2")
+    assert endpoint["error"] == f"serves v1; backend reload_error: {endpoint['reload_error']}"
+    # Serving its pin, the backend's complaint is no failure.
+    serving.answers["/churn"] = Answer(
+        body=json.dumps({"version": 2, "reload_error": why}).encode()
+    )
+    (endpoint,) = json.loads(run("verify", "--format", "json").stdout)["endpoints"][:1]
+    assert (endpoint["ok"], endpoint["reload_error"]) == (True, None)
+
+
 def test_apply_without_verify_never_polls(run: RunCli, promotion: None, serving: Serving) -> None:
     assert run("apply").exit_code == 0
     assert serving.seen == []
@@ -516,8 +561,18 @@ def test_ctrl_c_stops_every_poll(repo: Repo, serving: Serving) -> None:
             process.kill()
             process.wait()
     assert process.returncode == 130
-    assert out == ""  # no half report
-    assert err.endswith("error: interrupted\n")
+    # The report, with what each endpoint answered until then (tests/unit/test_verify_timeout.py
+    # has twenty endpoints of every kind, SIGTERM and JSON).
+    lines = out.splitlines()
+    assert [line.split(" (")[0] for line in lines[:2]] == [
+        "FAIL  a in production: pinned v2, serves v1",
+        "FAIL  b in production: pinned v2, serves v1",
+    ]
+    assert all(", interrupted after " in line for line in lines[:2])
+    assert err.endswith(
+        "error: verify interrupted by SIGINT: the report shows what each endpoint answered until "
+        "then\n"
+    )
 
 
 def test_a_bad_serving_block_in_a_pin_is_located_in_the_pin(repo: Repo, run: RunCli) -> None:
