@@ -114,7 +114,10 @@ def _adopt(tmp_path: Path, seeded: Seeder, proxy: RecordingProxy) -> None:
     assert document["skipped"] == []
     assert proxy.writes() == []
     reads = len(proxy.requests)
-    assert 0 < reads <= 4  # models, then versions of the ones serving: no per-model loop
+    # Whether the server has workspaces, models, prompts, then versions of the ones serving
+    # (a second page at most): no per-model loop.
+    assert 0 < reads <= 5, proxy.requests
+    assert sum("server-info" in path for _method, path in proxy.requests) == 1
 
     files = _tree(repo.root)
     pin = files[f"environments/production/{SPACES}.yaml"].splitlines()
