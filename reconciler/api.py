@@ -128,15 +128,23 @@ def apply(
     def plan_now(
         actual: ActualState | None = None,
     ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
-        plan, actual = _plan(desired, registry, scope, checkout, options.clock(), actual)
+        plan, actual = _plan(
+            desired, registry, scope, checkout, options.clock(), actual, options.take_ownership
+        )
         guards.check_expected(plan, options.expect_checksum)
         return plan, actual, plan.adoptions
 
+    def check(plan: Plan, actual: ActualState) -> None:
+        guards.check_readable(actual, plan)
+        guards.check_retirements(desired, plan, options.force)
+        guards.check_ownership(actual, plan, owner, options.take_ownership, root)
+        guards.check_order(actual, plan, root, options, owner)
+
     plan, actual, adoptions = plan_now()
     if not plan.has_changes and not adoptions:
+        guards.check_readable(actual, plan)
         return ApplyReport(plan, ())
-    guards.check_retirements(desired, plan, options.force)
-    guards.check_order(actual, plan, root, options)
+    check(plan, actual)
     lease = Lease(
         registry,
         options.holder,
@@ -154,7 +162,12 @@ def apply(
             # lease, from the read that confirmed it.
             announced = recording.intents(plan, actual, adoptions, options, owner)
             plan, actual, adoptions = plan_now(
-                lease.acquire(wanted, read={pin.model for pin in desired.pins}, intents=announced)
+                lease.acquire(
+                    wanted,
+                    read={pin.model for pin in desired.pins},
+                    intents=announced,
+                    moves=recording.moves(plan, adoptions),
+                )
             )
             if _writes_to(plan, adoptions) <= wanted:
                 break
@@ -162,10 +175,14 @@ def apply(
             lease.release()
         else:
             raise ApplyFailed("the registry kept changing while the lease was taken; run again")
-        guards.check_retirements(desired, plan, options.force)
-        guards.check_order(actual, plan, root, options)
+        # A refusal here gives every lease back with the fences as they were found: nothing
+        # was sent (Lease.release).
+        check(plan, actual)
         # Usually what was announced; else one more write per model whose records differ.
-        lease.announce(recording.intents(plan, actual, adoptions, options, owner))
+        lease.announce(
+            recording.intents(plan, actual, adoptions, options, owner),
+            recording.moves(plan, adoptions),
+        )
         planned = Planned(desired, plan, actual, adoptions, scope, owner)
         run = ModelRun(planned, registry, lease, options)
         results = executor.apply(
@@ -177,6 +194,7 @@ def apply(
             parallelism=options.parallelism,
             stop=options.interrupt.event if options.interrupt else None,
             also={a.model for a in adoptions},
+            on_send=lease.sending,
         )
         if run.error is not None:
             raise run.error
@@ -218,6 +236,7 @@ def _plan(
     checkout: _Checkout,
     now: datetime | None = None,
     actual: ActualState | None = None,  # a read already made (the lease's confirming read)
+    take_ownership: bool = False,  # in-sync pins another repository owns are adopted too
 ) -> tuple[Plan, ActualState]:
     owner = checkout.owner  # this repository: prune retires only what it owns
     if actual is None:
@@ -229,7 +248,9 @@ def _plan(
     if problems:
         raise InvalidInput(problems)
     # In-sync pins with stale bookkeeping are recorded for the commit applied.
-    adoptions = recording.find_adoptions(plan, actual, checkout.root, checkout.commit, owner)
+    adoptions = recording.find_adoptions(
+        plan, actual, checkout.root, checkout.commit, owner, take_ownership
+    )
     return replace(plan, adoptions=adoptions), actual
 
 

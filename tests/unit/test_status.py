@@ -39,6 +39,7 @@ def test_status_text_markdown_json(repo: Repo, run: RunCli, fake: FakeRegistry) 
         "alias_version": None,
         "in_sync": True,
         "last_applied_commit": commit,
+        "state_problem": None,
     }
     markdown = run("status", "--format", "markdown", "--env", "production").stdout.splitlines()
     assert markdown[0] == "| Environment | Model | Pinned | Registry | In sync | Last applied |"
