@@ -122,8 +122,8 @@ def find_adoptions(
         recovered = move is not None and interrupted is not None and move.version == pin.version
         if recovered and interrupted is not None:
             reason = (
-                f"moved there by an apply of commit {interrupted[:12]} that stopped before "
-                "recording it"
+                f"moved there by an apply of commit {interrupted[:12]} whose records never "
+                "completed"
             )
         elif taking is not None:
             reason = reason or "in sync, owned by another repository"

@@ -52,8 +52,8 @@ def test_a_move_killed_before_its_record_is_recorded_as_what_it_was(
     plan = run("plan")
     assert (
         f"  + production: m v{pinned}: record applied commit and ownership + {action} audit "
-        f"record (moved there by an apply of commit {commit[:12]} that stopped before "
-        "recording it)"
+        f"record (moved there by an apply of commit {commit[:12]} whose records never "
+        "completed)"
     ) in plan.stdout
     result = run("apply")
     assert result.exit_code == 0, result.output
