@@ -116,25 +116,37 @@ def check_order(
     another history."""
     if options.force:
         return
+    serving = {(e.pin.environment, e.pin.model): e.current for e in plan.entries}
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
         if owner is not None and foreign_owner(actual, model, environment, owner) is not None:
             continue  # a takeover: check_ownership let it through only with --take-ownership
-        for recorded, said in fences(actual.models.get(model), environment):
+        now = serving.get((environment, model))
+        for recorded, said in fences(actual.models.get(model), environment, now):
             if recorded != options.commit:
                 _check_one(root, options.commit, model, environment, recorded, said)
 
 
-def fences(registered: RegisteredModel | None, environment: str) -> list[tuple[str, str]]:
+def fences(
+    registered: RegisteredModel | None,
+    environment: str,
+    serving: tuple[str, ...] | None = None,
+) -> list[tuple[str, str]]:
     """The commits an apply to `environment` must descend from, each with how it is known: the
     applied commit recorded, an announced commit whose records never completed (it may have
-    landed), and the commit of the newest audit record there (on the versions: a state tag
-    overwritten from a stale read, or edited by hand, cannot take it away)."""
+    landed: unless its lease said which version it would put there and `serving`, what the
+    environment holds now, does not have it: a killed apply announces every model it leased,
+    and must not fence those it never reached), and the commit of the newest audit record there
+    (on the versions: a state tag overwritten from a stale read, or edited by hand, cannot take
+    it away)."""
     state = state_of(registered)
     found: list[tuple[str, str]] = []
     record = state.environments.get(environment)
     if record is not None and record.commit:
         found.append((record.commit, "was last applied there from commit {}"))
     attempted = state.attempted.get(environment)
+    move = state.moves.get(environment)
+    if attempted and move is not None and serving is not None and move.version not in serving:
+        attempted = None  # it never landed (or what it put there is gone again): no change
     if attempted:
         found.append((attempted, "may have been changed there by an apply of commit {} (its "
                                  "records never completed)"))  # fmt: skip

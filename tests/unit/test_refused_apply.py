@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+import pytest
+
 from reconciler.errors import RegistryError
 from reconciler.pins.values import PRODUCTION
 from reconciler.records.bookkeeping import ModelState, state_of
@@ -180,3 +182,39 @@ def test_a_conflicted_change_sends_nothing_and_leaves_the_fence(repo: Repo) -> N
     assert result.exit_code == 1
     assert "! production: m v2 → Production" in result.stdout
     assert states(registry, ["m"]) == before
+
+
+def test_a_killed_apply_fences_only_the_models_it_reached(repo: Repo) -> None:
+    """SIGKILL leaves the lease announcing every model; the ones the apply never reached hold
+    nothing it announced, so they do not fence main. The one it wrote does."""
+    from tests.unit.test_bookkeeping import Killed, KilledAtModel
+
+    registry = KilledAtModel()
+    for model in ("a", "b", "c"):
+        for _ in range(3):
+            registry.create_version(model)
+        registry.transition_stage(model, "1", PRODUCTION, archive_existing=True)
+        repo.pin("production", model, 1)
+    base = repo.commit("v1")
+    run_main = make_runner(repo.root, registry)
+    assert run_main("apply").exit_code == 0
+    side = branch(repo, "side", base)
+    for model in ("a", "b", "c"):
+        pin(side, model, 3)
+    commit(side, "v3 from a branch")
+    registry.kill_at = "b"  # a is written and recorded, then SIGKILL at b's transition
+    with pytest.raises(Killed):
+        make_runner(side, registry, lease_ttl=0.05)("apply", "--parallelism", "1")
+    registry.dead, registry.kill_at = False, None
+    assert states(registry, ["c"])["c"].attempted != {}  # announced: it may have landed...
+    for model in ("a", "b", "c"):
+        repo.pin("production", model, 2)
+    repo.commit("v2 on main")
+    refused = run_main("apply")
+    assert refused.exit_code == 4, refused.output  # ...a was written from the side branch
+    assert "a was last applied there from commit" in refused.stderr
+    result = run_main("apply", "--model", "b", "--model", "c")  # never reached: no fence
+    assert result.exit_code == 0, result.output
+    for model in ("b", "c"):
+        assert registry.read([model]).models[model].versions["2"].stage == PRODUCTION
+        assert states(registry, [model])[model].attempted == {}
