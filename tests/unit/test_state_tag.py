@@ -90,7 +90,7 @@ def stages(fake: FakeRegistry) -> dict[str, str]:
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_an_unreadable_state_tag_refuses_apply_and_is_shown_and_unlock_force_recovers(
-    run: RunCli, promotion: FakeRegistry, shape: str
+    repo: Repo, run: RunCli, promotion: FakeRegistry, shape: str
 ) -> None:
     fake = promotion
     value, problem = SHAPES[shape]
@@ -113,6 +113,10 @@ def test_an_unreadable_state_tag_refuses_apply_and_is_shown_and_unlock_force_rec
         )
     assert fake.writes == []  # nothing written: not the lease, not n's adoption
     assert fake.get_model_tag("m", STATE_TAG) == value
+    for command in ("history m", "import", "promote m --to staging --version 1"):
+        assert run(*command.split()).exit_code == 0, command  # the others never crash on it
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("clean", "-fdq")  # the pin `promote` wrote
 
     # plan and status say so (exit 0: they only read), never "nothing recorded".
     plan = run("plan")
