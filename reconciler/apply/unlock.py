@@ -42,6 +42,7 @@ class Fence:
     model: str
     environment: str
     commit: str
+    version: str | None = None  # the version it announced: it fences only while that serves
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def unlock(
                 live = _announced_by(registered)
             report.items.append(Unlocked(name, record, removed, why))
         report.fences.extend(
-            Fence(name, env, commit)
+            Fence(name, env, commit, move.version if (move := state.moves.get(env)) else None)
             for env, commit in sorted(state.attempted.items())
             if env not in live  # a live apply's own announcement: not left behind
         )

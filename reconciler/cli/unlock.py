@@ -41,7 +41,7 @@ def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: s
         ] + [
             {"kind": "fence", "model": f.model, "environment": f.environment, "removed": False,
              "why": "an apply of this commit may have changed it and never recorded it",
-             "holder": None, "commit": f.commit, "expires": None}
+             "holder": None, "commit": f.commit, "expires": None, "version": f.version}
             for f in report.fences
         ]  # fmt: skip
         click.echo(json.dumps(items, indent=2))
@@ -54,10 +54,12 @@ def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: s
         verb = f"removed ({item.why})" if item.removed else f"kept ({item.why}; --force removes it)"
         click.echo(f"{item.model}: lease {verb}: {item.record.describe(now)}")
     for fence in report.fences:
+        # The fence holds while what that apply put there serves (apply/guards.py `fences`).
+        where = f" while v{fence.version} serves there" if fence.version else ""
         click.echo(
-            f"{fence.model}: {fence.environment}: fenced by commit {fence.commit[:12]}, whose "
-            "apply may have changed it and never recorded it; kept (an apply of that commit or "
-            "a descendant records it; `apply --force` overrides)"
+            f"{fence.model}: {fence.environment}: fenced by commit {fence.commit[:12]}{where}, "
+            "whose apply may have changed it and never recorded it; kept (an apply of that "
+            "commit or a descendant records it; `apply --force` overrides)"
         )
     removed = sum(1 for u in report.items if u.removed)
     fences = f"; {len(report.fences)} unrecorded fence(s) kept" if report.fences else ""

@@ -10,6 +10,7 @@ someone used --force, and `unlock` said "0 removed".
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def branch(repo: Repo, name: str, base: str) -> Path:
 def commit(root: Path, message: str) -> str:
     for args in (["add", "-A"], ["commit", "-q", "-m", message], ["rev-parse", "HEAD"]):
         out = subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def commit_of(root: Path) -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     return out.stdout.strip()
 
 
@@ -207,6 +213,15 @@ def test_a_killed_apply_fences_only_the_models_it_reached(repo: Repo) -> None:
         make_runner(side, registry, lease_ttl=0.05)("apply", "--parallelism", "1")
     registry.dead, registry.kill_at = False, None
     assert states(registry, ["c"])["c"].attempted != {}  # announced: it may have landed...
+    time.sleep(0.1)  # the killed apply's lease expired
+    report = run_main("unlock").stdout.splitlines()
+    side_commit = commit_of(side)
+    assert report[-1] == "Unlock: 2 removed, 0 kept; 2 unrecorded fence(s) kept."
+    assert (
+        f"c: production: fenced by commit {side_commit[:12]} while v3 serves there, whose apply "
+        "may have changed it and never recorded it; kept (an apply of that commit or a "
+        "descendant records it; `apply --force` overrides)"
+    ) in report
     for model in ("a", "b", "c"):
         repo.pin("production", model, 2)
     repo.commit("v2 on main")
