@@ -126,10 +126,17 @@ def apply(
     scope.check(desired)
 
     def plan_now(
-        actual: ActualState | None = None,
+        actual: ActualState | None = None, lease: Lease | None = None
     ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
         plan, actual = _plan(
-            desired, registry, scope, checkout, options.clock(), actual, options.take_ownership
+            desired,
+            registry,
+            scope,
+            checkout,
+            options.clock(),
+            actual,
+            options.take_ownership,
+            lease.token if lease is not None else None,
         )
         guards.check_expected(plan, options.expect_checksum)
         return plan, actual, plan.adoptions
@@ -167,7 +174,8 @@ def apply(
                     read={pin.model for pin in desired.pins},
                     intents=announced,
                     moves=recording.moves(plan, adoptions),
-                )
+                ),
+                lease,
             )
             if _writes_to(plan, adoptions) <= wanted:
                 break
@@ -237,6 +245,7 @@ def _plan(
     now: datetime | None = None,
     actual: ActualState | None = None,  # a read already made (the lease's confirming read)
     take_ownership: bool = False,  # in-sync pins another repository owns are adopted too
+    own_apply: str | None = None,  # the lease this apply holds (its announcement is no leftover)
 ) -> tuple[Plan, ActualState]:
     owner = checkout.owner  # this repository: prune retires only what it owns
     if actual is None:
@@ -249,7 +258,7 @@ def _plan(
         raise InvalidInput(problems)
     # In-sync pins with stale bookkeeping are recorded for the commit applied.
     adoptions = recording.find_adoptions(
-        plan, actual, checkout.root, checkout.commit, owner, take_ownership
+        plan, actual, checkout.root, checkout.commit, owner, take_ownership, own_apply
     )
     return replace(plan, adoptions=adoptions), actual
 

@@ -14,7 +14,14 @@ from reconciler.apply.executor import StepResult
 from reconciler.apply.options import ApplyOptions
 from reconciler.planning.steps import Plan
 from reconciler.records import audit
-from reconciler.records.bookkeeping import Adoption, EnvRecord, Move, audit_tag, state_of
+from reconciler.records.bookkeeping import (
+    Adoption,
+    EnvRecord,
+    Move,
+    audit_tag,
+    interrupted_moves,
+    state_of,
+)
 from reconciler.registry.values import ActualState
 
 
@@ -80,13 +87,15 @@ def find_adoptions(
     commit: str | None,
     owner: str,
     take_ownership: bool = False,
+    own_apply: str | None = None,
 ) -> tuple[Adoption, ...]:
     """In-sync pins whose bookkeeping is missing, or stale: the recorded commit is an ancestor of
     this one and the pin file changed between the two (an interrupted run, a hand promotion that
     matches a new pin). A recorded commit whose pin is unchanged still describes the model, so a
     new commit that does not touch a model never rewrites its tag. A version an apply put there
-    and was killed before recording (its lease announced the move) is recorded as the promotion
-    it was. Another repository's model is adopted only when `take_ownership`."""
+    and was killed before recording (its lease announced the move; not `own_apply`, the lease of
+    the apply asking) is recorded as the promotion it was. Another repository's model is adopted
+    only when `take_ownership`."""
     from reconciler.gitrepo import changed_paths, is_ancestor
 
     changed: dict[str, set[str] | None] = {}
@@ -117,8 +126,9 @@ def find_adoptions(
                 paths = changed[record.commit]
                 if paths is None or pin.file in paths:
                     reason = f"the pin changed since the recorded commit {record.commit[:12]}"
-        move = state.moves.get(pin.environment)
-        interrupted = state.attempted.get(pin.environment)
+        interrupted, move = interrupted_moves(registered, own_apply).get(
+            pin.environment, (None, None)
+        )
         recovered = move is not None and interrupted is not None and move.version == pin.version
         if recovered and interrupted is not None:
             reason = (

@@ -241,6 +241,24 @@ def state_of(model: RegisteredModel | None) -> ModelState:
     return _completed(parse_state(model.tags), model)
 
 
+def interrupted_moves(
+    model: RegisteredModel | None, own_apply: str | None = None
+) -> dict[str, tuple[str, Move]]:
+    """Per environment, the commit and move of an apply whose records never completed there
+    (killed between its transition and its audit record). The announcement of the lease
+    `own_apply` (the apply asking, which holds the model) is not one: it has not finished yet."""
+    if model is None:
+        return {}
+    lease = parse_state(model.tags).lease or {}
+    if own_apply is not None and lease.get("apply") == own_apply:
+        state = parse_state(model.tags)  # the ones left before this apply took the lease
+    else:
+        state = state_of(model)
+    return {
+        env: (state.attempted[env], m) for env, m in state.moves.items() if env in state.attempted
+    }
+
+
 def settled(model: RegisteredModel | None, sent: Collection[str]) -> ModelState:
     """The state to write back when an apply gives its lease up: as `state_of` takes it, except
     that of the records its lease announced, only those of environments in `sent` (where a write

@@ -13,6 +13,7 @@ import pytest
 from reconciler.pins.values import PRODUCTION
 from reconciler.records import audit
 from reconciler.records.bookkeeping import audit_tag, state_of
+from reconciler.registry.fake import FakeRegistry
 from tests.conftest import Repo, make_runner
 from tests.unit.test_bookkeeping import Killed, KilledAtAudit
 from tests.unit.test_notify import Hook
@@ -73,3 +74,43 @@ def test_a_move_killed_before_its_record_is_recorded_as_what_it_was(
     assert run("apply").exit_code == 0
     assert registry.writes == []
     assert len(hook.bodies) == 1
+
+
+class MovedByHandUnderTheLease(FakeRegistry):
+    """Someone promotes v2 by hand right after our lease is written: the apply's own announced
+    move is not an interrupted one, so what it finds in sync is an adoption, not its promotion."""
+
+    armed = False
+
+    def set_model_tag(
+        self, model: str, key: str, value: str, *, create_model: bool = False
+    ) -> None:
+        super().set_model_tag(model, key, value, create_model=create_model)
+        if self.armed:
+            self.armed = False
+            self.transition_stage(model, "2", PRODUCTION, archive_existing=True)
+
+
+def test_a_move_made_by_someone_else_under_our_lease_is_not_claimed(
+    repo: Repo, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = MovedByHandUnderTheLease()
+    for _ in range(2):
+        registry.create_version("m")
+    registry.transition_stage("m", "1", PRODUCTION, archive_existing=True)
+    repo.pin("production", "m", 1)
+    repo.commit("m v1")
+    run = make_runner(repo.root, registry)
+    assert run("apply").exit_code == 0
+    repo.pin("production", "m", 2)
+    repo.commit("m v2")
+    monkeypatch.setenv("RECONCILER_WEBHOOK_URL", hook.url)
+    registry.armed = True
+    result = run("apply")
+    assert result.exit_code == 0, result.output
+    assert "+ adopt audit record (the pin changed since the recorded commit" in result.stdout
+    found = registry.read_model("m")
+    assert found is not None
+    [record] = audit.parse(found.versions["2"].tags[audit_tag("production")])
+    assert (record.action, record.previous) == ("adopt", ())
+    assert hook.bodies == []
