@@ -15,7 +15,7 @@ from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
 from reconciler.apply.model_run import ModelRun, Planned
 from reconciler.apply.options import ApplyOptions
-from reconciler.apply.unlock import Unlocked
+from reconciler.apply.unlock import UnlockReport
 from reconciler.apply.unlock import unlock as unlock_leases
 from reconciler.errors import (
     ApplyFailed,
@@ -158,18 +158,33 @@ def apply(
     owner = checkout.owner
 
     def plan_now(
-        actual: ActualState | None = None,
+        actual: ActualState | None = None, lease: Lease | None = None
     ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
-        plan, actual = _plan(desired, registry, scope, checkout, options.clock(), actual)
+        plan, actual = _plan(
+            desired,
+            registry,
+            scope,
+            checkout,
+            options.clock(),
+            actual,
+            options.take_ownership,
+            lease.token if lease is not None else None,
+        )
         guards.check_expected(plan, options.expect_checksum)
         return plan, actual, plan.adoptions
+
+    def check(plan: Plan, actual: ActualState) -> None:
+        guards.check_readable(actual, plan)
+        guards.check_retirements(desired, plan, options.force)
+        guards.check_ownership(actual, plan, owner, options.take_ownership, root)
+        guards.check_order(actual, plan, root, options, owner)
 
     plan, actual, adoptions = plan_now()
     scope.check_models(desired, plan)  # a model with no pin may be retiring
     if not plan.has_changes and not adoptions:
+        guards.check_readable(actual, plan)
         return ApplyReport(plan, ())
-    guards.check_retirements(desired, plan, options.force)
-    guards.check_order(actual, plan, root, options)
+    check(plan, actual)
     lease = Lease(
         registry,
         options.holder,
@@ -187,7 +202,13 @@ def apply(
             # lease, from the read that confirmed it.
             announced = recording.intents(plan, actual, adoptions, options, owner)
             plan, actual, adoptions = plan_now(
-                lease.acquire(wanted, read={pin.model for pin in desired.pins}, intents=announced)
+                lease.acquire(
+                    wanted,
+                    read={pin.model for pin in desired.pins},
+                    intents=announced,
+                    moves=recording.moves(plan, adoptions),
+                ),
+                lease,
             )
             if _writes_to(plan, adoptions) <= wanted:
                 break
@@ -195,10 +216,14 @@ def apply(
             lease.release()
         else:
             raise ApplyFailed("the registry kept changing while the lease was taken; run again")
-        guards.check_retirements(desired, plan, options.force)
-        guards.check_order(actual, plan, root, options)
+        # A refusal here gives every lease back with the fences as they were found: nothing
+        # was sent (Lease.release).
+        check(plan, actual)
         # Usually what was announced; else one more write per model whose records differ.
-        lease.announce(recording.intents(plan, actual, adoptions, options, owner))
+        lease.announce(
+            recording.intents(plan, actual, adoptions, options, owner),
+            recording.moves(plan, adoptions),
+        )
         planned = Planned(desired, plan, actual, adoptions, scope, owner)
         run = ModelRun(planned, registry, lease, options)
         results = executor.apply(
@@ -210,6 +235,7 @@ def apply(
             parallelism=options.parallelism,
             stop=options.interrupt.event if options.interrupt else None,
             also={a.model for a in adoptions},
+            on_send=lease.sending,
         )
         if run.error is not None:
             raise run.error
@@ -272,6 +298,8 @@ def _plan(
     checkout: _Checkout,
     now: datetime | None = None,
     actual: ActualState | None = None,  # a read already made (the lease's confirming read)
+    take_ownership: bool = False,  # in-sync pins another repository owns are adopted too
+    own_apply: str | None = None,  # the lease this apply holds (its announcement is no leftover)
 ) -> tuple[Plan, ActualState]:
     owner = checkout.owner  # this repository: prune retires only what it owns
     if actual is None:
@@ -283,7 +311,9 @@ def _plan(
     if problems:
         raise InvalidInput(problems)
     # In-sync pins with stale bookkeeping are recorded for the commit applied.
-    adoptions = recording.find_adoptions(plan, actual, checkout.root, checkout.commit, owner)
+    adoptions = recording.find_adoptions(
+        plan, actual, checkout.root, checkout.commit, owner, take_ownership, own_apply
+    )
     return replace(plan, adoptions=adoptions, workspace=checkout.workspace), actual
 
 
@@ -430,7 +460,7 @@ def verify(
 
 def unlock(
     root: Path, registry: Registry, models: Collection[str] = (), force: bool = False
-) -> list[Unlocked]:
+) -> UnlockReport:
     """Remove the leases of applies that died, in the repository's workspace. Needs only the
     repository's defaults (a broken pin never blocks an unlock)."""
     registry.use_workspace(read_workspace(root))

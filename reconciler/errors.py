@@ -13,6 +13,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES_PENDING = 2  # `plan --detailed-exitcode`, Terraform's convention
 EXIT_BUG = 3
 EXIT_OUT_OF_ORDER = 4  # apply refused: an older commit than the one last applied
+EXIT_NOT_OWNER = 5  # apply refused: another repository owns the model there (--take-ownership)
 EXIT_USAGE = 64  # the command line itself is wrong (sysexits.h EX_USAGE); never 2
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, the shell's convention
 EXIT_SIGTERM = 143  # SIGTERM (CI cancelling a job): 128 + 15
@@ -100,6 +101,18 @@ class OutOfOrder(ReconcilerError):
     """The commit being applied does not descend from the one last applied (fencing)."""
 
     exit_code = EXIT_OUT_OF_ORDER
+
+
+class NotOwner(ReconcilerError):
+    """Another repository owns the model in that environment: only `--take-ownership` (never
+    `--force`) lets this one change it."""
+
+    exit_code = EXIT_NOT_OWNER
+
+
+class StateUnreadable(ReconcilerError):
+    """A model's `reconciler.state` tag has a shape this version cannot trust (a hand edit, a
+    truncated write, a newer reconciler): its fence, ownership and lease cannot be judged."""
 
 
 class ShallowClone(ReconcilerError):

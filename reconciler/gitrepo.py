@@ -134,6 +134,22 @@ def _gitlink(root: Path, folder: str) -> bool:
             return False
 
 
+def repository_name(root: Path) -> str | None:
+    """How people know this repository, for the ownership records other repositories' refusals
+    name: its `origin` remote's URL, credentials removed (actions/checkout sets it to
+    https://github.com/OWNER/REPO); None without one."""
+    from reconciler.redact import redact_uri
+
+    with _open(root) as repo:
+        try:
+            url = repo.git.remote("get-url", "origin") if repo is not None else ""
+        except Exception:  # no such remote, or git refuses: the records name no one
+            return None
+    url = redact_uri(str(url).strip()).replace("***@", "")
+    # One line, short, nothing a terminal would act on: a tag value others will print.
+    return "".join(c for c in url if c.isprintable())[:200] or None
+
+
 def literal(path: str) -> str:
     """A git pathspec matching exactly `path`: without `:(literal)`, a model named `c*d` or
     `a[b]` would be a pattern matching other models' files."""

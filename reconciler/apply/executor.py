@@ -85,6 +85,7 @@ def apply(
     parallelism: int = 1,
     stop: threading.Event | None = None,
     also: Collection[str] = (),
+    on_send: Callable[[Step], None] = lambda _step: None,
 ) -> tuple[StepResult, ...]:
     """Write every step of `plan`, each only if the registry still looks as the plan saw it.
 
@@ -95,6 +96,7 @@ def apply(
     likewise lets the models in flight finish and starts no new one. Results come back in plan
     order whatever the parallelism; `on_result` sees each as it happens (streaming). Models in
     `also` have no steps but their `after_model` runs too (bookkeeping of an adoption).
+    `on_send` is told right before each write goes out (what may have changed, for the lease).
     """
     if plan.problems:
         raise InvalidInput(plan.problems)
@@ -111,7 +113,7 @@ def apply(
             for result in results:
                 on_result(result)
             return results
-        results = _run_model(by_model[model], registry, before_each_write, on_result)
+        results = _run_model(by_model[model], registry, before_each_write, on_result, on_send)
         if any(r.outcome in ("failed", "unknown") for r in results):
             halt.set()
         after_model(model, results)
@@ -133,6 +135,7 @@ def _run_model(
     registry: Registry,
     before_each_write: Callable[[], None],
     on_result: Callable[[StepResult], None],
+    on_send: Callable[[Step], None],
 ) -> tuple[StepResult, ...]:
     """One model's steps in order; after a conflict or failure the rest are not attempted (they
     build on the ones before)."""
@@ -142,13 +145,13 @@ def _run_model(
             result = StepResult(step, "not_attempted")
         else:
             before_each_write()
-            result = _attempt(step, registry)
+            result = _attempt(step, registry, on_send)
         results.append(result)
         on_result(result)
     return tuple(results)
 
 
-def _attempt(step: Step, registry: Registry) -> StepResult:
+def _attempt(step: Step, registry: Registry, on_send: Callable[[Step], None]) -> StepResult:
     try:
         current = _reread(step, registry)
     except ReconcilerError as error:
@@ -162,6 +165,7 @@ def _attempt(step: Step, registry: Registry) -> StepResult:
         current is None or managed_tag(step.environment) not in current.tags
     ):
         return StepResult(step, "applied")
+    on_send(step)
     try:
         _write(step, registry)
     except RegistryUnreachable as error:

@@ -1,5 +1,6 @@
-"""Checks that refuse an apply before it writes: ordering by git ancestry (fencing), the
-reviewed plan (--expect-plan), and prune safety."""
+"""Checks that refuse an apply before it writes: a state tag it cannot read, ownership by another
+repository, ordering by git ancestry (fencing), the reviewed plan (--expect-plan), and prune
+safety."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from reconciler.apply.options import ApplyOptions
 from reconciler.errors import (
+    NotOwner,
     OutOfOrder,
     PlanChanged,
     RetireRefused,
@@ -15,7 +17,7 @@ from reconciler.errors import (
 from reconciler.pins.values import DesiredState
 from reconciler.planning.steps import Plan
 from reconciler.records import audit
-from reconciler.records.bookkeeping import audit_tag, state_of
+from reconciler.records.bookkeeping import EnvRecord, audit_tag, describe_owner, state_of
 from reconciler.registry.values import ActualState, RegisteredModel
 
 
@@ -52,28 +54,99 @@ def check_committed(root: Path, allow_dirty: bool) -> bool:
     raise UncommittedChanges(f"refusing to apply: {problem}{escape}")
 
 
-def check_order(actual: ActualState, plan: Plan, root: Path, options: ApplyOptions) -> None:
+def check_readable(actual: ActualState, plan: Plan) -> None:
+    """Every model the apply covers (pinned in scope, or to record) must have a state tag this
+    version can read: an unreadable one hides a fence, an owner or a live lease."""
+    from reconciler.apply.lease_record import check_readable as refuse_unreadable
+
+    models = {e.pin.model for e in plan.entries} | {s.model for s in plan.steps}
+    refuse_unreadable(actual, [m for m in models if m in actual.models])
+
+
+def foreign_owner(
+    actual: ActualState, model: str, environment: str, owner: str
+) -> EnvRecord | None:
+    """The record of another repository owning `model` in `environment`, if one does."""
+    record = state_of(actual.models.get(model)).environments.get(environment)
+    if record is None or record.owner is None or record.owner == owner:
+        return None
+    return record
+
+
+def check_ownership(
+    actual: ActualState, plan: Plan, owner: str, take_ownership: bool, root: Path
+) -> None:
+    """A repository changes only models it owns (or nobody does): another's needs
+    `--take-ownership`, never just `--force` (that one skips the ordering checks only). A
+    shallow clone cannot tell: its identity (the root commit) is not in it."""
+    from reconciler.gitrepo import is_shallow
+
+    foreign = [
+        (environment, model, record)
+        for environment, model in sorted({(s.environment, s.model) for s in plan.steps})
+        if (record := foreign_owner(actual, model, environment, owner)) is not None
+    ]
+    if not foreign:
+        return
+    environment, model, record = foreign[0]
+    if is_shallow(root):
+        raise OutOfOrder(
+            f"refusing to apply {model} to {environment}: its owner is recorded as "
+            f"{describe_owner(record)}, and this shallow clone cannot tell whether that is this "
+            "repository (a repository is known by its root commit, which is not here). Fetch "
+            "full history (git fetch --unshallow; actions/checkout with fetch-depth: 0)"
+        )
+    if take_ownership:
+        return
+    last = f", which last applied commit {record.commit[:12]} there" if record.commit else ""
+    raise NotOwner(
+        f"refusing to apply {model} to {environment}: another repository owns it there: "
+        f"{describe_owner(record)}{last}. A repository changes only the models it owns; "
+        "nothing was changed. If this repository should own it now, apply with "
+        "--take-ownership (recorded as a takeover in the audit trail)"
+    )
+
+
+def check_order(
+    actual: ActualState, plan: Plan, root: Path, options: ApplyOptions, owner: str | None = None
+) -> None:
     """Fencing by git ancestry: never let an older commit overwrite a newer one's apply (an old
-    CI run that finishes last would roll production back)."""
+    CI run that finishes last would roll production back). A model taken over from another
+    repository (`--take-ownership`) is not fenced by that repository's commits: they are in
+    another history."""
     if options.force:
         return
+    serving = {(e.pin.environment, e.pin.model): e.current for e in plan.entries}
     for environment, model in sorted({(s.environment, s.model) for s in plan.steps}):
-        for recorded, said in fences(actual.models.get(model), environment):
+        if owner is not None and foreign_owner(actual, model, environment, owner) is not None:
+            continue  # a takeover: check_ownership let it through only with --take-ownership
+        now = serving.get((environment, model))
+        for recorded, said in fences(actual.models.get(model), environment, now):
             if recorded != options.commit:
                 _check_one(root, options.commit, model, environment, recorded, said)
 
 
-def fences(registered: RegisteredModel | None, environment: str) -> list[tuple[str, str]]:
+def fences(
+    registered: RegisteredModel | None,
+    environment: str,
+    serving: tuple[str, ...] | None = None,
+) -> list[tuple[str, str]]:
     """The commits an apply to `environment` must descend from, each with how it is known: the
     applied commit recorded, an announced commit whose records never completed (it may have
-    landed), and the commit of the newest audit record there (on the versions: a state tag
-    overwritten from a stale read, or edited by hand, cannot take it away)."""
+    landed: unless its lease said which version it would put there and `serving`, what the
+    environment holds now, does not have it: a killed apply announces every model it leased,
+    and must not fence those it never reached), and the commit of the newest audit record there
+    (on the versions: a state tag overwritten from a stale read, or edited by hand, cannot take
+    it away)."""
     state = state_of(registered)
     found: list[tuple[str, str]] = []
     record = state.environments.get(environment)
     if record is not None and record.commit:
         found.append((record.commit, "was last applied there from commit {}"))
     attempted = state.attempted.get(environment)
+    move = state.moves.get(environment)
+    if attempted and move is not None and serving is not None and move.version not in serving:
+        attempted = None  # it never landed (or what it put there is gone again): no change
     if attempted:
         found.append((attempted, "may have been changed there by an apply of commit {} (its "
                                  "records never completed)"))  # fmt: skip

@@ -22,25 +22,29 @@ it (bookkeeping.state_of). Otherwise `finish` records what landed and drops the 
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import random
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
+# Re-exported: readers of leases have always imported these from here.
+from reconciler.apply.lease_record import LeaseRecord as LeaseRecord
+from reconciler.apply.lease_record import check_readable
+from reconciler.apply.lease_record import lease_of as lease_of
+from reconciler.apply.lease_record import this_host as this_host
 from reconciler.errors import ReconcilerError, RegistryPermissionDenied
+from reconciler.planning.steps import Step
 from reconciler.records.bookkeeping import (
     STATE_TAG,
     EnvRecord,
     ModelState,
+    Move,
+    settled,
     state_of,
 )
 from reconciler.registry.base import Registry
@@ -59,87 +63,6 @@ class LeaseHeld(ReconcilerError):
 class LeaseLost(ReconcilerError):
     """Another apply took over a model's lease while this one was writing it (this one stalled
     past the expiry): the model and its records are theirs now."""
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    holder: str
-    commit: str | None
-    acquired: float
-    expires: float
-    host: str | None = None  # where the holder runs, with its pid: a dead holder frees it at once
-    pid: int | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def parse(cls, text: str | None) -> LeaseRecord | None:
-        """The record in a tag value; None for a missing or unreadable one (treated as free)."""
-        if not text:
-            return None
-        try:
-            return cls.from_dict(json.loads(text))
-        except ValueError:
-            return None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> LeaseRecord | None:
-        if not data:
-            return None
-        try:
-            return cls(
-                holder=str(data["holder"]),
-                commit=None if data.get("commit") is None else str(data["commit"]),
-                acquired=float(data["acquired"]),
-                expires=float(data["expires"]),
-                host=None if data.get("host") is None else str(data["host"]),
-                pid=None if data.get("pid") is None else int(data["pid"]),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-
-    def holder_gone(self) -> bool:
-        """The holder ran where its pid means what it means here, and that process is gone."""
-        if self.host != this_host() or self.pid is None or self.pid <= 0:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # exists, owned by someone else
-            return False
-        return False
-
-    def free(self, now: float) -> bool:
-        return self.expires <= now or self.holder_gone()
-
-    def describe(self, now: float) -> str:
-        commit = f", commit {self.commit[:12]}" if self.commit else ""
-        return (
-            f"{self.holder}{commit}, taken {max(0, round(now - self.acquired))} s ago, "
-            f"expires in {max(0, round(self.expires - now))} s"
-        )
-
-
-@functools.cache
-def this_host() -> str:
-    """Where a pid names the same process as here: the hostname, the kernel's boot (a reboot
-    reuses pids) and the PID namespace (a container with host networking shares the hostname and
-    not the pids). A record from anywhere else, or an older one naming the hostname alone, is
-    freed only by expiry."""
-    parts = [socket.gethostname()]
-    try:
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
-        parts.append(os.readlink("/proc/self/ns/pid"))  # e.g. pid:[4026531836]
-    except OSError:
-        parts.append("no-namespace-id")  # not Linux: never matches a record from elsewhere
-    return " ".join(parts)
-
-
-def lease_of(model: RegisteredModel | None) -> LeaseRecord | None:
-    """The model's lease as read, or None when free or released by its apply's audit records."""
-    return LeaseRecord.from_dict(state_of(model).lease)
 
 
 class Lease:
@@ -176,6 +99,10 @@ class Lease:
         self._parallelism = parallelism
         self.token = uuid.uuid4().hex[:12]  # names this apply in the audit records it writes
         self._intents: dict[str, Mapping[str, EnvRecord]] = {}
+        self._moves: dict[str, Mapping[str, Move]] = {}
+        # Per held model, the environments a write may have gone out for: only those keep this
+        # apply's commit as attempted when it gives the model up unrecorded.
+        self._sent: dict[str, set[str]] = {}
         self._acquired = 0.0
         self._expires = 0.0
         self._states: dict[str, ModelState] = {}  # held models: their tag as we last wrote it
@@ -193,18 +120,22 @@ class Lease:
         models: Collection[str],
         read: Collection[str] = (),
         intents: Mapping[str, Mapping[str, EnvRecord]] | None = None,
+        moves: Mapping[str, Mapping[str, Move]] | None = None,
     ) -> ActualState:
         """Lease every model in `models`, announcing `intents` (model: the records it gets when
-        all its steps land and its audit records are written); returns the registry as read to
-        confirm it (every model's tags, all versions of `models` and `read`), for planning under
-        the lease."""
+        all its steps land and its audit records are written) and `moves` (model: what its steps
+        put in place per environment); returns the registry as read to confirm it (every model's
+        tags, all versions of `models` and `read`), for planning under the lease. A model whose
+        state tag is unreadable is never leased (StateUnreadable): its lease cannot be judged."""
         self._intents = dict(intents or {})
+        self._moves = dict(moves or {})
         wanted = sorted(set(models))
         full = set(wanted) | set(read)
         deadline = self._clock() + self._wait
         announced = False
         while True:
             actual = self._registry.read(wanted)
+            check_readable(actual, wanted)
             now = self._clock()
             blocked = self._blocked(actual, wanted, now)
             if not blocked:
@@ -263,12 +194,17 @@ class Lease:
         """The records announced for `model`, if its lease is held and announced any."""
         return self._intents.get(model) if model in self._states else None
 
-    def announce(self, intents: Mapping[str, Mapping[str, EnvRecord]]) -> None:
+    def announce(
+        self,
+        intents: Mapping[str, Mapping[str, EnvRecord]],
+        moves: Mapping[str, Mapping[str, Move]] | None = None,
+    ) -> None:
         """Announce these records instead (the plan made under the lease differs from the one
         the lease was taken for): one write per held model whose announcement changes."""
+        moves = moves or {}
         for model in sorted(self._states):
             wanted = intents.get(model)
-            if wanted == self._intents.get(model):
+            if wanted == self._intents.get(model) and moves.get(model) == self._moves.get(model):
                 continue
             with self._lock(model):
                 state = self._states.get(model)
@@ -276,9 +212,24 @@ class Lease:
                     self._intents.pop(model, None)
                 else:
                     self._intents[model] = wanted
+                if model in moves:
+                    self._moves[model] = moves[model]
+                else:
+                    self._moves.pop(model, None)
                 if state is not None:
                     self._states[model] = state.with_lease(self._record(model))
                     self._put(model, self._states[model])
+
+    def sending(self, step: Step) -> None:
+        """Called right before a write goes out for `step`: from here on, this apply's commit
+        may have changed that environment, so giving the model up unrecorded leaves it as
+        attempted there (a fence until an apply records that environment)."""
+        with self._locks_guard:
+            self._sent.setdefault(step.model, set()).add(step.environment)
+
+    def _sent_to(self, model: str) -> set[str]:
+        with self._locks_guard:
+            return set(self._sent.get(model, ()))
 
     def released_by_records(self, model: str) -> None:
         """`model`'s audit records naming `token` are written for every announced environment:
@@ -292,6 +243,12 @@ class Lease:
         if record is None or record.holder != self._holder:
             with self._lock(model):
                 self._states.pop(model, None)  # theirs now: never released or recorded by us
+            if state_of(registered).unreadable is not None:
+                raise LeaseLost(
+                    f"{model}: its reconciler.state tag became unreadable while this apply "
+                    "wrote (a hand edit?); not verified and nothing recorded: its change stands. "
+                    f"{state_of(registered).refusal(model)}"
+                )
             if record is None:
                 raise LeaseLost(
                     f"{model}: the lease was removed while this apply wrote (`reconciler unlock "
@@ -306,18 +263,29 @@ class Lease:
 
     def finish(self, model: str, updates: Mapping[str, EnvRecord]) -> None:
         """The bookkeeping write: record `updates` and release the model, in one tag write. An
-        announced environment left out (its step failed, or its outcome is unknown) keeps this
-        apply's commit as attempted: it may have landed."""
+        announced environment left out where a write went out (its step failed, or its outcome
+        is unknown) keeps this apply's commit as attempted: it may have landed. One where
+        nothing went out (conflicted, not attempted) is left as it was found."""
         with self._lock(model):
             state = self._states.get(model)
             if state is None:
                 raise ReconcilerError(f"cannot record {model}: its lease is not held")
-            intent = self._intents.get(model) or {}
-            unfinished = {e: r.commit for e, r in intent.items() if e not in updates and r.commit}
-            state = state.recording(updates)
-            state = replace(state, attempted={**state.attempted, **unfinished})
-            self._put(model, state.with_lease(None))
+            self._put(model, self._unrecorded(model, state.recording(updates), updates))
             del self._states[model]
+
+    def _unrecorded(
+        self, model: str, state: ModelState, updates: Mapping[str, EnvRecord]
+    ) -> ModelState:
+        """`state` without the lease, with this apply's commit as attempted where a write went
+        out and nothing was recorded."""
+        sent = self._sent_to(model)
+        intent = self._intents.get(model) or {}
+        unfinished = {
+            env: r.commit
+            for env, r in intent.items()
+            if env not in updates and env in sent and r.commit
+        }
+        return state.attempting(unfinished, self._moves.get(model) or {}).with_lease(None)
 
     def release(self) -> None:
         """Release every model still held (not finished), leaving records that are not ours."""
@@ -336,8 +304,12 @@ class Lease:
                     return
                 if actual is not None and not self._ours(actual, model):
                     return  # expired and taken by another apply meanwhile: theirs now
-                base = state_of(_model(actual, model)) if actual is not None else state
-                self._put(model, base.with_lease(None))
+                # The tag as found, but for this apply's commit where a write of it went out.
+                if actual is not None:
+                    base = settled(_model(actual, model), self._sent_to(model))
+                else:
+                    base = self._unrecorded(model, state, {})
+                self._put(model, base)
 
         errors = _each(give_back, remaining, self._parallelism)
         if errors:
@@ -420,8 +392,12 @@ class Lease:
         )
         intent = self._intents.get(model)
         if intent:
+            moves = self._moves.get(model) or {}
             record["apply"] = self.token
-            record["pending"] = {env: r.to_dict() for env, r in sorted(intent.items())}
+            record["pending"] = {
+                env: {**r.to_dict(), **(moves[env].to_dict() if env in moves else {})}
+                for env, r in sorted(intent.items())
+            }
         return record
 
     def _put(self, model: str, state: ModelState) -> None:

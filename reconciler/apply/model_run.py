@@ -124,7 +124,10 @@ class ModelRun:
             if all(step.kind == "disown" for step in again.steps):
                 return tuple(repairs)
             results = executor.apply(
-                again, self.registry, before_each_write=self.lease.renew_if_needed
+                again,
+                self.registry,
+                before_each_write=self.lease.renew_if_needed,
+                on_send=self.lease.sending,
             )
             repairs.extend(results)
             if any(r.outcome != "applied" for r in results):

@@ -45,6 +45,9 @@ class ApplyOptions:
     expect_checksum: str | None = None  # `apply --expect-plan`: only the reviewed plan
     prune: bool = False  # `apply --prune`: retire models whose pins were removed
     force: bool = False  # `apply --force`: skip the ordering and prune safety checks
+    # `apply --take-ownership`: change models another repository owns (audited as a takeover).
+    take_ownership: bool = False
+    repository_name: str | None = None  # how the records name this repository (origin URL)
     allow_dirty: bool = False  # `apply --allow-dirty`: apply an uncommitted environments/
     dirty: bool = False  # set by apply: what it applies is not exactly HEAD (audit says so)
     pull_request: str | None = None  # for the audit records, from the merge commit's message

@@ -14,7 +14,14 @@ from reconciler.apply.executor import StepResult
 from reconciler.apply.options import ApplyOptions
 from reconciler.planning.steps import Plan
 from reconciler.records import audit
-from reconciler.records.bookkeeping import Adoption, EnvRecord, audit_tag, state_of
+from reconciler.records.bookkeeping import (
+    Adoption,
+    EnvRecord,
+    Move,
+    audit_tag,
+    interrupted_moves,
+    state_of,
+)
 from reconciler.registry.values import ActualState
 
 
@@ -55,13 +62,40 @@ def intents(
     return found
 
 
+def moves(plan: Plan, adoptions: Sequence[Adoption] = ()) -> dict[str, dict[str, Move]]:
+    """For the lease to announce beside the records: per model and environment, the version its
+    steps put in place and the versions serving before. If the apply dies before its audit
+    record, the next one records that move as the promotion it was."""
+    found: dict[str, dict[str, Move]] = {}
+    for entry in plan.entries:
+        if entry.steps and entry.onward_to is None:
+            found.setdefault(entry.pin.model, {})[entry.pin.environment] = Move(
+                entry.pin.version, entry.current
+            )
+    for adoption in adoptions:
+        if adoption.previous is not None:  # recording an interrupted move: announce it again
+            found.setdefault(adoption.model, {})[adoption.environment] = Move(
+                adoption.version, adoption.previous
+            )
+    return found
+
+
 def find_adoptions(
-    plan: Plan, actual: ActualState, root: Path, commit: str | None, owner: str
+    plan: Plan,
+    actual: ActualState,
+    root: Path,
+    commit: str | None,
+    owner: str,
+    take_ownership: bool = False,
+    own_apply: str | None = None,
 ) -> tuple[Adoption, ...]:
     """In-sync pins whose bookkeeping is missing, or stale: the recorded commit is an ancestor of
     this one and the pin file changed between the two (an interrupted run, a hand promotion that
     matches a new pin). A recorded commit whose pin is unchanged still describes the model, so a
-    new commit that does not touch a model never rewrites its tag."""
+    new commit that does not touch a model never rewrites its tag. A version an apply put there
+    and was killed before recording (its lease announced the move; not `own_apply`, the lease of
+    the apply asking) is recorded as the promotion it was. Another repository's model is adopted
+    only when `take_ownership`."""
     from reconciler.gitrepo import changed_paths, is_ancestor
 
     changed: dict[str, set[str] | None] = {}
@@ -71,9 +105,15 @@ def find_adoptions(
             continue  # promoted onward: the version serves higher up, its record is there
         pin = entry.pin
         registered = actual.models[pin.model]
-        record = state_of(registered).environments.get(pin.environment) or EnvRecord()
+        state = state_of(registered)
+        if state.unreadable is not None:
+            continue  # apply refuses the model; plan says why
+        record = state.environments.get(pin.environment) or EnvRecord()
+        taking = None
         if record.owner is not None and record.owner != owner:
-            continue  # another repository manages it there: not ours to take
+            if not take_ownership:
+                continue  # another repository manages it there: not ours to take
+            taking = record
         reason = None
         if record.owner is None:
             reason = "nothing recorded" if record.commit is None else "no ownership recorded"
@@ -86,6 +126,17 @@ def find_adoptions(
                 paths = changed[record.commit]
                 if paths is None or pin.file in paths:
                     reason = f"the pin changed since the recorded commit {record.commit[:12]}"
+        interrupted, move = interrupted_moves(registered, own_apply).get(
+            pin.environment, (None, None)
+        )
+        recovered = move is not None and interrupted is not None and move.version == pin.version
+        if recovered and interrupted is not None:
+            reason = (
+                f"moved there by an apply of commit {interrupted[:12]} whose records never "
+                "completed"
+            )
+        elif taking is not None:
+            reason = reason or "in sync, owned by another repository"
         if reason is None:
             continue
         version = registered.versions[pin.version]
@@ -94,7 +145,15 @@ def find_adoptions(
         audited = audit.parse(version.tags.get(audit_tag(pin.environment)))
         covered = commit is not None and any(r.commit == commit for r in audited)
         found.append(
-            Adoption(pin.environment, pin.model, pin.version, reason, not audited or not covered)
+            Adoption(
+                pin.environment,
+                pin.model,
+                pin.version,
+                reason,
+                recovered or taking is not None or not audited or not covered,
+                previous=move.previous if recovered and move is not None else None,
+                took_over_from=taking,
+            )
         )
     return tuple(found)
 
@@ -120,9 +179,15 @@ def model_writes(
     audits: list[tuple[str, str, str, str]] = []
     audited: set[str] = set()
 
+    def taken_from(environment: str) -> EnvRecord | None:
+        """The other repository this apply takes `environment` over from (--take-ownership)."""
+        before = existing.get(environment)
+        return before if before is not None and before.owner not in (None, owner) else None
+
     def add_audit(environment: str, version: str, action: str, previous: tuple[str, ...]) -> None:
         assert registered is not None
         key = audit_tag(environment)
+        taken = taken_from(environment)
         record = audit.AuditRecord(
             environment=environment,
             action=action,
@@ -134,6 +199,8 @@ def model_writes(
             dirty=options.dirty,
             apply=apply,
             workspace=options.workspace,
+            took_over_from=taken.owner if taken is not None else None,
+            took_over_from_name=taken.owner_name if taken is not None else None,
         )
         tags = registered.versions[version].tags
         audits.append((model, version, key, audit.append(tags.get(key), record)))
@@ -177,14 +244,20 @@ def model_writes(
                 commit=kept_commit(environment),
                 owner=None if environment in retired else owner,
                 plan=plan.checksum,
+                owner_name=None if environment in retired else options.repository_name,
             )
     for adoption in adoptions:
         if adoption.model != model:
             continue
         before = existing.get(adoption.environment) or EnvRecord()
         updates[adoption.environment] = EnvRecord(
-            commit=kept_commit(adoption.environment), owner=owner, plan=before.plan
+            commit=kept_commit(adoption.environment),
+            owner=owner,
+            plan=before.plan,
+            owner_name=options.repository_name,
         )
         if adoption.audit:
-            add_audit(adoption.environment, adoption.version, "adopt", ())
+            add_audit(
+                adoption.environment, adoption.version, adoption.action, adoption.previous or ()
+            )
     return Writes(tuple(audits), updates, frozenset(audited))

@@ -1,11 +1,9 @@
-"""`reconciler apply` and `reconciler unlock`."""
+"""`reconciler apply`."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import click
 
@@ -15,7 +13,7 @@ from reconciler.apply.lease import DEFAULT_WAIT
 from reconciler.apply.options import DEFAULT_PARALLELISM, ApplyOptions, Interrupt
 from reconciler.cli.context import AppContext
 from reconciler.cli.options import ENV_OPTION, MODEL_OPTION, format_option
-from reconciler.cli.output import drop_stdout, print_line, print_note
+from reconciler.cli.output import drop_stdout, print_note
 from reconciler.cli.signals import SIGNAL_EXITS, stopping_on_signals
 from reconciler.cli.verify import verify_applied
 from reconciler.errors import EXIT_INTERRUPTED, Reported
@@ -48,7 +46,14 @@ from reconciler.render import apply as render_apply
     "--force",
     is_flag=True,
     help="Apply even if the commit does not descend from the one last applied (exit 4 "
-    "without), or if pruning would empty an environment or exceed its max_retire.",
+    "without), or if pruning would empty an environment or exceed its max_retire. Never takes "
+    "over a model another repository owns (--take-ownership does).",
+)
+@click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Also change models another repository owns (exit 5 without), making this one their "
+    "owner; their audit records say it was a takeover and from whom.",
 )
 @click.option(
     "--allow-dirty",
@@ -88,6 +93,7 @@ def apply(
     expect_plan: str | None,
     prune: bool,
     force: bool,
+    take_ownership: bool,
     allow_dirty: bool,
     lease_wait: float,
     verify_serving: bool,
@@ -100,7 +106,7 @@ def apply(
     moved alias), then records its applied commit, ownership and audit. Results stream as they
     land; SIGINT/SIGTERM/SIGHUP finish the models in flight and exit 130/143/129 with the report.
     """
-    from reconciler.gitrepo import head_commit, head_message
+    from reconciler.gitrepo import head_commit, head_message, repository_name
     from reconciler.records.audit import pull_request_from_message
 
     root = obj.repository_root()
@@ -124,6 +130,8 @@ def apply(
         commit=head_commit(root),
         expect_checksum=expect_plan,
         force=force,
+        take_ownership=take_ownership,
+        repository_name=repository_name(root),
         allow_dirty=allow_dirty,
         prune=prune,
         pull_request=pull_request_from_message(head_message(root)),
@@ -161,33 +169,3 @@ def apply(
         )
     if verify_serving:
         verify_applied(root, result, output_format)
-
-
-@click.command()
-@MODEL_OPTION
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Remove every lease, also those of applies that look alive (only when you know they "
-    "are not running).",
-)
-@format_option(["text", "json"])
-@click.pass_obj
-def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: str) -> None:
-    """Remove model leases left by applies that died: expired ones and those whose process is
-    gone on this host (Terraform's force-unlock). Says what it removed and what it kept."""
-    found = api.unlock(obj.repository_root(), obj.registry(), models, force)
-    now = datetime.now(UTC).timestamp()
-    if output_format == "json":
-        items = [
-            {"model": u.model, "removed": u.removed, "why": u.why, "holder": u.record.holder,
-             "commit": u.record.commit, "expires": u.record.expires}
-            for u in found
-        ]  # fmt: skip
-        click.echo(json.dumps(items, indent=2))
-        return
-    for item in found:
-        verb = f"removed ({item.why})" if item.removed else f"kept ({item.why}; --force removes it)"
-        print_line(f"{item.model}: lease {verb}: {item.record.describe(now)}")
-    removed = sum(1 for u in found if u.removed)
-    click.echo(f"Unlock: {removed} removed, {len(found) - removed} kept.")

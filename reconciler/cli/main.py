@@ -2,8 +2,8 @@
 
 Exit codes (errors.py, the README's table): 0 success (in sync), 1 expected failure (bad input,
 registry error, failed apply), 2 changes pending (`plan --detailed-exitcode`) and nothing else,
-3 a bug, 4 out of order, 64 a usage error (unknown option, bad choice), 130 interrupted (SIGINT),
-143 terminated (SIGTERM), 129 hung up (SIGHUP).
+3 a bug, 4 out of order, 5 owned by another repository, 64 a usage error (unknown option, bad
+choice), 130 interrupted (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.apply import apply, unlock
+from reconciler.cli.apply import apply
 from reconciler.cli.context import AppContext
 from reconciler.cli.debug import enable_debug_log
 from reconciler.cli.group import ReconcilerGroup
@@ -21,6 +21,7 @@ from reconciler.cli.importing import import_command
 from reconciler.cli.plan import plan
 from reconciler.cli.promote import promote
 from reconciler.cli.status import status
+from reconciler.cli.unlock import unlock
 from reconciler.cli.validate import validate
 from reconciler.cli.verify import verify
 

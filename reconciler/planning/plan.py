@@ -20,7 +20,7 @@ from reconciler.pins.values import (
     Pin,
 )
 from reconciler.planning.steps import Entry, EntryStatus, Plan, Retirement, Step, Unmanaged
-from reconciler.records.bookkeeping import state_of
+from reconciler.records.bookkeeping import ModelState, state_of
 from reconciler.registry.values import ARCHIVED, READY, ActualState, RegisteredModel
 
 
@@ -35,8 +35,9 @@ def diff(
     """The steps that make `actual` match `desired`, limited to the named environments/models.
     Retirements (pins removed from models `owner`, this repository, manages) become steps where
     `prune` or the environment's setting allows."""
-    # Where this repository manages each model (one reading of each model's state tag).
-    ours = _managed_here(actual, owner)
+    # One reading of each model's state tag: where this repository manages it, who owns it.
+    states = {name: state_of(model) for name, model in actual.models.items()}
+    ours = _managed_here(states, owner)
     known = [*desired.environments_by_rank(), *_vacated(desired, ours)]
     known.sort(key=lambda env: env.rank)
     env_scope = set(environments) if environments is not None else {env.name for env in known}
@@ -62,6 +63,7 @@ def diff(
             env_scope,
             prune,
             ours.get(model, set()),
+            states.get(model, ModelState()),
             prompt=model in actual.prompts,
         )
         entries.extend(walk.entries)
@@ -78,16 +80,29 @@ def diff(
     )
     entries.sort(key=lambda e: (ranks[e.pin.environment], e.pin.model))
     steps.sort(key=lambda s: s.order_key)
-    return Plan(tuple(entries), tuple(steps), unmanaged, problems, tuple(retirements))
+    unreadable = tuple(
+        (name, problem)
+        for name in sorted({e.pin.model for e in entries})
+        if (problem := states.get(name, ModelState()).unreadable) is not None
+    )
+    return Plan(
+        tuple(entries),
+        tuple(steps),
+        unmanaged,
+        problems,
+        tuple(retirements),
+        repository=owner,
+        unreadable=unreadable,
+    )
 
 
-def _managed_here(actual: ActualState, owner: str | None) -> dict[str, set[str]]:
+def _managed_here(states: Mapping[str, ModelState], owner: str | None) -> dict[str, set[str]]:
     """Per model, the environments whose recorded owner is `owner` (this repository)."""
     if owner is None:
         return {}
     found = {}
-    for name, model in actual.models.items():
-        envs = {env for env, r in state_of(model).environments.items() if r.owner == owner}
+    for name, state in states.items():
+        envs = {env for env, r in state.environments.items() if r.owner == owner}
         if envs:
             found[name] = envs
     return found
@@ -121,10 +136,12 @@ class _ModelWalk:
         env_scope: set[str],
         prune: bool,
         ours: set[str],  # the environments where this repository manages the model
+        state: ModelState,  # the model's state tag, as read
         prompt: bool = False,  # the name is an MLflow prompt's, not a registered model's
     ) -> None:
         self.prompt = prompt
         self.entries: list[Entry] = []
+        self.records = state.environments
         self.retirements: list[Retirement] = []
         self.stages = {env.name: env.stage for env in environments}
         by_env = {pin.environment: pin for pin in pins}
@@ -201,7 +218,15 @@ class _ModelWalk:
             status = "promoted_onward"
         else:
             status = "onward_pending"  # the higher pin's change (in this plan or not) moves it
-        return Entry(pin, env.target(), status, before, tuple(pin_steps), onward_to=onward_to)
+        return Entry(
+            pin,
+            env.target(),
+            status,
+            before,
+            tuple(pin_steps),
+            onward_to=onward_to,
+            record=self.records.get(env.name),
+        )
 
 
 def _left_stage(env: Environment, managed: set[str]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.planning.steps import Plan
-from reconciler.records.bookkeeping import applied_commit
+from reconciler.records.bookkeeping import state_of
 from reconciler.registry.values import ActualState
 from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
@@ -24,6 +24,8 @@ class StatusRow:
     alias: str | None = None
     alias_version: str | None = None
     workspace: Workspace = NO_WORKSPACES  # where the registry columns were read
+    # Why the model's state tag cannot be read (then the last applied commit is not known).
+    state_problem: str | None = None
 
 
 def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
@@ -34,6 +36,8 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
         registered = actual.models.get(pin.model)
         alias = entry.target.partition(" + @")[2] or None
         alias_version = registered.aliases.get(alias) if registered and alias else None
+        state = state_of(registered)
+        record = state.environments.get(pin.environment)
         rows.append(
             StatusRow(
                 environment=pin.environment,
@@ -42,10 +46,11 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 target=entry.target,
                 registry=entry.current,
                 in_sync=entry.status in ("in_sync", "promoted_onward"),
-                last_applied_commit=applied_commit(registered, pin.environment),
+                last_applied_commit=record.commit if record else None,
                 alias=alias,
                 alias_version=alias_version,
                 workspace=plan.workspace,
+                state_problem=state.unreadable,
             )
         )
     return rows

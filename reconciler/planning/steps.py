@@ -11,7 +11,7 @@ from typing import Literal
 
 from reconciler.errors import Problem
 from reconciler.pins.values import Pin
-from reconciler.records.bookkeeping import Adoption
+from reconciler.records.bookkeeping import Adoption, EnvRecord
 from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
 StepKind = Literal["transition", "archive", "set_alias", "retire", "remove_alias", "disown"]
@@ -92,6 +92,9 @@ class Entry:
     steps: tuple[Step, ...] = ()
     onward_to: str | None = None  # the environment that holds the version, when promoted onward
     problem: Problem | None = None
+    # What the model's state tag records for this environment (owner, applied commit); None when
+    # nothing is recorded.
+    record: EnvRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,15 @@ class Plan:
     # or alias moves, so they are not changes (`plan --detailed-exitcode` exits 0 for them).
     adoptions: tuple[Adoption, ...] = ()
     workspace: Workspace = NO_WORKSPACES  # where in the registry it reads and writes
+    # The repository planning (its identity, as ownership records name it); None: unknown.
+    repository: str | None = None
+    # Pinned models whose state tag this version cannot read, and why: apply refuses them.
+    unreadable: tuple[tuple[str, str], ...] = ()
+
+    def owned_elsewhere(self, entry: Entry) -> bool:
+        """Whether another repository owns the entry's model in its environment."""
+        owner = entry.record.owner if entry.record else None
+        return owner is not None and self.repository is not None and owner != self.repository
 
     @property
     def has_changes(self) -> bool:

@@ -19,7 +19,7 @@ _SQUASH = re.compile(r"\(#(\d+)\)\s*$")
 @dataclass(frozen=True)
 class AuditRecord:
     environment: str
-    action: str  # promote | rollback | correct (drift put right)
+    action: str  # promote | rollback | correct (drift put right) | adopt | retire
     time: str  # ISO 8601, UTC
     commit: str | None = None
     previous: tuple[str, ...] = ()
@@ -30,6 +30,18 @@ class AuditRecord:
     # (bookkeeping.state_of). None in records of earlier versions and of explicit releases.
     apply: str | None = None
     workspace: str | None = None  # the registry workspace applied in, when it has workspaces
+    # `apply --take-ownership`: the repository that owned the model there before (its identity
+    # and name, as its records said).
+    took_over_from: str | None = None
+    took_over_from_name: str | None = None
+
+    def takeover(self) -> str | None:
+        """Whom this apply took the model over from, as people read it; None if nobody."""
+        if self.took_over_from is None:
+            return None
+        if self.took_over_from_name:
+            return f"{self.took_over_from_name} ({self.took_over_from})"
+        return self.took_over_from
 
 
 def action_for(version: str, previous: tuple[str, ...]) -> str:
@@ -53,10 +65,9 @@ def _record_json(record: AuditRecord) -> dict[str, object]:
     # The usual case stays as short as before (tag values are capped).
     if not record.dirty:
         del data["dirty"]
-    if record.apply is None:
-        del data["apply"]
-    if record.workspace is None:
-        del data["workspace"]
+    for key in ("apply", "workspace", "took_over_from", "took_over_from_name"):
+        if data[key] is None:
+            del data[key]
     return data
 
 
@@ -76,13 +87,19 @@ def parse(value: str | None) -> list[AuditRecord]:
                 actor=item.get("actor"),
                 pull_request=item.get("pull_request"),
                 dirty=item.get("dirty") is True,
-                apply=None if item.get("apply") is None else str(item["apply"]),
-                workspace=None if item.get("workspace") is None else str(item["workspace"]),
+                apply=_str_or_none(item.get("apply")),
+                workspace=_str_or_none(item.get("workspace")),
+                took_over_from=_str_or_none(item.get("took_over_from")),
+                took_over_from_name=_str_or_none(item.get("took_over_from_name")),
             )
             for item in data
         ]
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def pull_request_from_message(message: str | None) -> str | None:

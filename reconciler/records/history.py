@@ -21,6 +21,8 @@ class HistoryEntry:
     applied: (
         bool  # the registry's audit records name this commit (or a descendant pinning the same)
     )
+    # The apply took the model over from another repository (`--take-ownership`): from whom.
+    took_over_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,23 @@ def build(
         for index, change in enumerate(changes)
         if not environments or change.environment in environments
     ]
-    entries = tuple(
-        HistoryEntry(change, _is_rollback(change), _applied(change, nxt, registered, lineage))
-        for change, nxt in reversed(wanted)
-    )
+    entries = []
+    for change, nxt in reversed(wanted):
+        record = _applied(change, nxt, registered, lineage)
+        entries.append(
+            HistoryEntry(
+                change,
+                _is_rollback(change),
+                record is not None,
+                record.takeover() if record is not None else None,
+            )
+        )
     pinned_at: tuple[tuple[str, PinChange | None], ...] = ()
     if at is not None:
         names = sorted(set(environments) or {c.environment for c in changes})
         in_scope = [change for change, _next in wanted]
         pinned_at = tuple((env, _in_force(in_scope, env, at)) for env in names)
-    return History(model, entries, at, pinned_at)
+    return History(model, tuple(entries), at, pinned_at)
 
 
 def _is_rollback(change: PinChange) -> bool:
@@ -83,29 +92,30 @@ def _applied(
     following: PinChange | None,
     registered: RegisteredModel | None,
     lineage: Lineage | None,
-) -> bool:
-    """Whether the registry's audit records show this change applied: from its own commit, or
-    from a later commit built on it that still pins the same version, before the environment's
-    next change. A dirty apply (--allow-dirty) applied no commit exactly."""
+) -> audit.AuditRecord | None:
+    """The audit record showing this change applied, if any: from its own commit, or from a
+    later commit built on it that still pins the same version, before the environment's next
+    change. A dirty apply (--allow-dirty) applied no commit exactly."""
     if registered is None or change.after is None:
-        return False
+        return None
     version = registered.versions.get(change.after)
     if version is None:
-        return False
+        return None
     records = audit.parse(version.tags.get(audit_tag(change.environment)))
-    for record in records:
+    # A takeover's record first: that is what the history must show for it.
+    for record in sorted(records, key=lambda r: r.took_over_from is None):
         if record.dirty or record.action == "retire" or not record.commit:
             continue
         if record.commit == change.commit:
-            return True
+            return record
         if (
             lineage is not None
             and lineage.descends(record.commit, change.commit)
             and not (following is not None and lineage.descends(record.commit, following.commit))
             and lineage.pinned(record.commit, change.environment, registered.name) == change.after
         ):
-            return True
-    return False
+            return record
+    return None
 
 
 def _in_force(changes: Sequence[PinChange], environment: str, at: datetime) -> PinChange | None:

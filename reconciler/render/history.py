@@ -30,6 +30,8 @@ def history_text(history: History) -> str:
         after = f"v{change.after}" if change.after else "removed"
         badge = " ROLLBACK" if entry.rollback else ""
         applied = "applied" if entry.applied else "not applied"
+        if entry.took_over_from:
+            applied += f", taken over from {entry.took_over_from}"
         lines.append(
             f"{change.date.strftime('%Y-%m-%d %H:%M')}  {change.commit[:10]}  "
             f"{change.environment}: {before} → {after}{badge}  [{applied}]  "
@@ -53,7 +55,12 @@ def history_json(history: History) -> str:
     document: dict[str, Any] = {
         "model": history.model,
         "changes": [
-            {**change_json(e.change), "rollback": e.rollback, "applied": e.applied}
+            {
+                **change_json(e.change),
+                "rollback": e.rollback,
+                "applied": e.applied,
+                "took_over_from": e.took_over_from,
+            }
             for e in history.entries
         ],
     }

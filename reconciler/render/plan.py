@@ -10,6 +10,7 @@ from typing import Any
 
 from reconciler.planning.review import Review, VersionFacts, key_metrics
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
+from reconciler.records.bookkeeping import describe_owner
 from reconciler.render import escape
 from reconciler.render.common import count, versions
 from reconciler.render.escape import md_cell, md_code, md_text
@@ -92,6 +93,9 @@ def plan_text(plan: Plan) -> str:
                 lines.append(f"      note: {entry.pin.note}")
             if entry.pin.confidence is not None:
                 lines.append(f"      comparison confidence: {entry.pin.confidence:g}")
+            if entry.record is not None and plan.owned_elsewhere(entry):
+                lines.append(f"      owner: {_elsewhere(entry)}")
+    lines.extend(_unreadable_lines(plan, "  ! {}: {}"))
     if plan.retirements:
         lines.append("retire (pin removed from an environment reconciler managed it in)")
         lines.extend(f"  - {_retirement_line(r)}" for r in plan.retirements)
@@ -134,6 +138,19 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
             f"| {entry.pin.environment} | {md_cell(md_code(entry.pin.model))} "
             f"| {versions(entry.current)} | v{entry.pin.version} | {md_cell(action)} |"
         )
+    foreign = [e for e in plan.entries if e.record is not None and plan.owned_elsewhere(e)]
+    if foreign:
+        lines += ["", "**Owned by another repository:**", ""]
+        lines.extend(
+            f"- {e.pin.environment} {md_code(e.pin.model)}: {md_text(_elsewhere(e))}"
+            for e in foreign
+        )
+    if plan.unreadable:
+        lines += ["", md_text(_UNREADABLE), ""]
+        lines += [
+            f"- {md_code(model)}: {md_text(f'reconciler.state: {problem}')}"
+            for model, problem in plan.unreadable
+        ]
     for entry in plan.entries:
         review = (reviews or {}).get((entry.pin.environment, entry.pin.model))
         if review is not None:
@@ -160,6 +177,39 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
         lines += ["", "</details>"]
     lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
     return "\n".join(lines)
+
+
+def _elsewhere(entry: Entry) -> str:
+    assert entry.record is not None
+    return (
+        f"another repository, {describe_owner(entry.record)}; apply changes it only with "
+        "--take-ownership"
+    )
+
+
+_UNREADABLE = (
+    "unreadable state tags (apply refuses these models; `reconciler unlock` says how to fix)"
+)
+
+
+def _unreadable_lines(plan: Plan, line: str) -> list[str]:
+    if not plan.unreadable:
+        return []
+    return [
+        _UNREADABLE,
+        *(line.format(model, f"reconciler.state: {problem}") for model, problem in plan.unreadable),
+    ]
+
+
+def _owner_json(plan: Plan, entry: Entry) -> dict[str, Any] | None:
+    record = entry.record
+    if record is None or record.owner is None:
+        return None
+    return {
+        "repository": record.owner,
+        "name": record.owner_name,
+        "this_repository": not plan.owned_elsewhere(entry),
+    }
 
 
 def _review_markdown(entry: Entry, review: Review) -> list[str]:
@@ -234,7 +284,9 @@ def plan_json(plan: Plan) -> str:
         "checksum": plan.checksum,
         "counts": plan.counts,
         "changes": [_step_json(step) for step in plan.steps],
-        "pins": [_entry_json(entry) for entry in plan.entries],
+        "pins": [
+            {**_entry_json(entry), "owner": _owner_json(plan, entry)} for entry in plan.entries
+        ],
         "unmanaged": [asdict(item) for item in plan.unmanaged],
         "retirements": [
             {
@@ -247,6 +299,8 @@ def plan_json(plan: Plan) -> str:
         ],
         # Bookkeeping apply records for in-sync pins (adoption); not changes.
         "records": [asdict(a) for a in plan.adoptions],
+        # Pinned models whose state tag cannot be read: apply refuses them.
+        "unreadable_states": [{"model": m, "problem": p} for m, p in plan.unreadable],
     }
     return json.dumps(document, indent=2)
 

@@ -72,6 +72,7 @@ def status_json(rows: Sequence[StatusRow]) -> str:
                 "in_sync": row.in_sync,
                 "last_applied_commit": row.last_applied_commit,
                 "workspace": row.workspace.name,
+                "state_problem": row.state_problem,
             }
             for row in rows
         ],
@@ -94,5 +95,12 @@ def _status_cells(row: StatusRow) -> tuple[str, str, str, str, str, str]:
         f"v{row.pinned}",
         _registry_cell(row),
         "yes" if row.in_sync else "NO",
-        row.last_applied_commit[:12] if row.last_applied_commit else "-",
+        _last_applied(row),
     )
+
+
+def _last_applied(row: StatusRow) -> str:
+    if row.state_problem is not None:
+        # Not "-": that would read as "never applied". The tag says something we cannot read.
+        return "unreadable state tag (see `reconciler plan`)"
+    return row.last_applied_commit[:12] if row.last_applied_commit else "-"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.apply.executor import ApplyReport
+from reconciler.pins.values import Pin
 from reconciler.records import audit
 from reconciler.redact import scrub
 from reconciler.serving.verify import Outcome
@@ -35,7 +36,8 @@ class Message:
 
 
 def messages(report: ApplyReport) -> list[Message]:
-    """One message per pin whose serving version changed and whose changes all landed."""
+    """One message per pin whose serving version changed and whose changes all landed, and per
+    change an earlier apply made and was killed before recording (this apply recorded it)."""
     outcome = {id(r.step): r.outcome for r in report.results}
     found = []
     for entry in report.plan.entries:
@@ -44,24 +46,34 @@ def messages(report: ApplyReport) -> list[Message]:
             continue
         if pin.version in entry.current:
             continue  # drift put right around a version that already served: no news
-        action = audit.action_for(pin.version, entry.current)
-        previous = ", ".join(entry.current) or "none"
-        confidence = "N/A" if pin.confidence is None else f"{pin.confidence:g}"
-        rollback = action == "rollback"
-        title = "Model Rolled Back" if rollback else "Model Promoted"
-        body = "\n".join(
-            [
-                "Model Rollback Completed" if rollback else "Model Promotion Completed",
-                "",
-                f"Model: {pin.model}",
-                f"New Production Version: {pin.version}",
-                f"Previous Version: {previous}",
-                f"Comparison Confidence: {confidence}",
-                f"Environment: {pin.environment}",
-            ]
-        )
-        found.append(Message(pin.model, pin.environment, f"{title}: {pin.model}", body))
+        found.append(_promotion(pin, entry.current))
+    pins = {(e.pin.environment, e.pin.model): e.pin for e in report.plan.entries}
+    for adoption in report.adoptions:
+        pinned = pins.get((adoption.environment, adoption.model))
+        if adoption.previous is None or pinned is None or adoption.version in adoption.previous:
+            continue  # a plain adoption moved nothing: no news
+        found.append(_promotion(pinned, adoption.previous))
     return found
+
+
+def _promotion(pin: Pin, current: tuple[str, ...]) -> Message:
+    action = audit.action_for(pin.version, current)
+    previous = ", ".join(current) or "none"
+    confidence = "N/A" if pin.confidence is None else f"{pin.confidence:g}"
+    rollback = action == "rollback"
+    title = "Model Rolled Back" if rollback else "Model Promoted"
+    body = "\n".join(
+        [
+            "Model Rollback Completed" if rollback else "Model Promotion Completed",
+            "",
+            f"Model: {pin.model}",
+            f"New Production Version: {pin.version}",
+            f"Previous Version: {previous}",
+            f"Comparison Confidence: {confidence}",
+            f"Environment: {pin.environment}",
+        ]
+    )
+    return Message(pin.model, pin.environment, f"{title}: {pin.model}", body)
 
 
 def verify_messages(outcomes: Sequence[Outcome]) -> list[Message]:

@@ -34,6 +34,7 @@ LONGEST_FIRST = [
     "tests/integration/test_serving_tour.py",  # ~65: the README's tour, trains three models
     "tests/integration/test_concurrency.py",  # ~60: a server killed and restarted mid-apply
     "tests/integration/test_outcomes.py",  # ~60: a silent registry (3 attempts x 10 s)
+    "tests/integration/test_refused_apply.py",  # ~60: 61 models, three applies of them
     "tests/integration/test_faults.py",  # ~60
     "tests/integration/test_demo.py",  # ~55: the README's demo
     "tests/integration/test_review_and_ci.py",  # ~50: the workflows' scripts

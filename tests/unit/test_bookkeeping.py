@@ -198,7 +198,14 @@ def test_old_tags_are_read_back_and_migrated(repo: Repo, run: RunCli, fake: Fake
     assert "record (" not in run("plan").stdout
     repo.pin("production", "m", 2)
     repo.commit("v2")
-    assert run("apply").exit_code == 0
+    # Nor changed without --take-ownership (issue 15 §8): the old tag names its owner.
+    refused = run("apply")
+    assert refused.exit_code == 5, refused.output
+    assert (
+        "another repository owns it there: the repository with root commit someone-else (it "
+        "recorded no name)" in refused.stderr
+    )
+    assert run("apply", "--take-ownership").exit_code == 0
     found = fake.read_model("m")
     assert found is not None
     state = state_of(found).environments["production"]
@@ -355,7 +362,8 @@ def test_a_kill_before_the_audit_record_keeps_the_lease_and_the_old_fence(repo: 
     records = audit.parse(
         registry.read(["m"]).models["m"].versions["2"].tags[audit_tag("production")]
     )
-    assert [(r.action, r.commit) for r in records][-1] == ("adopt", new)
+    # Recorded as the promotion it was (issue 15 §9), not as an adoption with no previous.
+    assert [(r.action, r.commit, r.previous) for r in records][-1] == ("promote", new, ("1",))
 
 
 def test_a_kill_between_two_audit_records_completes_only_the_first(repo: Repo) -> None:

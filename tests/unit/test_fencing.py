@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from reconciler.pins.values import PRODUCTION
-from reconciler.records.bookkeeping import applied_commit_tag
+from reconciler.records.bookkeeping import STATE_TAG, applied_commit_tag, audit_tag
 from reconciler.registry.fake import FakeRegistry
 from tests.conftest import Repo, make_runner, recorded_commit
 
@@ -78,6 +78,22 @@ def test_a_shallow_clone_cannot_tell_and_is_refused_with_a_hint(
     subprocess.run(["git", "checkout", "-q", c1], cwd=full, check=True)
     assert make_runner(full, fake)("apply").exit_code == 0
     shallow = clone(repo, "shallow", "--depth", "1")
+    result = make_runner(shallow, fake)("apply")
+    assert result.exit_code == 4
+    # Its owner (this repository, known by its root commit) cannot be told from here either.
+    assert result.stderr == (
+        f"error: refusing to apply m to production: its owner is recorded as file://{repo.root} "
+        f"(root commit {c1[:12]}), and this shallow clone cannot tell "
+        "whether that is this repository (a repository is known by its root commit, which is "
+        "not here). Fetch full history (git fetch --unshallow; actions/checkout with "
+        "fetch-depth: 0)\n"
+    )
+    # Without ownership recorded (an older version's tags), the fence says the same.
+    found = fake.read_model("m")
+    assert found is not None
+    fake.set_model_tag("m", STATE_TAG, "")
+    fake.set_model_tag("m", applied_commit_tag("production"), c1)
+    fake.set_version_tag("m", "1", audit_tag("production"), "")
     result = make_runner(shallow, fake)("apply")
     assert result.exit_code == 4
     assert result.stderr == (
