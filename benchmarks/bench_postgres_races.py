@@ -132,7 +132,7 @@ def reconciler_races(client: Any, url: str, workdir: Path, trials: int) -> tuple
         seed(client, name, 3)
         repos = [git_repo(workdir / f"race-{trial}-{v}", name, v) for v in (2, 3)]
         processes = [
-            subprocess.Popen([RECONCILER, "apply", "--force"], cwd=r, env=env,
+            subprocess.Popen([RECONCILER, "apply", "--force", "--take-ownership"], cwd=r, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for r in repos
         ]  # fmt: skip

@@ -95,7 +95,7 @@ def reconciler_races(client: Any, url: str, workdir: Path, trials: int) -> tuple
         seed(client, name, 3)
         clones = [git_repo(workdir / f"race-{trial}-{v}", {name: v}) for v in (2, 3)]
         processes = [
-            subprocess.Popen([RECONCILER, "apply", "--force"], cwd=c, env=env,
+            subprocess.Popen([RECONCILER, "apply", "--force", "--take-ownership"], cwd=c, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for c in clones
         ]  # fmt: skip

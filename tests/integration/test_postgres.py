@@ -100,8 +100,9 @@ def git_repo(path: Path, model: str, version: int) -> Path:
 def test_racing_apply_processes_never_double_production(
     request: pytest.FixtureRequest, backend: str, tmp_path: Path
 ) -> None:
-    """Two repositories pin different versions of one model and apply at once (--force: they
-    would otherwise fence each other). benchmarks/bench_postgres_races.py runs 30 trials and
+    """Two repositories pin different versions of one model and apply at once (--force and
+    --take-ownership: they would otherwise fence each other, and the loser would be refused as
+    not the owner). benchmarks/bench_postgres_races.py runs 30 trials and
     races plain MlflowClient processes beside them."""
     url = backend_url(request, backend)
     seeder = Seeder(url)
@@ -113,7 +114,7 @@ def test_racing_apply_processes_never_double_production(
         repos = [git_repo(tmp_path / f"{trial}-{v}", name, v) for v in (2, 3)]
         processes = [
             subprocess.Popen(
-                [RECONCILER, "apply", "--force"],
+                [RECONCILER, "apply", "--force", "--take-ownership"],
                 cwd=repo,
                 env=env,
                 stdout=subprocess.PIPE,
