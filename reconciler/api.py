@@ -262,13 +262,14 @@ def _workspace_to_write(registry: Registry, desired: DesiredState) -> Workspace:
     workspace = registry.use_workspace(desired.workspace)
     if workspace.name is not None and workspace.chosen_by != SETTINGS:
         how = (
-            f"MLFLOW_WORKSPACE is {workspace.name!r}, but this repository does not say"
+            f"MLFLOW_WORKSPACE is {workspace.name!r}, but this repository does not say which "
+            "one it manages"
             if workspace.chosen_by
-            else "no workspace is chosen"
+            else "none is chosen"
         )
         raise UsageError(
-            f"the registry has workspaces and {how} which one it manages: set `workspace: "
-            f"<name>` in {ENVIRONMENTS_DIR}/_defaults.yaml (nothing was changed)"
+            f"the registry has workspaces and {how}: set `workspace: <name>` in "
+            f"{ENVIRONMENTS_DIR}/_defaults.yaml (nothing was changed)"
         )
     return workspace
 

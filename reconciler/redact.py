@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 # A Slack webhook URL is a credential too: whoever has it can post to the channel.
 SECRET_VARIABLES = (
@@ -57,7 +57,8 @@ MIN_PIECE = 4
 def register(values: Iterable[str]) -> None:
     """From now on, scrub these values wherever they show: whole, stripped of surrounding
     whitespace (a value read from a file ends in a newline), line by line, and as repr(), JSON
-    and URL-quoting spell them (an error message shows `'tok\\n'`, a report `"tok\\"x"`)."""
+    and URL-quoting or -unquoting spell them (an error message shows `'tok\\n'`, a report
+    `"tok\\"x"`, a backend echoing its request path `a/b` for `a%2Fb`)."""
     forms: set[str] = set()
     for value in values:
         pieces = {value, value.strip(), *(line.strip() for line in value.splitlines())}
@@ -76,6 +77,9 @@ def _spellings(text: str) -> set[str]:
         json.dumps(text, ensure_ascii=False)[1:-1],
         quote(text, safe=""),
         quote_plus(text, safe=""),
+        # A backend may echo the request path decoded: `%2F` in the value comes back as `/`.
+        unquote(text),
+        unquote_plus(text),
     }
 
 

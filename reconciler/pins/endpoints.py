@@ -203,7 +203,7 @@ def resolve(
         return _VARIABLE.sub(lambda m: environ[m.group(1)], text)
 
     template = endpoint.url_for(model, environment)
-    url, headers = _userinfo_as_basic_auth(
+    url, headers = userinfo_as_basic_auth(
         fill(template), {header: fill(value) for header, value in endpoint.headers}
     )
     secrets = [environ[name] for name in names]
@@ -219,7 +219,7 @@ def resolve(
     )
 
 
-def _userinfo_as_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+def userinfo_as_basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     """urllib does not send `user:password@` itself: it becomes a Basic Authorization header
     (unless the headers set one), and leaves the URL."""
     parts = urlsplit(url)

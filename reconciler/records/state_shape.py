@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ MAX_PID = 2**31 - 1  # pid_t: a larger one is nobody's (os.kill would overflow)
 _RECORD_FIELDS = ("commit", "owner", "owner_name", "plan")  # per environment (EnvRecord)
 _PENDING_FIELDS = (*_RECORD_FIELDS, "version", "previous")  # announced: also the move it makes
 _LEASE_STRINGS = ("holder", "commit", "host", "apply")
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _TOP = ("format", "environments", "lease", "attempted", "attempted_moves")
 
 
@@ -54,7 +56,7 @@ def decode(text: str) -> dict[str, Any]:
     for env, record in _object(data, "environments").items():
         _record(record, f"environments.{env}", _RECORD_FIELDS)
     for env, commit in _object(data, "attempted").items():
-        _string(commit, f"attempted.{env}")
+        _commit(commit, f"attempted.{env}")
     for env, move in _object(data, "attempted_moves").items():
         _record(move, f"attempted_moves.{env}", ("version", "previous"))
         if "version" not in move:
@@ -107,8 +109,19 @@ def _record(record: object, where: str, fields: tuple[str, ...]) -> None:
         if key == "previous":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise Unreadable(f"{where}.previous: expected a list of versions")
+        elif key == "commit" and value is not None:
+            _commit(value, f"{where}.commit")
         elif value is not None:
             _string(value, f"{where}.{key}")
+
+
+def _commit(value: object, where: str) -> None:
+    """A git object name (SHA-1, or SHA-256 repositories'): anything else is a hand edit, and
+    would reach `git` as an argument and the status table as a commit."""
+    _string(value, where)
+    assert isinstance(value, str)
+    if not _COMMIT.fullmatch(value):
+        raise Unreadable(f"{where}: expected a commit id (40 hex digits), found {_shown(value)}")
 
 
 def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -228,7 +228,7 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
         lines += [columns, "|---|---|---|---|---|" if old else "|---|---|---|"]
         for name in names:
             new = review.new.metrics.get(name)
-            origin = md_cell(_origin(name, review.new, old))
+            origin = md_cell(md_text(_origin(name, review.new, old)))
             if old is None:
                 lines.append(f"| {md_cell(md_text(name))} | {_number(new)} | {origin} |")
                 continue

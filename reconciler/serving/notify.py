@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.apply.executor import ApplyReport
+from reconciler.pins.endpoints import userinfo_as_basic_auth
 from reconciler.pins.values import Pin
 from reconciler.records import audit
 from reconciler.redact import scrub
@@ -151,9 +152,9 @@ def _reason(error: Exception) -> str:
 def _post(url: str, message: Message) -> None:
     text = f"*{_slack(message.subject)}*\n{_slack(message.body)}"
     payload = json.dumps({"text": text}).encode()
-    request = urllib.request.Request(
-        url, data=payload, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    # `user:password@` in the webhook URL: urllib would look the whole of it up as the host.
+    url, headers = userinfo_as_basic_auth(url, {"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         response.read()
 

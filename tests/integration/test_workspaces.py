@@ -181,7 +181,7 @@ def test_no_workspace_chosen_reads_the_default_and_refuses_to_apply(
     ), plan.stdout
     applied = reconciler(repo, workspace_server, "apply")
     assert applied.returncode == 1
-    assert "no workspace is chosen" in applied.stderr
+    assert "the registry has workspaces and none is chosen" in applied.stderr
     assert workspaces.stages("team-b", "churn")["4"] == "Production"
     assert workspaces.stages("team-a", "churn")["1"] in ("Production", "Archived")
 
@@ -195,7 +195,9 @@ def test_the_variable_alone_is_not_enough_to_apply(
     assert plan.stdout.splitlines()[0] == "workspace: team-b"
     applied = reconciler(repo, workspace_server, "apply", workspace="team-b")
     assert applied.returncode == 1
-    assert "MLFLOW_WORKSPACE is 'team-b', but this repository does not say" in applied.stderr
+    assert (
+        "MLFLOW_WORKSPACE is 'team-b', but this repository does not say which one" in applied.stderr
+    )
     assert workspaces.stages("team-b", "churn")["4"] == "Production"
 
 

@@ -88,8 +88,8 @@ def test_apply_with_no_workspace_chosen_is_refused_and_plan_says_which_it_read(
     applied = run("apply", "--format", "json")
     assert applied.exit_code == 1
     message = (
-        "the registry has workspaces and no workspace is chosen which one it manages: set "
-        "`workspace: <name>` in environments/_defaults.yaml (nothing was changed)"
+        "the registry has workspaces and none is chosen: set `workspace: <name>` in "
+        "environments/_defaults.yaml (nothing was changed)"
     )
     assert applied.stderr == f"error: {message}\n"
     assert json.loads(applied.stdout)["error"]["message"] == message
@@ -105,7 +105,9 @@ def test_the_variable_alone_reads_but_does_not_apply(
     assert run("plan").stdout.splitlines()[0] == "workspace: team-b"
     applied = run("apply")
     assert applied.exit_code == 1
-    assert "MLFLOW_WORKSPACE is 'team-b', but this repository does not say" in applied.stderr
+    assert (
+        "MLFLOW_WORKSPACE is 'team-b', but this repository does not say which one" in applied.stderr
+    )
     assert two_versions.writes == []
 
 
