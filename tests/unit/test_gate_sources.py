@@ -192,3 +192,26 @@ def test_the_review_says_where_each_figure_came_from(
         "| accuracy (eval) | n/a | 0.8 | n/a | model, eval |",
     ]
     assert "Policy passed: accuracy (train) &gt;= 0.9" in result.stdout  # escaped: renders >=
+
+
+def test_a_hostile_dataset_name_stays_inside_its_cell(
+    repo: Repo, run: RunCli, fake: FakeRegistry
+) -> None:
+    """Anyone who may log a metric names its dataset: the From column is markdown text too
+    (hostile review: a dataset named with `<details>` opened a block in the PR comment)."""
+    from tests.support.markdown import render
+
+    fake.create_version("m", run_id="r1", stage=PRODUCTION)
+    fake.metrics["r1"] = {"accuracy": 0.85}
+    model = fake.create_logged_model()
+    fake.log_model_metric(model, "accuracy", 0.5, dataset="a|b\n## h <details>`x`\u202e")
+    fake.log_model_metric(model, "accuracy", 0.95, dataset="eval")
+    fake.create_version("m", run_id="r2", model_id=model)
+    gate(repo, "{min: 0.9, dataset: eval}")
+    result = run("plan", "--format", "markdown")
+    assert result.exit_code == 0, result.stderr
+    shown = render(result.stdout)
+    assert "details" not in shown.tags
+    assert [tag for tag, _text in shown.headings] == ["h3", "h4"]  # the plan's, the review's
+    assert "\u202e" not in result.stdout
+    assert all(len(set(row)) == 1 for row in shown.tables), shown.tables

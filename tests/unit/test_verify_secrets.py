@@ -7,6 +7,7 @@ stdout, stderr, JSON, `--debug`, internal errors with `--traceback`. Real HTTP s
 from __future__ import annotations
 
 import json
+import urllib.parse
 import os
 import subprocess
 import sys
@@ -234,3 +235,26 @@ def test_an_internal_error_never_shows_a_secret_even_with_traceback(
         assert "internal error (a bug, please report it): RuntimeError: cannot judge" in output
         assert not leaked(output, KEY, TOKEN), output
     assert serving.seen  # it did poll
+
+
+def test_a_backend_echoing_a_query_value_decoded_never_shows_it(
+    repo: Repo, run: RunCli, serving: Serving, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `${VAR}` in the query goes out URL-quoted as written (`%2F`); a backend that echoes its
+    request decoded sends `/` back (hostile review): that spelling is the secret too."""
+    secret = f"{TOKEN}%2F{KEY}"
+    decoded = f"{TOKEN}/{KEY}"
+    monkeypatch.setenv("QV", secret)
+    settings(repo, "production", f"{serving.base}/health?x=${{QV}}")
+    repo.pin("production", "churn", 3)
+    assert run("verify", "--timeout", "0").exit_code == 1
+    [(sent, _headers)] = serving.seen
+    echoed = urllib.parse.unquote(sent)  # what the backend read
+    assert decoded in echoed
+    serving.answers[sent] = Answer(
+        status=503, body=json.dumps({"reload_error": f"bad request {echoed}"}).encode()
+    )
+    for code, output in every_output(run, "verify", "--timeout", "0"):
+        assert code == 1
+        assert decoded not in output, output
+        assert not leaked(output, KEY, TOKEN), output
