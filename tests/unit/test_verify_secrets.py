@@ -7,10 +7,10 @@ stdout, stderr, JSON, `--debug`, internal errors with `--traceback`. Real HTTP s
 from __future__ import annotations
 
 import json
-import urllib.parse
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
