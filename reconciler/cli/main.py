@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from reconciler import __version__
 from reconciler.cli.apply import apply, unlock
 from reconciler.cli.context import AppContext
 from reconciler.cli.debug import enable_debug_log
@@ -46,7 +47,7 @@ from reconciler.cli.verify import verify
     is_flag=True,
     help="Log every registry request (MLflow, HTTP) to stderr; credentials are scrubbed.",
 )
-@click.version_option(package_name="mlflow-reconciler", message="%(prog)s %(version)s")
+@click.version_option(version=__version__, message="%(prog)s %(version)s")
 @click.pass_context
 def cli(
     ctx: click.Context, tracking_uri: str | None, root: Path | None, traceback: bool, debug: bool

@@ -84,6 +84,8 @@ def test_the_tool_comes_from_the_same_commit_as_the_pins() -> None:
     pinned by the commit itself, so the README asks teams to copy the whole repository, never
     only environments/, .github/ and scripts/ci/ (which would leave `pip install .` nothing)."""
     for path in WORKFLOWS:
+        if path.name == "release.yml":
+            continue  # it tests the wheel it built, in a virtualenv of its own
         workflow = yaml.safe_load(path.read_text())
         for name, job in workflow["jobs"].items():
             runs = [step.get("run", "") for step in job.get("steps", [])]
