@@ -14,11 +14,13 @@ import click
 
 from reconciler import __version__
 from reconciler.cli.apply import apply, unlock
+from reconciler.cli.ci import ci
 from reconciler.cli.context import AppContext
 from reconciler.cli.debug import enable_debug_log
 from reconciler.cli.group import ReconcilerGroup
 from reconciler.cli.history import history
 from reconciler.cli.importing import import_command
+from reconciler.cli.init import init
 from reconciler.cli.plan import plan
 from reconciler.cli.promote import promote
 from reconciler.cli.status import status
@@ -67,7 +69,19 @@ def cli(
         enable_debug_log(ctx)
 
 
-for command in (validate, plan, apply, unlock, promote, import_command, status, history, verify):
+for command in (
+    init,
+    validate,
+    plan,
+    apply,
+    unlock,
+    promote,
+    import_command,
+    status,
+    history,
+    verify,
+    ci,
+):
     cli.add_command(command)
 
 

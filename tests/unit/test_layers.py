@@ -19,7 +19,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("reconciler.records",)),
     ("planning", ("reconciler.planning",)),
     ("apply", ("reconciler.apply",)),
-    ("features", ("reconciler.importing", "reconciler.promotion", "reconciler.serving")),
+    (
+        "features",
+        (
+            "reconciler.importing",
+            "reconciler.promotion",
+            "reconciler.serving",
+            # The workflows' glue, and `init`'s scaffolding (templates, schemas, the version).
+            "reconciler.ci",
+            "reconciler.scaffold",
+        ),
+    ),
     ("render", ("reconciler.render",)),
     ("api", ("reconciler.api",)),
     ("cli", ("reconciler.cli", "reconciler.__main__")),
