@@ -58,29 +58,28 @@ def run(
     environments: str,
     args: str,
     out_dir: Path,
+    show: Callable[[str], None],
     relay: Callable[[str], None],
     reconciler: Sequence[str] = (sys.executable, "-m", "reconciler"),
 ) -> Result:
-    """Run the command; `relay` shows each line of its stderr as it comes."""
+    """Run the command; `relay` shows each line of its stderr as it comes, `show` the lines of
+    a stdout that stays in the log."""
     chosen = COMMANDS[command]
     out_dir.mkdir(parents=True, exist_ok=True)
     errors = out_dir / "errors.txt"
     document = out_dir / chosen.document if chosen.document else None
     argv = [*reconciler, *command_line(command, environments, args)]
-    out = document.open("w", encoding="utf-8") if document else None
-    try:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.PIPE, text=True, errors="replace"
-        )
-        assert process.stderr is not None
-        with errors.open("w", encoding="utf-8") as kept:
-            for line in process.stderr:
-                relay(line.rstrip("\n"))
-                kept.write(line)
-        code = process.wait()
-    finally:
-        if out is not None:
-            out.close()
+    if document is None:
+        # validate: quick, and its stdout (annotations) belongs in the log.
+        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
+        for line in done.stdout.splitlines():
+            show(line)
+        errors.write_text(done.stderr, encoding="utf-8")
+        for line in done.stderr.splitlines():
+            relay(line)
+        code = done.returncode
+    else:
+        code = _run_to_file(argv, document, errors, relay)
     pending = chosen.pending and code == 2
     changed: list[str] = []
     if command == "apply" and document is not None:
@@ -97,3 +96,22 @@ def run(
     }
     set_outputs(values)
     return Result(code, values, failed=code != 0 and not pending)
+
+
+def _run_to_file(
+    argv: list[str], document: Path, errors: Path, relay: Callable[[str], None]
+) -> int:
+    """stdout to `document`; stderr line by line to `relay` (a long apply shows its progress
+    as it goes) and to `errors`."""
+    with (
+        document.open("w", encoding="utf-8") as out,
+        errors.open("w", encoding="utf-8") as kept,
+        subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.PIPE, text=True, errors="replace"
+        ) as process,
+    ):
+        assert process.stderr is not None
+        for line in process.stderr:
+            relay(line.rstrip("\n"))
+            kept.write(line)
+        return process.wait()

@@ -174,7 +174,13 @@ def action(
 
     try:
         result = action_module.run(
-            command, environments, extra, out_dir, _stderr, _reconciler(reconciler_command)
+            command,
+            environments,
+            extra,
+            out_dir,
+            click.echo,
+            _stderr,
+            _reconciler(reconciler_command),
         )
     except ValueError as error:  # shlex: an unclosed quote in --args
         raise click.BadParameter(str(error), param_hint="--args") from None

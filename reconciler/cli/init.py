@@ -52,8 +52,6 @@ def init(
     if workspace is not None and (problem := files.workspace_problem(workspace)):
         raise click.BadParameter(problem, param_hint="--workspace")
     root = directory.resolve()
-    if root.exists() and not root.is_dir():
-        raise ReconcilerError(f"{directory}: not a folder")
     root.mkdir(parents=True, exist_ok=True)
     initialized = _git_init(root)
     outcome = files.write(root, files.planned(workspace))

@@ -429,3 +429,91 @@ def test_apply_in_order_stops_at_the_first_failure(
     assert (tmp_path / "apply-dev.json").read_text() == "[]\n"
     assert "::error title=reconcile: staging failed::" in done.stdout
     assert not (tmp_path / "apply-production.json").exists()
+
+
+def _fake_reconciler(tmp_path: Path, code: int, stdout: str) -> tuple[Path, Path]:
+    """A `reconciler` that records its arguments, prints `stdout`, a line on stderr, exits."""
+    log = tmp_path / "argv.json"
+    fake = tmp_path / "fake-reconciler"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        f"sys.stdout.write({stdout!r})\n"
+        "sys.stderr.write('error: something on stderr\\n')\n"
+        f"sys.exit({code})\n"
+    )
+    fake.chmod(0o755)
+    return fake, log
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "failed", "pending"),
+    [
+        pytest.param("plan", 0, False, "false", id="plan-in-sync"),
+        pytest.param("plan", 2, False, "true", id="plan-pending"),
+        pytest.param("drift", 2, False, "true", id="drift"),
+        pytest.param("plan", 1, True, "false", id="plan-failed"),
+        pytest.param("validate", 2, True, "false", id="validate-2-is-no-plan"),
+        pytest.param("plan", 3, True, "false", id="bug"),
+    ],
+)
+def test_action_runs_one_command_and_writes_its_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, code: int, failed: bool,
+    pending: str,
+) -> None:  # fmt: skip
+    fake, log = _fake_reconciler(tmp_path, code, "### Registry plan\n")
+    out = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    args = ["action", "--command", command, "--environments", "staging\nproduction",
+            "--args", "--model 'churn model'", "--out-dir", str(tmp_path / "out"),
+            "--reconciler", str(fake)]  # fmt: skip
+    done = ci(*args)
+    assert done.exit_code == (code if failed else 0), done.output
+    assert "error: something on stderr" in done.stderr
+    argv = json.loads(log.read_text())
+    assert argv[-6:] == ["--env", "staging", "--env", "production", "--model", "churn model"]
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs["exit-code"] == str(code)
+    assert outputs["changes-pending"] == pending
+    assert outputs["changed-models"] == "[]"
+    errors = Path(outputs["errors-file"]).read_text()
+    assert errors == "error: something on stderr\n"
+    if command == "validate":
+        assert argv[:3] == ["validate", "--format", "github"]
+        assert outputs["plan-file"] == ""
+        assert "### Registry plan" in done.stdout  # annotations stay in the log
+    else:
+        assert argv[:4] == ["plan", "--format", "markdown", "--detailed-exitcode"]
+        assert Path(outputs["plan-file"]).read_text() == "### Registry plan\n"
+    kept = ci(*args, "--no-fail-on-error")
+    assert kept.exit_code == 0
+
+
+def test_action_apply_outputs_the_changed_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        {"model_name": "churn", "environment": "staging", "new_version": "2", "promoted": True},
+        {"model_name": "fraud", "environment": "staging", "new_version": "1", "promoted": False,
+         "already_promoted": True},
+    ]  # fmt: skip
+    fake, log = _fake_reconciler(tmp_path, 0, json.dumps(records))
+    out, summary = tmp_path / "github_output", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    done = ci("action", "--command", "apply", "--out-dir", str(tmp_path / "o"),
+              "--reconciler", str(fake))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(log.read_text()) == ["apply", "--format", "json"]
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs["changed-models"] == '["churn"]'
+    assert json.loads(Path(outputs["report-file"]).read_text()) == records
+    assert "| staging | `churn` | v2 |" in summary.read_text()
+
+
+def test_action_args_with_an_open_quote_are_a_usage_error(tmp_path: Path) -> None:
+    done = ci("action", "--command", "plan", "--args", "--model 'churn", "--out-dir",
+              str(tmp_path))  # fmt: skip
+    assert done.exit_code == 64
+    assert "Invalid value for --args: No closing quotation" in done.stderr

