@@ -1,10 +1,16 @@
 """Issue 4's pieces against a real `mlflow server`: the review plan with real run metrics and UI
-links, the workflow scripts fed by real CLI output, promote's registry fallback, status."""
+links, promote's registry fallback, status; and the workflows' jobs (issue 16) run with the real
+CLI through the action `init` pins."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +295,96 @@ def test_promote_and_propose_workflows_make_branch_names_from_any_model_name(
     candidate = f"candidate/{model.replace(' ', '-').replace('[', '-').replace(']', '-').replace('.', '-')}-v1"
     assert candidate in repo.git(f"--git-dir={origin}", "branch", "--list").split()
     assert gh_calls(gh[1])[-1][:4] == ["pr", "create", "--head", candidate]
+
+
+@pytest.fixture
+def stale_serving() -> Iterator[str]:
+    """A serving backend that never follows: its health answers version 1, whatever is pinned."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "version": "1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_reconcile_opens_a_revert_pull_request_when_serving_does_not_follow(
+    repo: Repo,
+    seeder: Seeder,
+    mlflow_server: str,
+    gh: tuple[Path, Path],
+    tmp_path: Path,
+    stale_serving: str,
+) -> None:
+    model = seeder.name("stale")
+    seeder.model(model, [0.5, 0.6])
+    seeder.stage(model, "1", PRODUCTION)
+    origin = tmp_path / "origin.git"
+    repo.git("init", "-q", "--bare", str(origin))
+    repo.git("remote", "add", "origin", str(origin))
+    repo.write(
+        "environments/production.yaml",
+        f"stage: Production\nserving:\n  url: {stale_serving}/{{model}}/health\n"
+        "  timeout: 1s\n  interval: 1s\n",
+    )
+    repo.pin("production", model, 1)
+    scaffold_action(repo.root)
+    before = repo.commit("serving v1")
+    repo.pin("production", model, 2)
+    merge = repo.commit("Promote to v2")
+    repo.git("push", "-q", "origin", "main")
+    event = {"before": before, "repository": {"default_branch": "main"}}
+    runner = runner_for(repo, mlflow_server, gh, sha=merge, event=event)
+
+    needs: dict[str, dict[str, Any]] = {
+        "order": {"result": "success", "outputs": {"before": "[]", "gated": '["production"]'}},
+        "staging": {"result": "skipped", "outputs": {}},
+    }
+    applied = runner.job("reconcile.yml", "production", needs=needs)
+    assert not applied.ok
+    assert "::error title=reconcile: production serving does not follow the pins::" in applied.log
+    assert seeder.stages(model)["2"] == PRODUCTION  # the registry changes stand
+    # The artifact hand-over (upload in the apply job, download in the revert job).
+    (runner.temp / "verify").mkdir()
+    for report in (runner.temp / "reconcile").glob("verify-*.json"):
+        shutil.copy(report, runner.temp / "verify" / report.name)
+
+    needs["production"] = {"result": "failure", "outputs": applied.outputs}
+    reverted = runner.job("reconcile.yml", "revert", needs=needs)
+    assert reverted.ok, reverted.log
+    branch = f"revert/{merge[:12]}"
+    assert f"revert pull request created ({branch})" in reverted.log
+    shown = subprocess.run(
+        ["git", f"--git-dir={origin}", "show", f"{branch}:environments/production/{model}.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert shown == f"model: {model}\nversion: 1\n"
+    assert repo.git(f"--git-dir={origin}", "rev-parse", "main").strip() == merge
+    calls = gh_calls(gh[1])
+    assert calls[0] == ["auth", "setup-git"]
+    assert calls[-1][:8] == [
+        "pr",
+        "create",
+        "--repo",
+        "org/pins",
+        "--base",
+        "main",
+        "--head",
+        branch,
+    ]
+    assert f"| production | {model} | v2 | v1 | serves v1 |" in calls[-1][-1]
