@@ -126,6 +126,14 @@ class Runner:
         outputs = {k: self._expand(str(v), context) for k, v in spec.get("outputs", {}).items()}
         return JobResult(context["job_status"] == "success", outputs, results)
 
+    def step(self, workflow: str, job: str, name: str, **env: str) -> StepResult:
+        """One `run:` step of a job alone (by `id` or `name`), with `env` as the values its
+        `env:` expressions would give."""
+        for candidate in self.workflow(workflow)["jobs"][job]["steps"]:
+            if name in (candidate.get("id"), candidate.get("name")):
+                return self._run(name, str(candidate["run"]), env, self.root)
+        raise KeyError(f"{workflow}: job {job} has no step {name!r}")
+
     def action(self, folder: Path, inputs: dict[str, str]) -> JobResult:
         """A composite action alone, as a step that uses it."""
         context: dict[str, Any] = {"inputs": {}, "steps": {}, "job_status": "success"}

@@ -88,6 +88,8 @@ def test_the_version_is_pinned_to_the_installed_release(tmp_path: Path) -> None:
     hook = yaml.safe_load((tmp_path / ".pre-commit-config.yaml").read_text())["repos"][0]
     assert (hook["repo"], hook["rev"]) == (f"https://github.com/{ACTION_REPOSITORY}", f"v{VERSION}")
     assert hook["hooks"] == [{"id": "reconciler-validate"}]
+    offered = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert [h["id"] for h in offered] == ["reconciler-validate"]  # the hook this repository offers
     # The one place for CI: every workflow runs the tool through the local action.
     texts = "".join(p.read_text() for p in (tmp_path / ".github/workflows").glob("*.yml"))
     assert ACTION_REPOSITORY not in texts

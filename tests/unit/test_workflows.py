@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reconciler import __version__
+from tests.support.workflow import Runner
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
@@ -121,3 +124,65 @@ def test_the_tool_is_a_pinned_release_never_a_source_install() -> None:
     assert '"mlflow-reconciler==$VERSION"' in action
     readme = (REPO / "README.md").read_text()
     assert "Copy the whole repository" not in readme
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> tuple[Runner, Path]:
+    """release.yml's steps in a copy of the files they read, with a recording `gh`."""
+    root = tmp_path / "checkout"
+    (root / "reconciler").mkdir(parents=True)
+    shutil.copy(REPO / "reconciler" / "__init__.py", root / "reconciler" / "__init__.py")
+    shutil.copy(REPO / "CHANGELOG.md", root / "CHANGELOG.md")
+    log = tmp_path / "gh.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        '[ "$1 $2" = "api repos/org/tool/git/ref/tags/v0" ] && exit 1\n'
+        "exit 0\n"
+    )
+    (bin_dir / "gh").chmod(0o755)
+    runner = Runner(root, {}, bin_dir, github={"repository": "org/tool", "sha": "abc123"})
+    return runner, log
+
+
+def test_release_refuses_a_tag_that_is_not_the_version(release: tuple[Runner, Path]) -> None:
+    runner, _log = release
+    name = "The tag names the package's version"
+    assert runner.step("release.yml", "build", name, TAG=f"v{__version__}").outcome == "success"
+    refused = runner.step("release.yml", "build", name, TAG="v9.9.9")
+    assert refused.outcome == "failure"
+    assert f"tag v9.9.9 does not name the package's version {__version__}" in refused.stdout
+
+
+def test_release_notes_come_from_the_changelog_and_the_major_tag_moves(
+    release: tuple[Runner, Path],
+) -> None:
+    runner, log = release
+    tag = f"v{__version__}"
+    made = runner.step(
+        "release.yml", "github-release", "Create the release from CHANGELOG.md's section", TAG=tag
+    )
+    assert made.outcome == "success", made.stderr
+    notes = (runner.root / "notes.md").read_text()
+    assert "### Added" in notes
+    assert "## [" not in notes  # this version's section alone
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert notes.strip() in changelog
+    assert (
+        log.read_text()
+        .splitlines()[0]
+        .startswith(
+            f"release create {tag} dist/* --repo org/tool --title {tag} --notes-file notes.md "
+            "--verify-tag"
+        )
+    )
+    moved = runner.step(
+        "release.yml", "github-release", "Move the major tag to this release", TAG=tag
+    )
+    assert moved.outcome == "success", moved.stderr
+    major = tag.split(".")[0]
+    assert log.read_text().splitlines()[-1] == (
+        f"api --method POST repos/org/tool/git/refs -f ref=refs/tags/{major} -f sha=abc123"
+    )
