@@ -97,6 +97,18 @@ def test_the_changelog_has_a_section_for_this_version() -> None:
     assert re.search(rf"^## \[{re.escape(reconciler.__version__)}\]$", changelog, re.M)
 
 
+def test_this_repositorys_action_builds_the_checkout(dist: package.Dist, user: Path) -> None:
+    """Dogfood: .github/actions/reconciler here builds the wheel of the checked-out commit and
+    hands it to the root action as a pinned version with `find-links`."""
+    tree = dist.wheel.parent.parent / "tree"
+    runner = Runner(tree, {}, temp=user / "dogfood")
+    built = runner.action_step(tree / ".github/actions/reconciler", "build")
+    assert built.outcome == "success", built.stderr
+    assert built.outputs["version"] == reconciler.__version__
+    (wheel,) = Path(built.outputs["find-links"]).glob("*.whl")
+    assert wheel.name == dist.wheel.name
+
+
 def test_the_action_installs_only_a_pinned_release(wheelhouse: Path, user: Path) -> None:
     runner = Runner(user / "work", package.offline_pip_env(wheelhouse), temp=user / "elsewhere")
     for version, says in [

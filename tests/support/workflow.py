@@ -134,6 +134,14 @@ class Runner:
                 return self._run(name, str(candidate["run"]), env, self.root)
         raise KeyError(f"{workflow}: job {job} has no step {name!r}")
 
+    def action_step(self, folder: Path, name: str, **env: str) -> StepResult:
+        """One `run:` step of the composite action in `folder`, alone."""
+        action = yaml.safe_load((folder / "action.yml").read_text())
+        for candidate in action["runs"]["steps"]:
+            if name in (candidate.get("id"), candidate.get("name")):
+                return self._run(name, str(candidate["run"]), env, self.root)
+        raise KeyError(f"{folder}/action.yml has no step {name!r}")
+
     def action(self, folder: Path, inputs: dict[str, str]) -> JobResult:
         """A composite action alone, as a step that uses it."""
         context: dict[str, Any] = {"inputs": {}, "steps": {}, "job_status": "success"}
