@@ -54,6 +54,15 @@ def init(
     root = directory.resolve()
     root.mkdir(parents=True, exist_ok=True)
     initialized = _git_init(root)
+    top = _git_top(root)
+    if top != root:
+        # GitHub reads workflows from the repository's root only, and every command looks for
+        # environments/ at the git root unless --root says otherwise.
+        click.echo(
+            f"note: {root} is inside the git repository {top}, not its root: GitHub runs "
+            "workflows only from the root's .github/, and commands need --root there",
+            err=True,
+        )
     outcome = files.write(root, files.planned(workspace))
     imported = None
     if from_registry:
@@ -106,6 +115,13 @@ def _git_init(root: Path) -> bool:
     if done.returncode != 0:
         raise ReconcilerError(f"git init in {root} failed: {done.stderr.strip()}")
     return True
+
+
+def _git_top(root: Path) -> Path:
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True
+    )
+    return Path(done.stdout.strip()).resolve() if done.returncode == 0 else root
 
 
 def _import(obj: AppContext, root: Path) -> tuple[str, str]:

@@ -517,3 +517,25 @@ def test_action_args_with_an_open_quote_are_a_usage_error(tmp_path: Path) -> Non
               str(tmp_path))  # fmt: skip
     assert done.exit_code == 64
     assert "Invalid value for --args: No closing quotation" in done.stderr
+
+
+def test_a_failing_gh_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No token, no network, a rate limit: the step fails saying so, not as a bug (exit 3)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "gh").write_text("#!/bin/sh\necho 'HTTP 401: Bad credentials' >&2\nexit 4\n")
+    (folder / "gh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Registry plan: in sync\n")
+    done = ci("sticky-comment", str(plan), "--pr", "3", "--repo", "o/r")
+    assert done.exit_code == 1
+    assert done.stderr == "error: gh api --paginate failed (exit 4): HTTP 401: Bad credentials\n"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    missing = ci("drift-issue", str(plan), "--exit-code", "2", "--repo", "o/r")
+    assert (missing.exit_code, missing.stderr) == (
+        1,
+        "error: gh (the GitHub CLI) is not installed\n",
+    )

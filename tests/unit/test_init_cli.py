@@ -258,3 +258,14 @@ def test_the_scaffold_is_lint_clean(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+def test_a_folder_inside_another_repository_is_noted(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    done = init(str(tmp_path / "ml" / "pins"))
+    assert done.exit_code == 0, done.output
+    assert "initialized a git repository" not in done.stdout
+    assert done.stderr == (
+        f"note: {tmp_path / 'ml' / 'pins'} is inside the git repository {tmp_path}, not its root: "
+        "GitHub runs workflows only from the root's .github/, and commands need --root there\n"
+    )
