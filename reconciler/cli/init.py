@@ -14,7 +14,9 @@ from reconciler.errors import ReconcilerError
 
 
 @click.command()
-@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "directory", default=".", metavar="[DIR]", type=click.Path(file_okay=False, path_type=Path)
+)
 @click.option(
     "--from-registry",
     is_flag=True,
