@@ -12,12 +12,15 @@ from pathlib import Path
 
 import click
 
+from reconciler import __version__
 from reconciler.cli.apply import apply
+from reconciler.cli.ci import ci
 from reconciler.cli.context import AppContext
 from reconciler.cli.debug import enable_debug_log
 from reconciler.cli.group import ReconcilerGroup
 from reconciler.cli.history import history
 from reconciler.cli.importing import import_command
+from reconciler.cli.init import init
 from reconciler.cli.plan import plan
 from reconciler.cli.promote import promote
 from reconciler.cli.status import status
@@ -47,7 +50,7 @@ from reconciler.cli.verify import verify
     is_flag=True,
     help="Log every registry request (MLflow, HTTP) to stderr; credentials are scrubbed.",
 )
-@click.version_option(package_name="mlflow-reconciler", message="%(prog)s %(version)s")
+@click.version_option(version=__version__, message="%(prog)s %(version)s")
 @click.pass_context
 def cli(
     ctx: click.Context, tracking_uri: str | None, root: Path | None, traceback: bool, debug: bool
@@ -67,7 +70,19 @@ def cli(
         enable_debug_log(ctx)
 
 
-for command in (validate, plan, apply, unlock, promote, import_command, status, history, verify):
+for command in (
+    init,
+    validate,
+    plan,
+    apply,
+    unlock,
+    promote,
+    import_command,
+    status,
+    history,
+    verify,
+    ci,
+):
     cli.add_command(command)
 
 

@@ -30,6 +30,8 @@ POSTGRES_CASE = re.compile(r"[\[-]pg-psycopg\d(?:[\]-])")
 LONGEST_FIRST = [
     POSTGRES_GROUP,  # ~140: the cluster, two servers with 4 workers each, racing processes
     "tests/integration/test_auth.py",  # ~85: a basic-auth server of its own
+    "tests/integration/test_review_and_ci.py",  # ~70: the workflows' jobs through the action
+    "tests/integration/test_package.py",  # ~65: build, wheelhouse, the action's real install
     "tests/integration/test_workspaces.py",  # ~60: a workspaces server, the CLI as processes
     "tests/integration/test_serving_tour.py",  # ~65: the README's tour, trains three models
     "tests/integration/test_concurrency.py",  # ~60: a server killed and restarted mid-apply
@@ -37,7 +39,6 @@ LONGEST_FIRST = [
     "tests/integration/test_refused_apply.py",  # ~60: 61 models, three applies of them
     "tests/integration/test_faults.py",  # ~60
     "tests/integration/test_demo.py",  # ~55: the README's demo
-    "tests/integration/test_review_and_ci.py",  # ~50: the workflows' scripts
     "tests/integration/test_pre_commit_hook.py",  # ~50: pre-commit installs this repository
     "tests/integration/test_serving.py",  # ~40
     "tests/unit/test_fuzz.py",  # ~30: hypothesis

@@ -49,7 +49,11 @@ def test_help_and_validate_never_import_mlflow(repo: Repo, args: list[str]) -> N
 
 def test_every_command_and_option_has_help() -> None:
     context = click.Context(cli)
-    for name, command in cli.commands.items():
+    commands = dict(cli.commands)
+    ci = cli.commands["ci"]
+    assert isinstance(ci, click.Group)
+    commands.update({f"ci {name}": command for name, command in ci.commands.items()})
+    for name, command in commands.items():
         assert command.help, f"{name} has no help"
         for param in command.params:
             if isinstance(param, click.Option):
@@ -67,7 +71,13 @@ def test_every_command_and_option_has_help() -> None:
         "unlock",
         "import",
         "verify",
+        "init",
+        "ci",
     }
+    assert set(ci.list_commands(context)) == {
+        "sticky-comment", "drift-issue", "promotion-order", "apply-in-order", "apply-outputs",
+        "revert-pr", "action",
+    }  # fmt: skip
 
 
 def test_version(repo: Repo) -> None:

@@ -19,8 +19,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("reconciler.records",)),
     ("planning", ("reconciler.planning",)),
     ("apply", ("reconciler.apply",)),
-    ("features", ("reconciler.importing", "reconciler.promotion", "reconciler.serving")),
+    (
+        "features",
+        (
+            "reconciler.importing",
+            "reconciler.promotion",
+            "reconciler.serving",
+            # `init`'s scaffolding (templates, schemas, the version).
+            "reconciler.scaffold",
+        ),
+    ),
     ("render", ("reconciler.render",)),
+    # The workflows' glue: summaries and pull requests in markdown, escaped as render does.
+    ("ci", ("reconciler.ci",)),
     ("api", ("reconciler.api",)),
     ("cli", ("reconciler.cli", "reconciler.__main__")),
 ]

@@ -1,30 +1,21 @@
-"""Open a pull request that reverts the merge whose pins serving did not follow (the GitOps
-rollback). Never pushes to the default branch: the revert goes on its own branch, and the pull
-request's review and merge are the rollback.
+"""A pull request that reverts the merge whose pins serving did not follow (the GitOps rollback).
+Never pushes to the default branch: the revert goes on its own branch, and the pull request's
+review and merge are the rollback.
 
-Called by .github/workflows/reconcile.yml when `reconciler verify` fails after an apply; tested
-locally (tests/unit/test_ci_scripts.py) with a real git repository and a recording `gh`.
-
-    python scripts/ci/revert_pr.py --repo OWNER/NAME --commit SHA [--since SHA] --base main \
-        [--run-url URL] verify.json...
-
-`verify.json` are `reconciler verify --format json` reports; no pull request is opened unless one
-of them names an endpoint serving the wrong version or failing (a verify that could not start,
-e.g. a missing secret, is not the merge's fault; nor is an endpoint a signal stopped verify on,
-`"interrupted": true`: the job was cancelled before serving had its time).
+No pull request is opened unless a `reconciler verify --format json` report names an endpoint
+serving the wrong version or failing (a verify that could not start, e.g. a missing secret, is
+not the merge's fault; nor is an endpoint a signal stopped verify on, `"interrupted": true`: the
+job was cancelled before serving had its time).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-# Installed beside this script by the workflow (`pip install .`): one escaping rule for every
-# markdown reconciler writes (issue 15 §7).
+from reconciler.ci.github import gh
 from reconciler.render.escape import md_cell, md_code, md_text
 
 MARKER = "<!-- reconciler-serving-revert -->"
@@ -120,54 +111,35 @@ def revert_branch(commits: list[str], base: str, cwd: Path) -> str:
     return branch
 
 
-def open_pull_request(repo: str, branch: str, base: str, text: str, gh: str = "gh") -> str:
+def open_pull_request(repo: str, branch: str, base: str, text: str, command: str = "gh") -> str:
     """Create the pull request, or comment on the one already open for this revert."""
-    listed = subprocess.run(
-        [gh, "pr", "list", "--repo", repo, "--head", branch, "--state", "open",
-         "--json", "number"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+    listed = gh("pr", "list", "--repo", repo, "--head", branch, "--state", "open",
+                "--json", "number", command=command)  # fmt: skip
     for pull in json.loads(listed or "[]"):
-        subprocess.run(
-            [gh, "pr", "comment", str(pull["number"]), "--repo", repo, "--body", text],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        gh("pr", "comment", str(pull["number"]), "--repo", repo, "--body", text, command=command)
         return f"commented on #{pull['number']}"
     title = f"Revert {branch.removeprefix('revert/')}: serving did not follow the pins"
-    subprocess.run(
-        [gh, "pr", "create", "--repo", repo, "--base", base, "--head", branch,
-         "--title", title, "--body", text],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    gh("pr", "create", "--repo", repo, "--base", base, "--head", branch,
+       "--title", title, "--body", text, command=command)  # fmt: skip
     return "created"
 
 
-def main(argv: list[str] | None = None, gh: str = "gh", cwd: Path | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", type=Path, nargs="+")
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--commit", required=True, help="The commit that was applied.")
-    parser.add_argument("--since", help="The branch head before the push (revert all it brought).")
-    parser.add_argument("--base", required=True, help="The default branch (never pushed to).")
-    parser.add_argument("--run-url")
-    args = parser.parse_args(argv)
-    cwd = cwd or Path.cwd()
-    failed = failures(args.reports)
+def revert(
+    reports: list[Path],
+    repo: str,
+    commit: str,
+    since: str | None,
+    base: str,
+    run_url: str | None,
+    cwd: Path,
+    command: str = "gh",
+) -> str:
+    """The whole rollback proposal; what was done. RuntimeError when the revert cannot be made
+    (nothing pushed then)."""
+    failed = failures(reports)
     if not failed:
-        print("no endpoint failed in the verify reports: nothing to revert")
-        return 0
-    commits = commits_to_revert(args.commit, args.since, cwd)
-    try:
-        branch = revert_branch(commits, args.base, cwd)
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    outcome = open_pull_request(
-        args.repo, branch, args.base, body(commits, failed, args.run_url), gh
-    )
-    print(f"revert pull request {outcome} ({branch})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return "no endpoint failed in the verify reports: nothing to revert"
+    commits = commits_to_revert(commit, since, cwd)
+    branch = revert_branch(commits, base, cwd)
+    outcome = open_pull_request(repo, branch, base, body(commits, failed, run_url), command)
+    return f"revert pull request {outcome} ({branch})"

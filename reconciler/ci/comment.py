@@ -1,28 +1,21 @@
-"""Post a pull request's plan as one sticky comment, updated in place, and write the job summary.
+"""A pull request's plan as one sticky comment, updated in place, and in the job summary.
 
-Called by .github/workflows/pr.yml; tested locally (tests/unit/test_ci_scripts.py) with a
-recording stand-in for the `gh` CLI, since GitHub is not reachable from the test machines.
-
-    reconciler plan --format markdown > plan.md 2> plan.err; code=$?
-    python scripts/ci/sticky_comment.py plan.md --errors plan.err --exit-code "$code" \
-        --pr N --repo OWNER/NAME
-
-A plan that failed (exit code not 0) still gets its comment: why it failed, from the plan's
-stderr (the one-line errors; workflow commands and debug lines left out).
+A plan that failed still gets its comment: why it failed, from the plan's stderr (the one-line
+errors; workflow commands and debug lines left out). Exit 2 of `plan --detailed-exitcode` is a
+plan with changes pending, not a failure.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from reconciler.ci.github import add_summary, gh
 
 MARKER = "<!-- reconciler-plan -->"
 LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
 COLLAPSE_OVER_LINES = 40
+PLAN_MADE = (0, 2)  # in sync; changes pending (--detailed-exitcode)
 
 
 def failed(exit_code: int, errors: str, plan_markdown: str = "") -> str:
@@ -76,56 +69,40 @@ def render(plan_markdown: str, run_url: str | None = None) -> str:
     return f"{MARKER}\n{body}{footer}"
 
 
-def upsert(repo: str, pr: int, body: str, gh: str = "gh") -> str:
+def upsert(repo: str, pr: int, body: str, command: str = "gh") -> str:
     """Update the comment carrying MARKER, or create it. Returns "updated" or "created"."""
-    listed = subprocess.run(
-        [gh, "api", "--paginate", f"repos/{repo}/issues/{pr}/comments", "--jq", ".[] | {id, body}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    listed = gh(
+        "api", "--paginate", f"repos/{repo}/issues/{pr}/comments", "--jq", ".[] | {id, body}",
+        command=command,
+    )  # fmt: skip
     for line in filter(str.strip, listed.splitlines()):
         comment = json.loads(line)
         if comment.get("body", "").startswith(MARKER):
-            subprocess.run(
-                [gh, "api", "--method", "PATCH", f"repos/{repo}/issues/comments/{comment['id']}",
-                 "--raw-field", f"body={body}"],
-                check=True, capture_output=True, text=True,
+            gh(
+                "api", "--method", "PATCH", f"repos/{repo}/issues/comments/{comment['id']}",
+                "--raw-field", f"body={body}", command=command,
             )  # fmt: skip
             return "updated"
-    create = [gh, "api", "--method", "POST", f"repos/{repo}/issues/{pr}/comments"]
-    command = [*create, "--raw-field", f"body={body}"]
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    gh(
+        "api", "--method", "POST", f"repos/{repo}/issues/{pr}/comments",
+        "--raw-field", f"body={body}", command=command,
+    )  # fmt: skip
     return "created"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("plan", type=Path)
-    parser.add_argument("--pr", type=int, required=True)
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--run-url")
-    parser.add_argument("--exit-code", type=int, default=0, help="the plan's exit code")
-    parser.add_argument("--errors", type=Path, help="the plan's stderr")
-    args = parser.parse_args(argv)
-    markdown = _read(args.plan)
-    if args.exit_code != 0:
-        markdown = failed(args.exit_code, _read(args.errors) if args.errors else "", markdown)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
-    outcome = upsert(args.repo, args.pr, render(markdown, args.run_url))
-    print(f"plan comment {outcome} on #{args.pr}")
-    return 0
+def post(
+    plan: Path, errors: Path | None, exit_code: int, pr: int, repo: str, run_url: str | None
+) -> str:
+    """Write the job summary and the sticky comment; what was done to the comment."""
+    markdown = read(plan)
+    if exit_code not in PLAN_MADE:
+        markdown = failed(exit_code, read(errors) if errors else "", markdown)
+    add_summary(markdown + "\n")
+    return upsert(repo, pr, render(markdown, run_url))
 
 
-def _read(path: Path) -> str:
+def read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return ""
-
-
-if __name__ == "__main__":
-    sys.exit(main())

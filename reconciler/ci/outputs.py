@@ -1,11 +1,5 @@
-"""Turn `reconciler apply --format json` into a job summary and step outputs for deploy jobs.
-
-Called by .github/workflows/reconcile.yml (after every apply, failed or not); tested locally
-(tests/unit/test_ci_scripts.py, tests/integration/test_review_and_ci.py).
-
-    python scripts/ci/apply_in_order.py '["staging"]'      # writes apply-staging.json
-    python scripts/ci/apply_outputs.py apply-*.json
-Outputs (to $GITHUB_OUTPUT): changed_models (JSON list), changed (true/false).
+"""`reconciler apply --format json` as a job summary and step outputs for deploy jobs:
+changed_models (a JSON list) and changed (true/false).
 
 Never fails: a file that is missing, empty or not JSON (apply stopped before printing) and the
 `{"error": ...}` document of a failed apply are reported in the summary; the apply step's own
@@ -14,10 +8,7 @@ exit code is what fails the job.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,29 +71,12 @@ def read(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     return [r for r in parsed if isinstance(r, dict)], None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("records", type=Path, nargs="+")
-    args = parser.parse_args(argv)
+def read_all(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
     records: list[dict[str, Any]] = []
     problems: list[str] = []
-    for path in args.records:
+    for path in paths:
         found, problem = read(path)
         records += found
         if problem:
             problems.append(problem)
-            print(f"note: {problem}")
-    changed = changed_models(records)
-    if path := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(summary(records, problems))
-    if path := os.environ.get("GITHUB_OUTPUT"):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"changed_models={json.dumps(changed)}\n")
-            handle.write(f"changed={'true' if changed else 'false'}\n")
-    print(f"changed models: {', '.join(changed) or 'none'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return records, problems

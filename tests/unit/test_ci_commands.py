@@ -1,5 +1,6 @@
-"""The small scripts the GitHub workflows run, tested here: GitHub is not reachable from the test
-machines, so `gh` is a recording stand-in that answers from a canned reply."""
+"""`reconciler ci ...`, the glue the GitHub workflows run, tested through the CLI: GitHub is not
+reachable from the test machines, so `gh` is a recording stand-in that answers from a canned
+reply."""
 
 from __future__ import annotations
 
@@ -8,11 +9,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from reconciler.ci import comment as sticky
+from reconciler.ci import drift, order, outputs, revert
+from reconciler.cli import cli
 from tests.conftest import Repo
-from tests.support.scripts import load_script
+
+
+def ci(*args: str, cwd: Path | None = None) -> Result:
+    """`reconciler ci ARGS` in this process, from `cwd` (the repository for revert-pr)."""
+    here = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, ["ci", *args], catch_exceptions=False)
+    finally:
+        os.chdir(here)
 
 
 @pytest.fixture
@@ -36,7 +52,6 @@ def calls(log: Path) -> list[list[str]]:
 
 
 def test_comment_is_marked_collapsed_and_capped() -> None:
-    sticky = load_script("sticky_comment")
     short = sticky.render("### Registry plan: in sync\n\nok", "https://ci/run/1")
     assert (
         short
@@ -58,7 +73,6 @@ def test_comment_is_marked_collapsed_and_capped() -> None:
 
 
 def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None:
-    sticky = load_script("sticky_comment")
     script, log, reply = gh
     reply.write_text(
         json.dumps({"id": 7, "body": "nice"})
@@ -67,7 +81,8 @@ def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None
         + "\n"
     )
     assert (
-        sticky.upsert("org/repo", 42, "<!-- reconciler-plan -->\nnew", gh=str(script)) == "updated"
+        sticky.upsert("org/repo", 42, "<!-- reconciler-plan -->\nnew", command=str(script))
+        == "updated"
     )
     assert calls(log)[-1] == [
         "api",
@@ -78,7 +93,7 @@ def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None
         "body=<!-- reconciler-plan -->\nnew",
     ]
     reply.write_text(json.dumps({"id": 7, "body": "nice"}) + "\n")
-    assert sticky.upsert("org/repo", 42, "@body", gh=str(script)) == "created"
+    assert sticky.upsert("org/repo", 42, "@body", command=str(script)) == "created"
     assert calls(log)[-1] == [
         "api",
         "--method",
@@ -92,19 +107,19 @@ def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None
 def test_sticky_comment_main_writes_the_summary(
     gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sticky = load_script("sticky_comment")
     script, _log, _reply = gh
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     plan = tmp_path / "plan.md"
     plan.write_text("### Registry plan: in sync\n")
-    assert sticky.main([str(plan), "--pr", "3", "--repo", "org/repo"]) == 0
+    done = ci("sticky-comment", str(plan), "--pr", "3", "--repo", "org/repo")
+    assert done.exit_code == 0, done.output
+    assert done.stdout == "plan comment created on #3\n"
     assert summary.read_text() == "### Registry plan: in sync\n\n"
 
 
 def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    outputs = load_script("apply_outputs")
     records = [
         {"model_name": "churn", "environment": "production", "new_version": "15", "new_stage": "Production",
          "archived_versions": ["6"], "promoted": True, "already_promoted": False, "outcome": "applied"},
@@ -118,7 +133,7 @@ def test_apply_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, summary = tmp_path / "out", tmp_path / "summary"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert outputs.main([str(path)]) == 0
+    assert ci("apply-outputs", str(path)).exit_code == 0
     assert out.read_text() == 'changed_models=["churn", "legacy"]\nchanged=true\n'
     assert summary.read_text().splitlines()[4:] == [
         "| production | `churn` | v15 | Production | v6 | applied |",
@@ -135,7 +150,6 @@ def test_ci_summaries_escape_model_names(tmp_path: Path) -> None:
     registry into markdown tables: one row per record, whatever a name holds (issue 15 §7)."""
     from tests.support.markdown import render
 
-    outputs = load_script("apply_outputs")
     record = {"model_name": HOSTILE, "environment": "production", "new_version": "2",
               "new_stage": "Production", "archived_versions": [], "outcome": "applied"}  # fmt: skip
     summary = outputs.summary([record], [f"apply failed: {HOSTILE}"])
@@ -144,7 +158,6 @@ def test_ci_summaries_escape_model_names(tmp_path: Path) -> None:
     assert "details" not in shown.tags
     assert shown.tables == [[6, 6]]
     assert shown.codes == ["evil\\n### Registry apply — all good\\n<details>|`x`"]
-    revert = load_script("revert_pr")
     endpoint = {"environment": "production", "model": HOSTILE, "url": "http://s/|x",
                 "expected_version": "2", "served_version": "1", "ok": False,
                 "error": f"serves v1\n# {HOSTILE}"}  # fmt: skip
@@ -155,10 +168,9 @@ def test_ci_summaries_escape_model_names(tmp_path: Path) -> None:
 
 
 def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> None:
-    drift = load_script("drift_issue")
     script, log, reply = gh
     reply.write_text("[]")
-    assert drift.upsert("org/repo", "plan", gh=str(script)) == "created"
+    assert drift.upsert("org/repo", "plan", command=str(script)) == "created"
     assert calls(log)[-1] == [
         "issue",
         "create",
@@ -170,7 +182,7 @@ def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> Non
         "plan",
     ]
     reply.write_text(json.dumps([{"number": 5, "title": drift.TITLE}]))
-    assert drift.upsert("org/repo", "plan 2", gh=str(script)) == "updated #5"
+    assert drift.upsert("org/repo", "plan 2", command=str(script)) == "updated #5"
     assert calls(log)[-1] == ["issue", "edit", "5", "--repo", "org/repo", "--body", "plan 2"]
     assert drift.body("### plan", "https://ci/run/2").startswith(drift.MARKER)
 
@@ -195,7 +207,6 @@ def _verify_report(path: Path, ok: bool, interrupted: bool = False) -> Path:
 def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
     tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    revert = load_script("revert_pr")
     script, log, reply = gh
     origin = tmp_path / "origin.git"
     repo.git("init", "-q", "--bare", str(origin))
@@ -214,7 +225,10 @@ def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
     passed = _verify_report(tmp_path / "verify-staging.json", ok=True)
 
     argv = ["--repo", "org/repo", "--commit", merge, "--since", before, "--base", "main"]
-    assert revert.main([*argv, str(passed), str(failed)], gh=str(script), cwd=repo.root) == 0
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    done = ci("revert-pr", *argv, str(passed), str(failed), cwd=repo.root)
+    assert done.exit_code == 0, done.output
+    assert done.stdout == f"revert pull request created (revert/{merge[:12]})\n"
     branch = f"revert/{merge[:12]}"
     # The default branch is untouched; the revert is a branch holding the old pin.
     assert repo.git(f"--git-dir={origin}", "rev-parse", "main").strip() == merge
@@ -251,15 +265,14 @@ def test_revert_pull_request_reverts_the_merge_on_its_own_branch(
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2030-01-01T00:00:00Z")
     monkeypatch.setenv("GIT_AUTHOR_DATE", "2030-01-01T00:00:00Z")
     reply.write_text(json.dumps([{"number": 12}]))
-    assert revert.main([*argv, str(failed)], gh=str(script), cwd=repo.root) == 0
+    assert ci("revert-pr", *argv, str(failed), cwd=repo.root).exit_code == 0
     assert calls(log)[-1][:3] == ["pr", "comment", "12"]
     assert repo.git(f"--git-dir={origin}", "rev-parse", branch).strip() == pushed
 
 
 def test_no_revert_without_a_failing_endpoint(
-    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    revert = load_script("revert_pr")
     script, log, _ = gh
     repo.pin("production", "churn", 1)
     head = repo.commit("pin")
@@ -269,15 +282,17 @@ def test_no_revert_without_a_failing_endpoint(
     stopped = _verify_report(tmp_path / "stopped.json", ok=False, interrupted=True)
     argv = ["--repo", "o/r", "--commit", head, "--base", "main"]
     argv += [str(missing), str(passed), str(stopped)]
-    assert revert.main(argv, gh=str(script), cwd=repo.root) == 0
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    done = ci("revert-pr", *argv, cwd=repo.root)
+    assert done.exit_code == 0, done.output
+    assert done.stdout == "no endpoint failed in the verify reports: nothing to revert\n"
     assert not log.exists()
     assert repo.git("branch", "--list").split() == ["*", "main"]
 
 
 def test_a_revert_that_conflicts_is_refused_and_nothing_is_pushed(
-    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo
+    tmp_path: Path, gh: tuple[Path, Path, Path], repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    revert = load_script("revert_pr")
     script, log, _ = gh
     origin = tmp_path / "origin.git"
     repo.git("init", "-q", "--bare", str(origin))
@@ -291,7 +306,10 @@ def test_a_revert_that_conflicts_is_refused_and_nothing_is_pushed(
     repo.git("push", "-q", "origin", "main")
     failed = _verify_report(tmp_path / "verify.json", ok=False)
     argv = ["--repo", "o/r", "--commit", promoted, "--base", "main", str(failed)]
-    assert revert.main(argv, gh=str(script), cwd=repo.root) == 1
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    done = ci("revert-pr", *argv, cwd=repo.root)
+    assert done.exit_code == 1
+    assert "does not revert cleanly" in done.stderr
     assert not log.exists()
     assert repo.git(f"--git-dir={origin}", "branch", "--list").split() == ["main"]
 
@@ -316,21 +334,20 @@ def test_apply_outputs_never_tracebacks(
     content: str | None,
     note: str,
 ) -> None:
-    outputs = load_script("apply_outputs")
     path = tmp_path / "apply-staging.json"
     if content is not None:
         path.write_text(content)
     out, summary = tmp_path / "out", tmp_path / "summary"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert outputs.main([str(path)]) == 0
+    done = ci("apply-outputs", str(path))
+    assert done.exit_code == 0
     assert out.read_text() == "changed_models=[]\nchanged=false\n"
     assert note in summary.read_text()
-    assert note in capsys.readouterr().out
+    assert note in done.stdout
 
 
 def test_apply_outputs_merges_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    outputs = load_script("apply_outputs")
     record = {"environment": "dev", "model_name": "a", "new_version": "2", "new_stage": "@dev",
               "promoted": True, "already_promoted": False, "outcome": "applied"}  # fmt: skip
     (tmp_path / "apply-dev.json").write_text(json.dumps([record]))
@@ -338,14 +355,13 @@ def test_apply_outputs_merges_environments(tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "out"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     paths = [str(tmp_path / "apply-dev.json"), str(tmp_path / "apply-staging.json")]
-    assert outputs.main(paths) == 0
+    assert ci("apply-outputs", *paths).exit_code == 0
     assert out.read_text() == 'changed_models=["a", "b"]\nchanged=true\n'
 
 
 def test_failed_plan_still_gets_a_comment_saying_why(
     gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sticky = load_script("sticky_comment")
     script, log, _reply = gh
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     plan, errors = tmp_path / "plan.md", tmp_path / "plan.err"
@@ -356,7 +372,7 @@ def test_failed_plan_still_gets_a_comment_saying_why(
         "error: 1 problem(s) found; nothing was changed in the registry.\n"
     )
     args = [str(plan), "--errors", str(errors), "--exit-code", "1", "--pr", "3", "--repo", "o/r"]
-    assert sticky.main(args) == 0
+    assert ci("sticky-comment", *args).exit_code == 0
     body = calls(log)[-1][-1].removeprefix("body=")
     assert body.startswith("<!-- reconciler-plan -->\n### Registry plan: failed (exit 1)\n")
     assert "error: environments/production/m.yaml:2: policy: requires staging ```x```" in body
@@ -384,34 +400,32 @@ def test_only_exit_2_is_drift(
     returned: int,
     says: str,
 ) -> None:
-    drift = load_script("drift_issue")
     script, log, _reply = gh
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     plan = tmp_path / "plan.md"
     plan.write_text("")
-    assert drift.main([str(plan), "--exit-code", str(code), "--repo", "o/r"]) == returned
-    assert says in capsys.readouterr().out
+    done = ci("drift-issue", str(plan), "--exit-code", str(code), "--repo", "o/r")
+    assert done.exit_code == returned
+    assert says in done.stdout
     assert not log.exists()  # no issue touched
 
 
 def test_drift_opens_the_issue_and_fails(
     gh: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drift = load_script("drift_issue")
     script, log, reply = gh
     reply.write_text("[]")
     monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
     plan = tmp_path / "plan.md"
     plan.write_text("### Registry plan: changes pending\n")
-    assert drift.main([str(plan), "--exit-code", "2", "--repo", "o/r"]) == 1
+    assert ci("drift-issue", str(plan), "--exit-code", "2", "--repo", "o/r").exit_code == 1
     assert calls(log)[-1][:2] == ["issue", "create"]
 
 
 def test_promotion_order_splits_at_production(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    order = load_script("promotion_order")
-    envs = [{"name": "dev", "stage": None}, {"name": "staging", "stage": "Staging"},
+    envs: list[dict[str, Any]] = [{"name": "dev", "stage": None}, {"name": "staging", "stage": "Staging"},
             {"name": "production", "stage": "Production"}, {"name": "canary", "stage": None}]  # fmt: skip
     assert order.split(envs) == (["dev", "staging"], ["production", "canary"])
     assert order.split(envs[:2]) == (["dev", "staging"], [])
@@ -419,14 +433,13 @@ def test_promotion_order_splits_at_production(
     validated.write_text(json.dumps({"valid": True, "pins": 0, "environments": envs}))
     out = tmp_path / "out"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
-    assert order.main([str(validated)]) == 0
+    assert ci("promotion-order", str(validated)).exit_code == 0
     assert out.read_text() == 'before=["dev", "staging"]\ngated=["production", "canary"]\n'
 
 
 def test_apply_in_order_stops_at_the_first_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    apply_in_order = load_script("apply_in_order")
     log = tmp_path / "calls"
     fake = tmp_path / "reconciler"
     fake.write_text(
@@ -439,9 +452,119 @@ def test_apply_in_order_stops_at_the_first_failure(
     )
     fake.chmod(0o755)
     envs = json.dumps(["dev", "staging", "production"])
-    code = apply_in_order.main([envs, "--reconciler", str(fake), "--out-dir", str(tmp_path)])
-    assert code == 4
+    done = ci("apply-in-order", envs, "--reconciler", str(fake), "--out-dir", str(tmp_path))
+    assert done.exit_code == 4
     assert log.read_text().splitlines() == ["dev", "staging"]
     assert (tmp_path / "apply-dev.json").read_text() == "[]\n"
-    assert "::error title=reconcile: staging failed::" in capsys.readouterr().out
+    assert "::error title=reconcile: staging failed::" in done.stdout
     assert not (tmp_path / "apply-production.json").exists()
+
+
+def _fake_reconciler(tmp_path: Path, code: int, stdout: str) -> tuple[Path, Path]:
+    """A `reconciler` that records its arguments, prints `stdout`, a line on stderr, exits."""
+    log = tmp_path / "argv.json"
+    fake = tmp_path / "fake-reconciler"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        f"sys.stdout.write({stdout!r})\n"
+        "sys.stderr.write('error: something on stderr\\n')\n"
+        f"sys.exit({code})\n"
+    )
+    fake.chmod(0o755)
+    return fake, log
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "failed", "pending"),
+    [
+        pytest.param("plan", 0, False, "false", id="plan-in-sync"),
+        pytest.param("plan", 2, False, "true", id="plan-pending"),
+        pytest.param("drift", 2, False, "true", id="drift"),
+        pytest.param("plan", 1, True, "false", id="plan-failed"),
+        pytest.param("validate", 2, True, "false", id="validate-2-is-no-plan"),
+        pytest.param("plan", 3, True, "false", id="bug"),
+    ],
+)
+def test_action_runs_one_command_and_writes_its_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, code: int, failed: bool,
+    pending: str,
+) -> None:  # fmt: skip
+    fake, log = _fake_reconciler(tmp_path, code, "### Registry plan\n")
+    out = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    args = ["action", "--command", command, "--environments", "staging\nproduction",
+            "--args", "--model 'churn model'", "--out-dir", str(tmp_path / "out"),
+            "--reconciler", str(fake)]  # fmt: skip
+    done = ci(*args)
+    assert done.exit_code == (code if failed else 0), done.output
+    assert "error: something on stderr" in done.stderr
+    argv = json.loads(log.read_text())
+    assert argv[-6:] == ["--env", "staging", "--env", "production", "--model", "churn model"]
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs["exit-code"] == str(code)
+    assert outputs["changes-pending"] == pending
+    assert outputs["changed-models"] == "[]"
+    errors = Path(outputs["errors-file"]).read_text()
+    assert errors == "error: something on stderr\n"
+    if command == "validate":
+        assert argv[:3] == ["validate", "--format", "github"]
+        assert outputs["plan-file"] == ""
+        assert "### Registry plan" in done.stdout  # annotations stay in the log
+    else:
+        assert argv[:4] == ["plan", "--format", "markdown", "--detailed-exitcode"]
+        assert Path(outputs["plan-file"]).read_text() == "### Registry plan\n"
+    kept = ci(*args, "--no-fail-on-error")
+    assert kept.exit_code == 0
+
+
+def test_action_apply_outputs_the_changed_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        {"model_name": "churn", "environment": "staging", "new_version": "2", "promoted": True},
+        {"model_name": "fraud", "environment": "staging", "new_version": "1", "promoted": False,
+         "already_promoted": True},
+    ]  # fmt: skip
+    fake, log = _fake_reconciler(tmp_path, 0, json.dumps(records))
+    out, summary = tmp_path / "github_output", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    done = ci("action", "--command", "apply", "--out-dir", str(tmp_path / "o"),
+              "--reconciler", str(fake))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(log.read_text()) == ["apply", "--format", "json"]
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs["changed-models"] == '["churn"]'
+    assert json.loads(Path(outputs["report-file"]).read_text()) == records
+    assert "| staging | `churn` | v2 |" in summary.read_text()
+
+
+def test_action_args_with_an_open_quote_are_a_usage_error(tmp_path: Path) -> None:
+    done = ci("action", "--command", "plan", "--args", "--model 'churn", "--out-dir",
+              str(tmp_path))  # fmt: skip
+    assert done.exit_code == 64
+    assert "Invalid value for --args: No closing quotation" in done.stderr
+
+
+def test_a_failing_gh_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No token, no network, a rate limit: the step fails saying so, not as a bug (exit 3)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "gh").write_text("#!/bin/sh\necho 'HTTP 401: Bad credentials' >&2\nexit 4\n")
+    (folder / "gh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    plan = tmp_path / "plan.md"
+    plan.write_text("### Registry plan: in sync\n")
+    done = ci("sticky-comment", str(plan), "--pr", "3", "--repo", "o/r")
+    assert done.exit_code == 1
+    assert done.stderr == "error: gh api --paginate failed (exit 4): HTTP 401: Bad credentials\n"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    missing = ci("drift-issue", str(plan), "--exit-code", "2", "--repo", "o/r")
+    assert (missing.exit_code, missing.stderr) == (
+        1,
+        "error: gh (the GitHub CLI) is not installed\n",
+    )
