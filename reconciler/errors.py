@@ -62,6 +62,9 @@ class Reported(ReconcilerError):
 class InvalidInput(ReconcilerError):
     """Pins or settings failed validation, or the plan found pins the registry cannot satisfy."""
 
+    # What the command did not do because of them, for the closing line.
+    consequence = "nothing was changed in the registry."
+
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(sorted(problems, key=Problem.sort_key))
         super().__init__("\n".join(str(p) for p in self.problems))
@@ -71,14 +74,20 @@ class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done (e.g. no environments/ folder)."""
 
 
-class MissingVariable(ReconcilerError):
-    """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set."""
+class MissingVariable(InvalidInput):
+    """A `${VAR}` in a `serving:` endpoint names an environment variable that is not set (one
+    problem, at the line of the field that uses it). Checked before any poll, and by `apply
+    --verify` after the apply: the registry may have changed, the endpoints were not asked."""
+
+    consequence = "no endpoint was polled."
 
 
-class UnsendableVariable(ReconcilerError):
+class UnsendableVariable(InvalidInput):
     """A `${VAR}` in a `serving:` endpoint holds what no request can carry where it is used (a
     newline in a header value, a space in a URL). The message names the variable, never its
     value."""
+
+    consequence = "no endpoint was polled."
 
 
 class RegistryError(ReconcilerError):

@@ -81,9 +81,7 @@ class ReconcilerGroup(click.Group):
                 # workflow commands from both and marks each problem on its diff line.
                 for problem in error.problems:
                     click.echo(github_annotation(problem), err=True)
-            summary = (
-                f"{len(error.problems)} problem(s) found; nothing was changed in the registry."
-            )
+            summary = f"{len(error.problems)} problem(s) found; {error.consequence}"
             print_error(summary)
             _document(ctx, summary, error.exit_code, error.problems)
             ctx.exit(error.exit_code)

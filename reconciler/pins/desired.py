@@ -313,7 +313,7 @@ def _load_environment(
         prune=bool(data.get("prune", False)),
         max_retire=int(data.get("max_retire", 3)),
         settings_file=document.display,
-        serving=_endpoint(data),
+        serving=_endpoint(document),
     )
 
 
@@ -454,10 +454,10 @@ def _pin(env_name: str, document: Document, version: str) -> Pin:
         note=data.get("note"),
         gates=Gates.from_data(data.get("gates")),
         confidence=data.get("confidence"),
-        serving=_endpoint(data),
+        serving=_endpoint(document),
     )
 
 
-def _endpoint(data: dict[str, object]) -> Endpoint | None:
-    serving = data.get("serving")
-    return Endpoint.from_data(serving) if isinstance(serving, dict) else None
+def _endpoint(document: Document) -> Endpoint | None:
+    serving = document.data.get("serving")
+    return Endpoint.from_data(serving, document) if isinstance(serving, dict) else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -46,17 +46,31 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: str = DEFAULT_TIMEOUT
     interval: str = DEFAULT_INTERVAL
+    # Where `url` and each `headers.<name>` stand in their file, for messages (not compared).
+    lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> Endpoint:
-        """From schema-valid YAML data (`serving:` in settings or a pin)."""
+    def from_data(cls, data: Mapping[str, Any], document: Document | None = None) -> Endpoint:
+        """From schema-valid YAML data (`serving:` in settings or a pin); with its `document`,
+        the lines of its fields too."""
+        headers = tuple(sorted((data.get("headers") or {}).items()))
+        lines: tuple[tuple[str, int], ...] = ()
+        if document is not None:
+            fields = ["url", *(f"headers.{name}" for name, _value in headers)]
+            lines = tuple(
+                (name, document.line_of(("serving", *name.split(".", 1)))) for name in fields
+            )
         return cls(
             url=data["url"],
             version_field=data.get("version_field", DEFAULT_FIELD),
-            headers=tuple(sorted((data.get("headers") or {}).items())),
+            headers=headers,
             timeout=data.get("timeout", DEFAULT_TIMEOUT),
             interval=data.get("interval", DEFAULT_INTERVAL),
+            lines=lines,
         )
+
+    def line_of(self, name: str) -> int | None:
+        return dict(self.lines).get(name)
 
     def url_for(self, model: str, environment: str) -> str:
         values = {"model": model, "environment": environment}
@@ -178,14 +192,19 @@ def resolve(
     # Before anything else is done with them: whatever fails from here on, a message or a
     # traceback cannot show them.
     register(environ[name] for name in names if environ.get(name))
+    uses = [("url", endpoint.url)] + [(f"headers.{h}", v) for h, v in endpoint.headers]
+
+    def problem(name: str, message: str) -> list[Problem]:
+        used = next(f for f, text in uses if name in _VARIABLE.findall(text))
+        return [Problem(where, endpoint.line_of(used), f"serving.{used}", message)]
+
     for name in names:
         if not environ.get(name):
             raise MissingVariable(
-                f"{where}: serving: needs the environment variable {name}, which is not set"
+                problem(name, f"needs the environment variable {name}, which is not set")
             )
-    uses = [("url", endpoint.url)] + [(f"headers.{h}", v) for h, v in endpoint.headers]
-    for field, text in uses:
-        carrier = field.split(".")[0]
+    for used, text in uses:
+        carrier = used.split(".")[0]
         for name in dict.fromkeys(_VARIABLE.findall(text)):
             unsendable = _unsendable(environ[name], carrier)
             if unsendable:
@@ -195,8 +214,11 @@ def resolve(
                     else ""
                 )
                 raise UnsendableVariable(
-                    f"{where}: serving: the environment variable {name} (used in {field}) holds "
-                    f"{unsendable}, which {_CARRIER[carrier]} cannot carry{hint}"
+                    problem(
+                        name,
+                        f"the environment variable {name} holds {unsendable}, which "
+                        f"{_CARRIER[carrier]} cannot carry{hint}",
+                    )
                 )
 
     def fill(text: str) -> str:

@@ -387,4 +387,6 @@ def test_reconcile_opens_a_revert_pull_request_when_serving_does_not_follow(
         "--head",
         branch,
     ]
-    assert f"| production | `{model}` | v2 | v1 | serves v1 |" in calls[-1][-1]  # name in a code span
+    assert (
+        f"| production | `{model}` | v2 | v1 | serves v1 |" in calls[-1][-1]
+    )  # name in a code span

@@ -278,8 +278,9 @@ def test_an_unset_variable_is_named_and_nothing_is_polled(
     result = run("verify")
     assert result.exit_code == 1
     assert result.stderr == (
-        "error: environments/production.yaml: serving: needs the environment variable "
-        "SERVING_TOKEN, which is not set\n"
+        "error: environments/production.yaml:5: serving.headers.X-Token: needs the environment "
+        "variable SERVING_TOKEN, which is not set\n"
+        "error: 1 problem(s) found; no endpoint was polled.\n"
     )
     assert serving.seen == []
     monkeypatch.setenv("SERVING_TOKEN", "")

@@ -258,3 +258,24 @@ def test_a_backend_echoing_a_query_value_decoded_never_shows_it(
         assert code == 1
         assert decoded not in output, output
         assert not leaked(output, KEY, TOKEN), output
+
+
+def test_a_variable_problem_is_located_for_machines_too(
+    repo: Repo, run: RunCli, serving: Serving, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """file:line and the field that uses the variable, in the JSON error document as in the
+    error line (hostile review: the line and the `problems` entry were missing)."""
+    monkeypatch.setenv("TOKEN", f"{TOKEN}\n")
+    settings(repo, "production", f"{serving.base}/health", "headers:", "  Authorization: ${TOKEN}")
+    repo.pin("production", "churn", 3)
+    result = run("verify", "--format", "json")
+    assert result.exit_code == 1
+    [problem] = json.loads(result.stdout)["error"]["problems"]
+    assert (problem["file"], problem["line"], problem["field"]) == (
+        "environments/production.yaml",
+        5,
+        "serving.headers.Authorization",
+    )
+    assert problem["message"].startswith("the environment variable TOKEN holds a newline")
+    assert TOKEN not in result.output
+    assert serving.seen == []
