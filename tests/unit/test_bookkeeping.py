@@ -9,13 +9,13 @@ import time
 import pytest
 from click.testing import Result
 
-from reconciler.errors import RegistryError
 from reconciler.pins.values import PRODUCTION
 from reconciler.records import audit
 from reconciler.records.bookkeeping import STATE_TAG, audit_tag, parse_state, state_of
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.values import ARCHIVED
 from tests.conftest import Repo, RunCli, make_runner, recorded_commit, recorded_owner
+from tests.support.faulty import FailsTransition
 
 
 class Killed(BaseException):
@@ -386,19 +386,6 @@ def test_a_kill_between_two_audit_records_completes_only_the_first(repo: Repo) -
     assert state.environments["production"].commit == new
     assert state.environments["staging"].commit == old
     assert state.lease is not None  # staging's records are still owed: held until it expires
-
-
-class FailsTransition(FakeRegistry):
-    def __init__(self, failing: str) -> None:
-        super().__init__()
-        self.failing = failing
-
-    def transition_stage(
-        self, model: str, version: str, stage: str, *, archive_existing: bool
-    ) -> None:
-        if model == self.failing:
-            raise RegistryError(f"move {model} v{version} to {stage}: INTERNAL_ERROR: boom")
-        super().transition_stage(model, version, stage, archive_existing=archive_existing)
 
 
 def test_a_model_whose_step_failed_is_released_by_a_write_of_what_landed(repo: Repo) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import RegistryError
 from reconciler.pins.values import PRODUCTION
 from reconciler.records.bookkeeping import ModelState, state_of
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.values import ActualState
 from tests.conftest import Repo, make_runner
+from tests.support.faulty import FailsTransition
 
 MODELS = [f"m{i:02d}" for i in range(12)]
 
@@ -124,23 +124,10 @@ def test_a_refused_apply_leaves_every_fence_as_it_found_it(repo: Repo) -> None:
         assert registry.read([model]).models[model].versions["4"].stage == PRODUCTION
 
 
-class FailsTransitionOf(FakeRegistry):
-    def __init__(self, failing: str) -> None:
-        super().__init__()
-        self.failing = failing
-
-    def transition_stage(
-        self, model: str, version: str, stage: str, *, archive_existing: bool
-    ) -> None:
-        if model == self.failing:
-            raise RegistryError(f"move {model} v{version} to {stage}: INTERNAL_ERROR: boom")
-        super().transition_stage(model, version, stage, archive_existing=archive_existing)
-
-
 def test_a_failed_apply_marks_attempted_only_what_it_sent(repo: Repo) -> None:
     """The first model's transition fails; the models after it are not attempted: only the one
     whose write went out keeps the commit as attempted (the write may have landed)."""
-    registry = FailsTransitionOf("a")
+    registry = FailsTransition("a")
     for model in ("a", "b", "c"):
         registry.create_version(model, stage=PRODUCTION)
         registry.create_version(model)
