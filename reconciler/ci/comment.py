@@ -8,6 +8,7 @@ plan with changes pending, not a failure.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from reconciler.ci.github import add_summary, gh
@@ -69,15 +70,22 @@ def render(plan_markdown: str, run_url: str | None = None) -> str:
     return f"{MARKER}\n{body}{footer}"
 
 
+def bot_login() -> str:
+    """Who writes the plan comment: the workflow's token (`github-actions[bot]`), or the GitHub
+    App a team uses instead (RECONCILER_BOT_LOGIN)."""
+    return os.environ.get("RECONCILER_BOT_LOGIN") or "github-actions[bot]"
+
+
 def upsert(repo: str, pr: int, body: str, command: str = "gh") -> str:
     """Update the comment carrying MARKER, or create it. Returns "updated" or "created"."""
     listed = gh(
-        "api", "--paginate", f"repos/{repo}/issues/{pr}/comments", "--jq", ".[] | {id, body}",
-        command=command,
+        "api", "--paginate", f"repos/{repo}/issues/{pr}/comments",
+        "--jq", ".[] | {id, body, author: .user.login}", command=command,
     )  # fmt: skip
     for line in filter(str.strip, listed.splitlines()):
         comment = json.loads(line)
-        if comment.get("body", "").startswith(MARKER):
+        # Only our own comment: anyone may write one starting with the marker (hostile review).
+        if comment.get("author") == bot_login() and comment.get("body", "").startswith(MARKER):
             gh(
                 "api", "--method", "PATCH", f"repos/{repo}/issues/comments/{comment['id']}",
                 "--raw-field", f"body={body}", command=command,

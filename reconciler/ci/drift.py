@@ -5,10 +5,11 @@ of the check itself, never drift: fail with what the code means, and touch no is
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.ci.comment import read
+from reconciler.ci.comment import bot_login, read
 from reconciler.ci.github import add_summary, gh
 
 # The README's exit-code table, as the drift check reads it.
@@ -20,6 +21,7 @@ ERRORS = {
     130: "interrupted (SIGINT)",
     143: "cancelled (SIGTERM)",
 }
+BODY_LIMIT = 65_536
 TITLE = "Registry drift: the MLflow registry differs from environments/"
 MARKER = "<!-- reconciler-drift -->"
 
@@ -40,17 +42,33 @@ def body(plan_markdown: str, run_url: str | None) -> str:
 
 
 def upsert(repo: str, text: str, command: str = "gh") -> str:
+    text = _capped(text)
     listed = gh(
         "issue", "list", "--repo", repo, "--state", "open", "--search", f'"{TITLE}" in:title',
-        "--json", "number,title", command=command,
+        "--json", "number,title,author", command=command,
     )  # fmt: skip
-    for issue in json.loads(listed or "[]"):
-        if issue.get("title") == TITLE:
-            gh("issue", "edit", str(issue["number"]), "--repo", repo, "--body", text,
-               command=command)  # fmt: skip
-            return f"updated #{issue['number']}"
-    gh("issue", "create", "--repo", repo, "--title", TITLE, "--body", text, command=command)
+    with tempfile.TemporaryDirectory() as folder:
+        # A large plan is over the command line's limit: the body goes in a file.
+        body_file = Path(folder) / "body.md"
+        body_file.write_text(text, encoding="utf-8")
+        for issue in json.loads(listed or "[]"):
+            author = (issue.get("author") or {}).get("login")
+            # Only our own issue: anyone may open one with this title (hostile review).
+            if issue.get("title") == TITLE and author in (bot_login(), "app/github-actions"):
+                gh("issue", "edit", str(issue["number"]), "--repo", repo,
+                   "--body-file", str(body_file), command=command)  # fmt: skip
+                return f"updated #{issue['number']}"
+        gh("issue", "create", "--repo", repo, "--title", TITLE, "--body-file", str(body_file),
+           command=command)  # fmt: skip
     return "created"
+
+
+def _capped(text: str) -> str:
+    """GitHub refuses an issue body over 65,536 characters."""
+    if len(text) <= BODY_LIMIT:
+        return text
+    cut = text[: BODY_LIMIT - 200].rsplit("\n", 1)[0]
+    return f"{cut}\n\n… the plan is longer than an issue can hold: the run's log has it all."
 
 
 def report(plan: Path, exit_code: int, repo: str, run_url: str | None) -> Outcome:

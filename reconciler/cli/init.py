@@ -113,7 +113,9 @@ def _git_init(root: Path) -> bool:
     )
     if inside.returncode == 0 and inside.stdout.strip() == "true":
         return False
-    done = subprocess.run(["git", "init", "-q"], cwd=root, capture_output=True, text=True)
+    # On `main`, whatever git's own default: the workflows init writes run on pushes to main.
+    init = ["git", "init", "-q", "-b", "main"]
+    done = subprocess.run(init, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise ReconcilerError(f"git init in {root} failed: {done.stderr.strip()}")
     return True

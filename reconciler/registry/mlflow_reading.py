@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from math import ceil
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from reconciler.registry.values import Metric
 
@@ -121,7 +121,7 @@ def sqlite_file(uri: str) -> Path | None:
     four slashes); None for other URIs and in-memory databases."""
     if not uri.startswith("sqlite:"):
         return None
-    path = urlsplit(uri).path
+    path = unquote(urlsplit(uri).path)  # MLflow's default URI quotes a non-ASCII folder
     path = path[1:] if path.startswith("/") else path
     if path in ("", ":memory:"):
         return None

@@ -192,6 +192,27 @@ def test_an_existing_default_database_is_used_and_named(repo: Repo) -> None:
         assert read in done.stderr + done.stdout
 
 
+def test_the_default_database_in_a_folder_named_in_unicode_is_found(tmp_path: Path) -> None:
+    """MLflow's default URI quotes a non-ASCII folder (`d%C3%A9p%C3%B4t`): read as a path it
+    named no folder, and the existing database was refused (hostile review)."""
+    repo = Repo(tmp_path / "dépôt ñu")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    create = "from mlflow import MlflowClient; MlflowClient().create_registered_model('m')"
+    subprocess.run([sys.executable, "-c", create], cwd=repo.root, env=env, check=True, timeout=120)
+    repo.pin("production", "m", 1)
+    repo.commit("pin")
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "status"],
+        cwd=repo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Production: none" in done.stdout
+
+
 def test_a_sqlite_uri_whose_folder_is_missing_is_an_error(repo: Repo, tmp_path: Path) -> None:
     repo.pin("production", "m", 1)
     repo.commit("pin")

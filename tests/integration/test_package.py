@@ -110,15 +110,20 @@ def test_this_repositorys_action_builds_the_checkout(dist: package.Dist, user: P
 
 
 def test_the_action_installs_only_a_pinned_release(wheelhouse: Path, user: Path) -> None:
+    (user / "work").mkdir(exist_ok=True)  # also when run alone
     runner = Runner(user / "work", package.offline_pip_env(wheelhouse), temp=user / "elsewhere")
     for version, says in [
-        (".", "version '.' is not a release version"),
+        (".", "the version input is not a release version"),
         ("0.1.0 --index-url http://evil", "is not a release version"),
         ("git+https://example.com/x", "is not a release version"),
+        ("0.1.0+local.ver", "is not a release version"),
+        # Never echoed: a newline would start a workflow command (hostile review).
+        ("x\n::warning title=spoof::hi", "is not a release version"),
     ]:
         refused = runner.action(package.REPO, {"version": version})
         assert not refused.ok
         assert says in refused.log
+        assert "spoof" not in refused.log
     assert not list((user / "elsewhere").glob("mlflow-reconciler-*"))  # nothing installed
 
 

@@ -40,7 +40,12 @@ def gh(tmp_path: Path) -> tuple[Path, Path, Path]:
     script.write_text(
         f"#!{sys.executable}\n"
         "import json, sys\n"
-        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "args = sys.argv[1:]\n"
+        "# A body given as a file is logged as its text (the file is gone after the call).\n"
+        "if '--body-file' in args:\n"
+        "    at = args.index('--body-file') + 1\n"
+        "    args[at - 1:at + 1] = ['--body', open(args[at]).read()]\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(args) + '\\n')\n"
         f"sys.stdout.write(open({str(reply)!r}).read())\n"
     )
     script.chmod(0o755)
@@ -74,10 +79,14 @@ def test_comment_is_marked_collapsed_and_capped() -> None:
 
 def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None:
     script, log, reply = gh
+    bot = "github-actions[bot]"
     reply.write_text(
-        json.dumps({"id": 7, "body": "nice"})
+        json.dumps({"id": 7, "body": "nice", "author": "someone"})
         + "\n"
-        + json.dumps({"id": 9, "body": sticky.MARKER + "\nold"})
+        # Anyone may start a comment with the marker: only ours is updated (hostile review).
+        + json.dumps({"id": 8, "body": sticky.MARKER + "\nforged", "author": "someone"})
+        + "\n"
+        + json.dumps({"id": 9, "body": sticky.MARKER + "\nold", "author": bot})
         + "\n"
     )
     assert (
@@ -92,7 +101,7 @@ def test_sticky_comment_is_updated_in_place(gh: tuple[Path, Path, Path]) -> None
         "--raw-field",
         "body=<!-- reconciler-plan -->\nnew",
     ]
-    reply.write_text(json.dumps({"id": 7, "body": "nice"}) + "\n")
+    reply.write_text(json.dumps({"id": 8, "body": sticky.MARKER, "author": "someone"}) + "\n")
     assert sticky.upsert("org/repo", 42, "@body", command=str(script)) == "created"
     assert calls(log)[-1] == [
         "api",
@@ -181,9 +190,23 @@ def test_drift_issue_is_created_then_updated(gh: tuple[Path, Path, Path]) -> Non
         "--body",
         "plan",
     ]
-    reply.write_text(json.dumps([{"number": 5, "title": drift.TITLE}]))
+    ours = {"login": "app/github-actions"}
+    reply.write_text(
+        json.dumps(
+            [
+                {"number": 4, "title": drift.TITLE, "author": {"login": "someone"}},
+                {"number": 5, "title": drift.TITLE, "author": ours},
+            ]
+        )
+    )
     assert drift.upsert("org/repo", "plan 2", command=str(script)) == "updated #5"
     assert calls(log)[-1] == ["issue", "edit", "5", "--repo", "org/repo", "--body", "plan 2"]
+    # Over GitHub's limit for an issue body, and over the command line's: cut, sent as a file.
+    huge = "| row |\n" * 50_000
+    assert drift.upsert("org/repo", huge, command=str(script)) == "updated #5"
+    sent = calls(log)[-1][-1]
+    assert len(sent) <= drift.BODY_LIMIT
+    assert sent.endswith("the run's log has it all.")
     assert drift.body("### plan", "https://ci/run/2").startswith(drift.MARKER)
 
 

@@ -268,3 +268,20 @@ def test_a_folder_inside_another_repository_is_noted(tmp_path: Path) -> None:
         f"note: {tmp_path / 'ml' / 'pins'} is inside the git repository {tmp_path}, not its root: "
         "GitHub runs workflows only from the root's .github/, and commands need --root there\n"
     )
+
+
+def test_a_new_repository_is_on_main_whatever_gits_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflows init writes run on pushes to main: a repository made on `master` (git's
+    own default without init.defaultBranch) would never apply a merge (hostile review)."""
+    config = tmp_path / "gitconfig"
+    config.write_text("[init]\n\tdefaultBranch = master\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    root = tmp_path / "pins"
+    assert init(str(root)).exit_code == 0
+    head = subprocess.run(
+        ["git", "symbolic-ref", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    )
+    assert head.stdout.strip() == "main"
+    assert "branches: [main]" in (root / ".github/workflows/reconcile.yml").read_text()
