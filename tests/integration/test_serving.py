@@ -218,7 +218,7 @@ def test_apply_verify_with_a_token_ending_in_a_newline_fails_cleanly_and_never_s
         output = result.stdout + result.stderr
         assert result.exit_code == 1, output
         assert (
-            "the environment variable SERVING_TOKEN (used in headers.Authorization) holds a "
+            ": serving.headers.Authorization: the environment variable SERVING_TOKEN holds a "
             "newline" in result.stderr
         )
         assert not [token[i : i + 5] for i in range(len(token) - 4) if token[i : i + 5] in output]
