@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from reconciler.ci.action import COMMANDS
-from reconciler.errors import Reported
+from reconciler.errors import ReconcilerError, Reported
 
 _FILE = click.Path(path_type=Path)
 _REPO = click.option("--repo", required=True, metavar="OWNER/NAME", help="The GitHub repository.")
@@ -26,7 +27,27 @@ def _reconciler(command: str | None) -> list[str]:
     return [command] if command else [sys.executable, "-m", "reconciler"]
 
 
-@click.group()
+class _CiGroup(click.Group):
+    """These commands read files and `gh` answers a workflow made: one that is not what it
+    should be (missing, not JSON, the wrong shape) is a failed step, exit 1, not a bug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # the reader went away: the main group says so
+        except json.JSONDecodeError as error:
+            raise ReconcilerError(f"ci {ctx.invoked_subcommand}: not JSON: {error}") from None
+        except OSError as error:
+            raise ReconcilerError(f"ci {ctx.invoked_subcommand}: {error}") from None
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ReconcilerError(
+                f"ci {ctx.invoked_subcommand}: its input is not of the expected shape "
+                f"({type(error).__name__}: {error})"
+            ) from None
+
+
+@click.group(cls=_CiGroup)
 def ci() -> None:
     """The glue of the GitHub workflows and action (run inside a workflow step)."""
 
@@ -96,7 +117,10 @@ def apply_in_order(
     OUT_DIR/apply-ENV.json (and verify-ENV.json); stop at the first failure, exit with its code."""
     from reconciler.ci import order
 
-    names = [str(name) for name in json.loads(environments)]
+    listed = json.loads(environments)
+    if not isinstance(listed, list):
+        raise ReconcilerError("ci apply-in-order: ENVIRONMENTS is a JSON list of environments")
+    names = [str(name) for name in listed]
     out_dir.mkdir(parents=True, exist_ok=True)
     echo = _flushed_echo
     code = order.apply_in_order(names, _reconciler(reconciler_command), out_dir, verify, echo)

@@ -591,3 +591,26 @@ def test_a_failing_gh_is_one_line_and_exit_1(
         1,
         "error: gh (the GitHub CLI) is not installed\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        pytest.param(["promotion-order", "missing.json"], "No such file", id="missing-file"),
+        pytest.param(["promotion-order", "bad.json"], "not JSON", id="not-json"),
+        pytest.param(["apply-in-order", "not json"], "not JSON", id="argument-not-json"),
+        pytest.param(["apply-in-order", '{"a": 1}'], "a JSON list", id="not-a-list"),
+    ],
+)
+def test_bad_input_to_ci_commands_is_a_failed_step_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], says: str
+) -> None:
+    """Hostile review: malformed files or arguments exited 3 ("a bug"), or applied env `a`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    done = ci(*args)
+    assert done.exit_code == 1, done.output
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: ci {args[0]}: ")
+    assert says in line
+    assert not list(tmp_path.glob("apply-*.json"))
