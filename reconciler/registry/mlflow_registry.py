@@ -126,8 +126,7 @@ class MlflowRegistry:
         variable for this process."""
         if self.workspace is None:
             check_agreement(setting, os.environ.get(ENV_VARIABLE))  # before any request
-            chosen = setting is not None or bool(os.environ.get(ENV_VARIABLE, "").strip())
-            supported = self._server_has_workspaces(must_answer=chosen)
+            supported = self._server_has_workspaces()
             self.workspace = resolve(
                 setting, os.environ.get(ENV_VARIABLE), supported, self.display_uri
             )
@@ -135,14 +134,15 @@ class MlflowRegistry:
                 os.environ[ENV_VARIABLE] = self.workspace.name
         return self.workspace
 
-    def _server_has_workspaces(self, must_answer: bool) -> bool:
+    def _server_has_workspaces(self) -> bool:
         """Ask the server (`/api/3.0/mlflow/server-info`, one GET). Only a tracking server has
-        workspaces; a server too old to have the endpoint has none."""
+        workspaces; a server too old to have the endpoint (404) has none. Any other refusal is
+        an error: read as "none", an apply would go on in the default workspace."""
         uri = self._resolved_uri()
         if not uri.startswith(("http://", "https://")):
             return False
         with self._translated_errors("ask the registry whether it has workspaces"):
-            from mlflow.utils.rest_utils import http_request
+            from mlflow.utils.rest_utils import http_request, verify_rest_response
 
             store = self._writer().store
             creds = store.get_host_creds()
@@ -150,10 +150,9 @@ class MlflowRegistry:
             response = http_request(creds, info, "GET")  # type: ignore[no-untyped-call]
             if response.status_code == 404:
                 return False
-            if response.status_code != 200:
-                if not must_answer:
-                    return False  # a plain server of an older MLflow: it has none
-                response.raise_for_status()
+            # MLflow's own reading of a refusal (UNAUTHENTICATED, PERMISSION_DENIED, ...), so the
+            # error says what any other request's would.
+            verify_rest_response(response, info)
             return bool(response.json().get("workspaces_enabled"))
 
     @property

@@ -224,3 +224,22 @@ def test_a_workspace_on_a_server_without_workspaces_is_refused(
             "error: workspace 'team-a' (environments/_defaults.yaml) cannot be used: the "
             f"registry at {mlflow_server} has no workspaces"
         ), result.stderr
+
+
+def test_a_server_that_will_not_say_whether_it_has_workspaces_is_not_taken_for_one_without(
+    repo: Repo, workspaces: Workspaces, workspace_proxy: RecordingProxy
+) -> None:
+    """Review of the change: a refused server-info (403 from a proxy in front, say) was read as
+    "no workspaces" when nothing was chosen, and an apply went on in the default workspace."""
+    from tests.support.proxy import Fault
+
+    repo.pin("production", "churn", 2)
+    workspace_proxy.faults.append(Fault("status", SERVER_INFO, times=10, status=403))
+    workspace_proxy.clear()
+    result = reconciler(repo, workspace_proxy.url, "apply", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(
+        "error: cannot ask the registry whether it has workspaces at "
+    ), result.stderr
+    assert json.loads(result.stdout)["error"]["exit_code"] == 1
+    assert workspace_proxy.writes() == []
