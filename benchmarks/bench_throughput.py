@@ -117,7 +117,8 @@ def main() -> None:
 
             def ours(parallelism: int) -> None:
                 options = ApplyOptions(commit=None, parallelism=parallelism)
-                report = api.apply(repos[parallelism], MlflowRegistry(proxy.url), options=options)
+                registry = MlflowRegistry(proxy.url)
+                report = api.apply(repos[parallelism], lambda _c: registry, options=options)
                 if report.failed:
                     raise SystemExit(f"apply failed: {report.bookkeeping_errors}")
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.apply.copies import CopyDone
 from reconciler.errors import InvalidInput, ReconcilerError, RegistryUnreachable
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
 from reconciler.records.bookkeeping import Adoption, managed_tag
@@ -45,6 +46,8 @@ class ApplyReport:
     adoptions: tuple[Adoption, ...] = ()
     # The signal that stopped the apply early (SIGINT, SIGTERM, SIGHUP), if any.
     interrupted: str | None = None
+    # Versions copied from another registry (or found copied) before they were moved.
+    copies: tuple[CopyDone, ...] = ()
 
     @property
     def failed(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -160,4 +160,12 @@ def _unreadable(
         + (f" and {len(salvaged.attempted)} attempted commit(s)" if salvaged.attempted else "")
         + (f", dropping {', '.join(dropped)}" if dropped else ""),
         "state",
+    )
+
+
+def merge(reports: Sequence[UnlockReport]) -> UnlockReport:
+    """Unlocks in several registries as one report."""
+    return UnlockReport(
+        [item for report in reports for item in report.items],
+        [fence for report in reports for fence in report.fences],
     )

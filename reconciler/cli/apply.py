@@ -140,13 +140,12 @@ def apply(
         parallelism=parallelism,
         interrupt=interrupt,
     )
-    registry = obj.registry()
     try:
         with stopping_on_signals(interrupt):
-            result = api.apply(root, registry, Scope.of(environments, models, prune), options)
+            result = api.apply(root, obj.connect, Scope.of(environments, models, prune), options)
     finally:
         # Once per apply, also when it failed: e.g. that the server cannot archive atomically.
-        for notice in registry.notices:
+        for notice in obj.notices():
             print_note(notice)
     if output_format == "json":
         click.echo(render_apply.apply_json(result))

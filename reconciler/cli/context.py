@@ -4,20 +4,24 @@ AppContext with a fake registry through `CliRunner(obj=...)`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.apply.lease import DEFAULT_SETTLE, DEFAULT_TTL
 from reconciler.cli.output import print_note
 from reconciler.registry.base import Registry
+from reconciler.registry.connection import Connection
 
-RegistryFactory = Callable[[str | None], Registry]
+# How to reach a registry → the registry (tests: `lambda _connection: fake`).
+RegistryFactory = Callable[[Connection], Registry]
 
 
-def _mlflow_registry(tracking_uri: str | None) -> Registry:
+def _mlflow_registry(connection: Connection) -> Registry:
     from reconciler.registry.mlflow_registry import MlflowRegistry, check_tracking_uri
 
-    uri, note = check_tracking_uri(tracking_uri)
+    if connection.configured:  # an environment's own `registry:`: its URI is said in full
+        return MlflowRegistry(connection=connection)
+    uri, note = check_tracking_uri(connection.tracking_uri)
     if note:
         print_note(note)
     return MlflowRegistry(uri)
@@ -35,8 +39,25 @@ class AppContext:
     lease_settle: float = DEFAULT_SETTLE
     lease_ttl: float = DEFAULT_TTL
 
+    # One registry per connection for the life of the command (each learns things once).
+    connected: dict[Connection, Registry] = field(default_factory=dict)
+
+    def connect(self, connection: Connection) -> Registry:
+        """The registry a connection reaches; the command's (not configured) is the one
+        --tracking-uri / MLFLOW_TRACKING_URI names."""
+        if not connection.configured:
+            connection = replace(connection, tracking_uri=self.tracking_uri)
+        if connection not in self.connected:
+            self.connected[connection] = self.registry_factory(connection)
+        return self.connected[connection]
+
     def registry(self) -> Registry:
-        return self.registry_factory(self.tracking_uri)
+        """The command's registry."""
+        return self.connect(Connection())
+
+    def notices(self) -> list[str]:
+        """What the registries used learnt about themselves, for the command to print."""
+        return [notice for registry in self.connected.values() for notice in registry.notices]
 
     def repository_root(self) -> Path:
         if self.root is None:

@@ -36,7 +36,7 @@ def history(
     marked applied when the registry's audit records name the commit (or a later commit that
     still pins the version). Needs full history: a shallow clone is refused."""
     when = _parse_time(at) if at else None
-    result = api.history(obj.repository_root(), obj.registry(), model, environments, when)
+    result = api.history(obj.repository_root(), obj.connect, model, environments, when)
     click.echo(
         render_history.history_json(result)
         if output_format == "json"

@@ -40,6 +40,6 @@ def import_command(
     registry = obj.registry()
     uri = str(getattr(registry, "display_uri", None) or obj.tracking_uri or "the default registry")
     result = api.import_pins(
-        obj.repository_root(), registry, uri, environments, models, overwrite=overwrite
+        obj.repository_root(), obj.connect, uri, environments, models, overwrite=overwrite
     )
     click.echo(import_json(result) if output_format == "json" else import_text(result))

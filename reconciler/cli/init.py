@@ -135,5 +135,5 @@ def _import(obj: AppContext, root: Path) -> tuple[str, str]:
 
     registry = obj.registry()
     uri = str(getattr(registry, "display_uri", None) or obj.tracking_uri or "the default registry")
-    result = api.import_pins(root, registry, uri)
+    result = api.import_pins(root, obj.connect, uri)
     return import_text(result), import_json(result)

@@ -49,7 +49,7 @@ def plan(
 
     result, reviews = api.make_plan(
         obj.repository_root(),
-        obj.registry(),
+        obj.connect,
         Scope.of(environments, models, prune),
         ui_base=ui_base(obj.tracking_uri),
         with_reviews=output_format == "markdown",

@@ -40,7 +40,7 @@ def status(
 ) -> None:
     """One table: environment x model, the pinned version, what the registry has, in sync or
     not, and the commit last applied there."""
-    rows = api.status(obj.repository_root(), obj.registry(), Scope.of(environments, models))
+    rows = api.status(obj.repository_root(), obj.connect, Scope.of(environments, models))
     click.echo(STATUS_FORMATS[output_format](rows))
     if detailed_exitcode and not all(row.in_sync for row in rows):
         sys.exit(EXIT_CHANGES_PENDING)

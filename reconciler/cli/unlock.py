@@ -29,7 +29,7 @@ def unlock(obj: AppContext, models: Sequence[str], force: bool, output_format: s
     gone on this host (Terraform's force-unlock). Says what it removed and what it kept, and
     which fences applies that never recorded left behind (kept: `apply` of that commit or a
     descendant records them)."""
-    report = api.unlock(obj.repository_root(), obj.registry(), models, force)
+    report = api.unlock(obj.repository_root(), obj.connect, models, force)
     now = datetime.now(UTC).timestamp()
     if output_format == "json":
         items = [

@@ -19,6 +19,7 @@ from reconciler.pins.defaults import DEFAULTS_STEM, load_defaults
 from reconciler.pins.documents import Document, read_document
 from reconciler.pins.endpoints import Endpoint, endpoint_problems
 from reconciler.pins.gates import Gates, bound_problems
+from reconciler.pins.registry_settings import RegistrySetting, registry_problems
 from reconciler.pins.schema_validation import ENVIRONMENT_SCHEMA, PIN_SCHEMA, schema_problems
 from reconciler.pins.values import (
     DEFAULT_ENVIRONMENTS,
@@ -63,9 +64,24 @@ def load_desired_state(root: Path, paths: Sequence[Path] = ()) -> DesiredState:
     pins: list[Pin] = []
     for env_name, pin_files in sorted(files.pins.items()):
         pins.extend(_load_pins(root, env_name, pin_files, problems))
+    _check_sources(pins, _on_disk(environments_dir) | set(environments), problems)
     if problems:
         raise InvalidInput(problems)
     return DesiredState(environments, tuple(sorted(pins, key=_pin_key)), workspace)
+
+
+def _check_sources(pins: Iterable[Pin], known: set[str], problems: list[Problem]) -> None:
+    """`from:` names another environment of this repository."""
+    for pin in pins:
+        if pin.source is None:
+            continue
+        if pin.source == pin.environment:
+            message = "a version cannot come from its own environment"
+        elif pin.source not in known:
+            message = f"no environment {pin.source!r} (have: {', '.join(sorted(known))})"
+        else:
+            continue
+        problems.append(Problem(pin.file, pin.source_line, "from", message))
 
 
 def _pin_key(pin: Pin) -> tuple[str, str]:
@@ -270,7 +286,10 @@ def _load_environment(
         return None
     if document.data is None:
         document = Document(document.path, document.display, {}, document.lines)
-    found = _merge(document, schema_problems(document, ENVIRONMENT_SCHEMA))
+    # A literal secret is refused in the tool's own words, not the schema pattern's.
+    found = _merge(
+        document, schema_problems(document, ENVIRONMENT_SCHEMA), registry_problems(document)
+    )
     if not found and "serving" in document.data:
         found = endpoint_problems(document, ("serving",))
     if not found:
@@ -314,6 +333,7 @@ def _load_environment(
         max_retire=int(data.get("max_retire", 3)),
         settings_file=document.display,
         serving=_endpoint(document),
+        registry=RegistrySetting.from_document(document),
     )
 
 
@@ -455,6 +475,8 @@ def _pin(env_name: str, document: Document, version: str) -> Pin:
         gates=Gates.from_data(data.get("gates")),
         confidence=data.get("confidence"),
         serving=_endpoint(document),
+        source=data.get("from"),
+        source_line=document.line_of(("from",)),
     )
 
 

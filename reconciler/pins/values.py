@@ -6,11 +6,12 @@ The registry's side (ActualState) is in `reconciler.registry.values`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.pins.endpoints import Endpoint
 from reconciler.pins.gates import Gates
+from reconciler.pins.registry_settings import RegistrySetting
 
 PRODUCTION = "Production"
 STAGING = "Staging"
@@ -37,6 +38,8 @@ class Environment:
     max_retire: int = 3
     settings_file: str | None = None  # where the settings came from, for messages
     serving: Endpoint | None = None  # where `verify` asks which version serves
+    # Where its models live when not in the command's registry (`registry:` in its settings).
+    registry: RegistrySetting | None = None
 
     @property
     def rank(self) -> tuple[int, str]:
@@ -80,6 +83,10 @@ class Pin:
     gates: Gates | None = None
     confidence: float | None = None
     serving: Endpoint | None = None  # replaces the environment's for this pin
+    # `from: <environment>`: `version` is numbered in that environment's registry; apply copies
+    # it into this one. None: the version is this environment's registry's own.
+    source: str | None = None
+    source_line: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,3 +107,12 @@ class DesiredState:
 
     def environments_by_rank(self) -> list[Environment]:
         return sorted(self.environments.values(), key=lambda env: env.rank)
+
+    def only(self, environments: Iterable[str]) -> DesiredState:
+        """The part of it that lives in `environments` (one registry's share)."""
+        kept = set(environments)
+        return DesiredState(
+            {name: env for name, env in self.environments.items() if name in kept},
+            tuple(pin for pin in self.pins if pin.environment in kept),
+            self.workspace,
+        )

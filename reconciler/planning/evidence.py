@@ -3,13 +3,14 @@ version tags, when a version reached the required environment) and runs the rule
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reconciler.errors import (
     Problem,
 )
-from reconciler.pins.values import DesiredState, Environment
+from reconciler.pins.values import DesiredState, Environment, Pin
 from reconciler.planning import policy
 from reconciler.planning.figures import VersionMetrics
 from reconciler.planning.steps import Plan
@@ -19,20 +20,62 @@ from reconciler.registry.base import Registry
 from reconciler.registry.values import ActualState, ModelVersion, RegisteredModel
 
 
+@dataclass(frozen=True)
+class SourceEvidence:
+    """For a pin with `from:`: the version it names in its source registry, whose evidence
+    (metrics, tags, audit records of the environments it passed) the policy judges."""
+
+    version: ModelVersion
+    registered: RegisteredModel
+    registry: Registry
+
+
 def policy_problems(
     desired: DesiredState,
     plan: Plan,
     actual: ActualState,
     registry: Registry,
     now: datetime | None,
+    sources: Mapping[tuple[str, str], SourceEvidence] | None = None,
+    here: Collection[str] | None = None,
 ) -> list[Problem]:
-    """Promotion order and gates, for every pin the plan changes (in-sync pins already serve)."""
+    """Promotion order and gates, for every pin the plan changes (in-sync pins already serve).
+    A pin with `from:` (in `sources`) is judged on its source version, in its source registry.
+    `here`: the environments in this registry (None: all); a pin whose `requires` lives in
+    another registry must name its version there (`from:`), or its order cannot be checked."""
     moment = now or datetime.now(UTC)
+    sources = sources or {}
     problems: list[Problem] = []
     gated = []
     for entry in plan.entries:
         pin = entry.pin
         env = desired.environments[pin.environment]
+        source = sources.get((pin.environment, pin.model))
+        if not entry.steps or pin.version in entry.current:
+            continue
+        if source is not None:
+            problems += _judge(
+                pin, env, desired, source.version, source.registered, source.registry, moment
+            )
+            continue
+        if here is not None and env.requires and env.requires not in here:
+            problems.append(
+                Problem(
+                    pin.file,
+                    pin.version_line,
+                    "version",
+                    f"policy: {env.name} requires {env.requires}, whose models live in another "
+                    f"registry: name {env.requires}'s version here with `from: {env.requires}` "
+                    "(its evidence is there)",
+                )
+            )
+    for entry in plan.entries:
+        pin = entry.pin
+        env = desired.environments[pin.environment]
+        if sources.get((pin.environment, pin.model)) is not None or (
+            here is not None and env.requires and env.requires not in here
+        ):
+            continue  # judged above
         if not entry.steps or not (env.requires or env.gates or pin.gates):
             continue
         if pin.version in entry.current:
@@ -62,7 +105,7 @@ def policy_problems(
             arrival=reached,
         )
         # The environment's rules, then the pin's own gates, each named by where it is written.
-        for gates, source, check_order in (
+        for gates, rules_in, check_order in (
             (env.gates, env.settings_file or f"environments/{env.name}.yaml", True),
             (pin.gates, f"{pin.file} gates", False),
         ):
@@ -73,10 +116,52 @@ def policy_problems(
                 version=pin.version,
                 requires=env.requires,
                 gates=gates,
-                rule_source=source,
+                rule_source=rules_in,
                 evidence=evidence,
                 check_order=check_order,
             )
+    return problems
+
+
+def _judge(
+    pin: Pin,
+    env: Environment,
+    desired: DesiredState,
+    version: ModelVersion,
+    registered: RegisteredModel,
+    registry: Registry,
+    moment: datetime,
+) -> list[Problem]:
+    """The policy for one pin judged on a version of another registry (its source)."""
+    if not (env.requires or env.gates or pin.gates):
+        return []
+    metered = any(g is not None and g.metrics for g in (env.gates, pin.gates))
+    metrics = read_metrics(registry, [version]) if metered else {}
+    reached = None
+    if env.requires:
+        reached = reached_required(version, desired.environments[env.requires], registered)
+    found = policy.Evidence(
+        metrics=metrics.get((version.model, version.version), VersionMetrics()),
+        tags=version.tags,
+        now=moment,
+        arrival=reached,
+    )
+    problems: list[Problem] = []
+    for gates, rules_in, check_order in (
+        (env.gates, env.settings_file or f"environments/{env.name}.yaml", True),
+        (pin.gates, f"{pin.file} gates", False),
+    ):
+        problems += policy.check(
+            file=pin.file,
+            line=pin.version_line,
+            model=pin.model,
+            version=f"{version.version} (from {pin.source})",
+            requires=env.requires,
+            gates=gates,
+            rule_source=rules_in,
+            evidence=found,
+            check_order=check_order,
+        )
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.planning.sourcing import PENDING_COPY
 from reconciler.planning.steps import Plan
 from reconciler.records.bookkeeping import state_of
 from reconciler.registry.values import ActualState
@@ -26,6 +27,18 @@ class StatusRow:
     workspace: Workspace = NO_WORKSPACES  # where the registry columns were read
     # Why the model's state tag cannot be read (then the last applied commit is not known).
     state_problem: str | None = None
+    # For a pin with `from:`: the version's number where it comes from (`staging v15`); then
+    # `pinned` is the copy's number here (PENDING_COPY: not copied yet).
+    source: str | None = None
+
+    @property
+    def shown_pinned(self) -> str:
+        """`v16`, `v16 (staging v15)`, or `copy of staging v15` when not copied yet."""
+        if self.source is None:
+            return f"v{self.pinned}"
+        if self.pinned == PENDING_COPY:
+            return f"copy of {self.source}"
+        return f"v{self.pinned} ({self.source})"
 
 
 def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
@@ -38,6 +51,7 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
         alias_version = registered.aliases.get(alias) if registered and alias else None
         state = state_of(registered)
         record = state.environments.get(pin.environment)
+        source = plan.source_of(pin.environment, pin.model)
         rows.append(
             StatusRow(
                 environment=pin.environment,
@@ -51,6 +65,7 @@ def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:
                 alias_version=alias_version,
                 workspace=plan.workspace,
                 state_problem=state.unreadable,
+                source=source.label() if source is not None else None,
             )
         )
     return rows

@@ -11,6 +11,7 @@ from typing import Literal
 
 from reconciler.errors import Problem
 from reconciler.pins.values import Pin
+from reconciler.planning.sourcing import PENDING_COPY, Copy, Source
 from reconciler.records.bookkeeping import Adoption, EnvRecord
 from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
@@ -51,12 +52,24 @@ class Step:
     expect: tuple[tuple[str, str], ...] = ()
     rank: int = 0  # environment rank: higher environments first
     sequence: int = 0  # position within the model's walk (steps of one model stay in order)
+    # The version's number in the registry it was copied from (`staging v15`), for a pin with
+    # `from:`; the step's own version is the copy's (PENDING_COPY until apply makes it).
+    source: str | None = None
+
+    @property
+    def shown_version(self) -> str:
+        """`v16`, `v16 (staging v15)`, or `copy of staging v15` before the copy exists."""
+        if self.source is None:
+            return f"v{self.version}"
+        if self.version == PENDING_COPY:
+            return f"copy of {self.source}"
+        return f"v{self.version} ({self.source})"
 
     def action(self) -> str:
         """What the step does, as plans and results show it: `v15 → Production, archives v6`."""
         if self.kind == "transition":
             archived = f", archives {_versions(self.archives)}" if self.archives else ""
-            return f"v{self.version} → {self.stage}{archived}"
+            return f"{self.shown_version} → {self.stage}{archived}"
         if self.kind == "archive":
             return f"archive v{self.version} (extra in {self.stage})"
         if self.kind == "retire":
@@ -66,7 +79,7 @@ class Step:
         if self.kind == "disown":
             return "forget ownership"
         previous = f"from v{self.previous}" if self.previous else "new"
-        return f"@{self.alias} → v{self.version} ({previous})"
+        return f"@{self.alias} → {self.shown_version} ({previous})"
 
     def describe(self) -> str:
         return f"{self.model}: {self.action()}"
@@ -132,15 +145,35 @@ class Plan:
     repository: str | None = None
     # Pinned models whose state tag this version cannot read, and why: apply refuses them.
     unreadable: tuple[tuple[str, str], ...] = ()
+    # Versions apply copies from another registry before it moves them (pins with `from:`).
+    copies: tuple[Copy, ...] = ()
+    # Where each sourced pin's version comes from, by (environment, model).
+    sources: tuple[tuple[tuple[str, str], Source], ...] = ()
+    # (environment, registry as shown, workspace) of every environment in scope, when the
+    # repository's environments live in more than one registry; empty otherwise.
+    registries: tuple[tuple[str, str, Workspace], ...] = ()
+    # (environment, this repository's identity there) when it differs by registry (workspaces).
+    repositories: tuple[tuple[str, str], ...] = ()
+
+    def source_of(self, environment: str, model: str) -> Source | None:
+        return dict(self.sources).get((environment, model))
+
+    def registry_of(self, environment: str) -> tuple[str, Workspace] | None:
+        """The registry and workspace `environment` lives in, when there are several."""
+        for name, registry, workspace in self.registries:
+            if name == environment:
+                return registry, workspace
+        return None
 
     def owned_elsewhere(self, entry: Entry) -> bool:
         """Whether another repository owns the entry's model in its environment."""
         owner = entry.record.owner if entry.record else None
-        return owner is not None and self.repository is not None and owner != self.repository
+        ours = dict(self.repositories).get(entry.pin.environment, self.repository)
+        return owner is not None and ours is not None and owner != ours
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.steps)
+        return bool(self.steps) or bool(self.copies)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -152,12 +185,29 @@ class Plan:
     @property
     def checksum(self) -> str:
         """A digest of exactly what apply would write, for `apply --expect-plan`-style checks."""
-        steps: list[object] = [asdict(step) for step in self.steps]
+        steps: list[object] = [_identity(step) for step in self.steps]
         # The same steps in another workspace are another plan (earlier checksums unchanged).
         if self.workspace.name is not None:
             steps.append({"workspace": self.workspace.name})
+        if self.registries:
+            steps.append({"registries": [[env, reg, ws.name] for env, reg, ws in self.registries]})
         payload = json.dumps(steps, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _identity(step: Step) -> dict[str, object]:
+    """A step as the checksum sees it. A copied version is named by its source (`staging v15`),
+    not by its number here: the plan reviewed before apply makes the copy and the plan apply
+    makes after it are one plan, and their checksums agree."""
+    found = asdict(step)
+    del found["source"]  # unsourced steps hash as they always have
+    if step.source is not None:
+        found["version"] = step.source
+        found["expect"] = [
+            (step.source if version == step.version else version, stage)
+            for version, stage in step.expect
+        ]
+    return found
 
 
 def _versions(versions: Iterable[str]) -> str:

@@ -3,7 +3,7 @@ audit records on the registry's model versions. Pure apart from its inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -11,6 +11,7 @@ from typing import Protocol
 from reconciler.gitrepo import PinChange
 from reconciler.records import audit
 from reconciler.records.bookkeeping import audit_tag
+from reconciler.registry.lineage import Lineage as CopyLineage
 from reconciler.registry.values import RegisteredModel
 
 
@@ -23,6 +24,9 @@ class HistoryEntry:
     )
     # The apply took the model over from another repository (`--take-ownership`): from whom.
     took_over_from: str | None = None
+    # The version's own number in this environment's registry when the pin named another
+    # registry's (`from:`) and the copy there was applied.
+    copy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,15 @@ def build(
     ]
     entries = []
     for change, nxt in reversed(wanted):
-        record = _applied(change, nxt, registered, lineage)
+        found = _applied_version(change, nxt, registered, lineage)
+        record = found[1] if found is not None else None
         entries.append(
             HistoryEntry(
                 change,
                 _is_rollback(change),
                 record is not None,
                 record.takeover() if record is not None else None,
+                copy=found[0] if found is not None and found[0] != change.after else None,
             )
         )
     pinned_at: tuple[tuple[str, PinChange | None], ...] = ()
@@ -87,21 +93,45 @@ def _is_rollback(change: PinChange) -> bool:
     )
 
 
-def _applied(
+def _applied_version(
     change: PinChange,
     following: PinChange | None,
     registered: RegisteredModel | None,
     lineage: Lineage | None,
-) -> audit.AuditRecord | None:
-    """The audit record showing this change applied, if any: from its own commit, or from a
-    later commit built on it that still pins the same version, before the environment's next
-    change. A dirty apply (--allow-dirty) applied no commit exactly."""
+) -> tuple[str, audit.AuditRecord] | None:
+    """The version that holds the record of this change applied (the pinned number, or a copy
+    of it made from another registry: a pin with `from:` names the source's number), and the
+    record."""
     if registered is None or change.after is None:
         return None
-    version = registered.versions.get(change.after)
-    if version is None:
-        return None
-    records = audit.parse(version.tags.get(audit_tag(change.environment)))
+    copies = sorted(
+        (
+            v
+            for v in registered.versions.values()
+            if (copied := CopyLineage.of(v)) is not None
+            and copied.model == registered.name
+            and copied.version == change.after
+        ),
+        key=lambda v: int(v.version),
+    )
+    candidates = [registered.versions.get(change.after), *copies]
+    for version in candidates:
+        if version is None:
+            continue
+        record = _record_of(change, following, registered, lineage, version.tags)
+        if record is not None:
+            return version.version, record
+    return None
+
+
+def _record_of(
+    change: PinChange,
+    following: PinChange | None,
+    registered: RegisteredModel,
+    lineage: Lineage | None,
+    tags: Mapping[str, str],
+) -> audit.AuditRecord | None:
+    records = audit.parse(tags.get(audit_tag(change.environment)))
     # A takeover's record first: that is what the history must show for it.
     for record in sorted(records, key=lambda r: r.took_over_from is None):
         if record.dirty or record.action == "retire" or not record.commit:
@@ -124,3 +154,17 @@ def _in_force(changes: Sequence[PinChange], environment: str, at: datetime) -> P
         if change.environment == environment and change.date <= at:
             found = change
     return found
+
+
+def merge(histories: Sequence[History]) -> History:
+    """Histories of one model read from several registries (each environment's own) as one,
+    newest first."""
+    if len(histories) == 1:
+        return histories[0]
+    entries = sorted(
+        (entry for history in histories for entry in history.entries),
+        key=lambda entry: entry.change.date,
+        reverse=True,
+    )
+    pinned_at = tuple(sorted(pair for history in histories for pair in history.pinned_at))
+    return History(histories[0].model, tuple(entries), histories[0].at, pinned_at)

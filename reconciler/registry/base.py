@@ -17,6 +17,10 @@ class Registry(Protocol):
     # the server cannot archive atomically, so promotions take two steps); the CLI prints them.
     notices: list[str]
 
+    def describe(self) -> str:
+        """The registry as outputs and lineage tags name it: its URI without credentials."""
+        ...
+
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
         """Decide the workspace every later request goes to (workspaces.resolve: the setting,
         MLFLOW_WORKSPACE and whether the registry has workspaces) and use it. Called before any

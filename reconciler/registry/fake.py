@@ -35,7 +35,8 @@ class _Model:
 
 
 class FakeRegistry:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "registry") -> None:
+        self.name = name
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
         self.notices: list[str] = []
@@ -46,6 +47,9 @@ class FakeRegistry:
         # A server started with --enable-workspaces (the fake holds the chosen one's models).
         self.workspaces_enabled = False
         self.workspace: Workspace | None = None  # what the command chose
+
+    def describe(self) -> str:
+        return f"fake://{self.name}"
 
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
         self.workspace = resolve(

@@ -155,6 +155,9 @@ class MlflowRegistry:
             verify_rest_response(response, info)
             return bool(response.json().get("workspaces_enabled"))
 
+    def describe(self) -> str:
+        return self.display_uri
+
     @property
     def display_uri(self) -> str:
         return redact_uri(self._resolved_uri())

@@ -30,6 +30,9 @@ def history_text(history: History) -> str:
         after = f"v{change.after}" if change.after else "removed"
         badge = " ROLLBACK" if entry.rollback else ""
         applied = "applied" if entry.applied else "not applied"
+        if entry.copy is not None:
+            # A pin with `from:` names the source's number; the registry holds its own copy.
+            applied += f" as v{entry.copy} here"
         if entry.took_over_from:
             applied += f", taken over from {entry.took_over_from}"
         lines.append(
@@ -58,6 +61,7 @@ def history_json(history: History) -> str:
             {
                 **change_json(e.change),
                 "rollback": e.rollback,
+                "copy_version": e.copy,
                 "applied": e.applied,
                 "took_over_from": e.took_over_from,
             }

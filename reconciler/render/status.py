@@ -53,7 +53,8 @@ def status_markdown(rows: Sequence[StatusRow]) -> str:
     for row in rows:
         env, model, pinned, registry, _in_sync, applied = _status_cells(row)
         lines.append(
-            f"| {env} | {md_cell(md_code(model))} | {pinned} | {md_cell(md_text(registry))} | "
+            f"| {env} | {md_cell(md_code(model))} | {md_cell(md_text(pinned))} | "
+            f"{md_cell(md_text(registry))} | "
             f"{'✅' if row.in_sync else '❌'} | {md_cell(md_text(applied))} |"
         )
     return "\n".join(lines)
@@ -65,7 +66,9 @@ def status_json(rows: Sequence[StatusRow]) -> str:
             {
                 "environment": row.environment,
                 "model": row.model,
-                "pinned_version": row.pinned,
+                # A copy not made yet has no number here: null, and `source` says which.
+                "pinned_version": None if row.shown_pinned.startswith("copy of") else row.pinned,
+                "source": row.source,
                 "target": row.target,
                 "registry_versions": list(row.registry),
                 "alias_version": row.alias_version,
@@ -92,7 +95,7 @@ def _status_cells(row: StatusRow) -> tuple[str, str, str, str, str, str]:
     return (
         row.environment,
         row.model,
-        f"v{row.pinned}",
+        row.shown_pinned,
         _registry_cell(row),
         "yes" if row.in_sync else "NO",
         _last_applied(row),

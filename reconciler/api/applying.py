@@ -1,0 +1,294 @@
+"""Apply, one registry (site) at a time: lease the models to write, copy the versions its pins
+take from another registry, plan again under the lease, write model by model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from reconciler.api.planning import (
+    Checkout,
+    Sides,
+    SitePlan,
+    combine,
+    plan_site,
+    read_models,
+    refuse,
+)
+from reconciler.api.sites import OpenSite
+from reconciler.apply import executor, guards, recording
+from reconciler.apply.copies import CopyDone
+from reconciler.apply.copying import ensure_copy
+from reconciler.apply.executor import ApplyReport
+from reconciler.apply.lease import Lease
+from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
+from reconciler.apply.model_run import ModelRun, Planned
+from reconciler.apply.options import ApplyOptions
+from reconciler.errors import ApplyFailed, Problem, UsageError
+from reconciler.pins.desired import ENVIRONMENTS_DIR
+from reconciler.pins.values import DesiredState
+from reconciler.planning.scope import Scope
+from reconciler.planning.sites import Site
+from reconciler.planning.steps import Plan
+from reconciler.records.bookkeeping import Adoption
+from reconciler.registry.lineage import Lineage
+from reconciler.registry.values import ActualState
+from reconciler.registry.workspaces import SETTINGS, Workspace
+
+
+def workspace_to_write(workspace: Workspace, site: Site) -> None:
+    """An apply writes only where the repository itself says: on a registry with workspaces,
+    the repository's `workspace:` setting (MLFLOW_WORKSPACE may only agree with it). A CI job
+    with the variable missing or pointing at another team's workspace is refused before any
+    read, never applied to the server's default or to that team's same-named models."""
+    if workspace.name is not None and workspace.chosen_by != SETTINGS:
+        how = (
+            f"MLFLOW_WORKSPACE is {workspace.name!r}, but this repository does not say which "
+            "one it manages"
+            if workspace.chosen_by
+            else "none is chosen"
+        )
+        where = f"{ENVIRONMENTS_DIR}/_defaults.yaml"
+        if site.own_server and site.setting is not None:
+            where = f"`registry: workspace:` of {site.setting.file}"
+            how = "none is chosen"
+        raise UsageError(
+            f"the registry has workspaces and {how}: set `workspace: <name>` in "
+            f"{where} (nothing was changed)"
+        )
+
+
+@dataclass
+class SiteRun:
+    """One site's apply, from its first plan (made with every other site's, before anything is
+    written) to its report."""
+
+    desired: DesiredState
+    site: OpenSite
+    sides: Sides
+    opened: Sequence[OpenSite]
+    scope: Scope
+    checkout: Checkout
+    options: ApplyOptions
+    planned: SitePlan = field(init=False)
+    copies: list[CopyDone] = field(default_factory=list)
+
+    @property
+    def rank(self) -> tuple[int, str]:
+        """Production's registry first, as environments are applied within one."""
+        envs = [self.desired.environments[name] for name in self.site.site.environments]
+        return min((env.rank for env in envs), default=(9, ""))
+
+    @property
+    def models(self) -> set[str]:
+        return {p.model for p in self.desired.pins if self.site.holds(p.environment)}
+
+    def first_plan(self) -> list[Problem]:
+        self.planned, problems = self._plan(self.sides.of(self.site))
+        return problems
+
+    def _plan(
+        self, actual: ActualState | None = None, lease: Lease | None = None
+    ) -> tuple[SitePlan, list[Problem]]:
+        if actual is None:
+            reads = self.models | {
+                p.model for p in self.desired.pins if p.source and self.site.holds(p.source)
+            }
+            actual = read_models(self.site.registry, reads, self.checkout.owner)
+        return plan_site(
+            self.desired,
+            self.site,
+            actual,
+            self.sides.for_target(self.site, self.opened, self.desired),
+            self.scope,
+            self.checkout,
+            self.options.clock(),
+            self.options.take_ownership,
+            lease.token if lease is not None else None,
+        )
+
+    def plan_now(
+        self, actual: ActualState | None = None, lease: Lease | None = None
+    ) -> tuple[Plan, ActualState, tuple[Adoption, ...]]:
+        planned, problems = self._plan(actual, lease)
+        refuse(problems)
+        # The plan checked against --expect-plan before anything was written: nothing changed.
+        expected = self.planned.plan.checksum if self.options.expect_checksum else None
+        guards.check_expected(planned.plan, expected)
+        self.planned = planned
+        return planned.plan, planned.actual, planned.plan.adoptions
+
+    def check(self, plan: Plan, actual: ActualState) -> None:
+        options, owner, root = self.options, self.checkout.owner, self.checkout.root
+        guards.check_readable(actual, plan)
+        guards.check_retirements(self.desired, plan, options.force)
+        guards.check_ownership(actual, plan, owner, options.take_ownership, root)
+        guards.check_order(actual, plan, root, options, owner)
+
+    def apply(self) -> ApplyReport:
+        """Lease the models to write (which proves write permission and announces the records
+        each will get); plan again under the lease; copy what comes from another registry and
+        plan once more; then write model by model; as each model's steps land, verify and repair
+        it and write its audit records, which complete the announced records and release its
+        lease (any other outcome: one bookkeeping write of what landed)."""
+        options, owner, registry = self.options, self.checkout.owner, self.site.registry
+        plan, actual = self.planned.plan, self.planned.actual
+        adoptions = plan.adoptions
+        if not plan.has_changes and not adoptions:
+            guards.check_readable(actual, plan)
+            return ApplyReport(plan, ())
+        self.check(plan, actual)
+        lease = Lease(
+            registry,
+            options.holder,
+            options.commit,
+            ttl=options.lease_ttl,
+            wait=options.lease_wait,
+            settle=options.lease_settle,
+            on_wait=options.on_event,
+            parallelism=options.parallelism,
+        )
+        with lease:
+            wanted = _writes_to(plan, adoptions)
+            for _attempt in range(MAX_LEASE_ROUNDS):
+                # The registry may have moved while we waited: what is written is planned under
+                # the lease, from the read that confirmed it.
+                announced = recording.intents(plan, actual, adoptions, options, owner)
+                plan, actual, adoptions = self.plan_now(
+                    lease.acquire(
+                        wanted,
+                        read=self.models,
+                        intents=announced,
+                        moves=recording.moves(plan, adoptions),
+                    ),
+                    lease,
+                )
+                if _writes_to(plan, adoptions) <= wanted:
+                    break
+                wanted |= _writes_to(plan, adoptions)  # more to write than leased: lease those
+                lease.release()
+            else:
+                raise ApplyFailed("the registry kept changing while the lease was taken; run again")
+            if plan.copies:
+                # A refusal gives every lease back with the fences as they were: no stage moved.
+                self.check(plan, actual)
+                self._copy(plan, actual, lease)
+                plan, actual, adoptions = self.plan_now(None, lease)
+                if plan.copies or not _writes_to(plan, adoptions) <= wanted:
+                    raise ApplyFailed(
+                        "the registry changed while versions were copied; run again (the copies "
+                        "stay and are found by their lineage)"
+                    )
+            # A refusal here gives every lease back with the fences as they were found: nothing
+            # was sent (Lease.release).
+            self.check(plan, actual)
+            # Usually what was announced; else one more write per model whose records differ.
+            lease.announce(
+                recording.intents(plan, actual, adoptions, options, owner),
+                recording.moves(plan, adoptions),
+            )
+            planned = Planned(self.desired, plan, actual, adoptions, self.scope, owner)
+            run = ModelRun(planned, registry, lease, options)
+            results = executor.apply(
+                plan,
+                registry,
+                before_each_write=lease.renew_if_needed,
+                on_result=options.on_result,
+                after_model=run.after_model,
+                parallelism=options.parallelism,
+                stop=options.interrupt.event if options.interrupt else None,
+                also={a.model for a in adoptions},
+                on_send=lease.sending,
+            )
+            if run.error is not None:
+                raise run.error
+        interrupted = options.interrupt.signal if options.interrupt else None
+        return ApplyReport(
+            plan,
+            results,
+            tuple(sorted(run.repairs, key=lambda r: r.step.order_key)),
+            tuple(run.bookkeeping_errors),
+            tuple(a for a in adoptions if (a.environment, a.model) in run.recorded),
+            interrupted,
+            copies=tuple(self.copies),
+        )
+
+    def _copy(self, plan: Plan, actual: ActualState, lease: Lease) -> None:
+        """Make every copy the plan needs, one at a time, the lease kept alive meanwhile: the
+        copy is found by its lineage (never made twice), made, or resumed."""
+        stop = self.options.interrupt.event if self.options.interrupt else None
+        sources = self.sides.for_target(self.site, self.opened, self.desired)
+        for copy in plan.copies:
+            if stop is not None and stop.is_set():
+                raise ApplyFailed("interrupted before the copies were made; nothing was moved")
+            source_site, _side = sources[copy.source.environment]
+            model = actual.models.get(copy.model)
+            wanted = Lineage(
+                copy.source.registry, copy.model, copy.source.version, copy.source.run_id
+            )
+            with _kept_alive(lease):
+                result = ensure_copy(
+                    source_site.registry,
+                    self.site.registry,
+                    wanted,
+                    model.versions if model is not None else {},
+                    stop,
+                )
+            done = CopyDone(
+                copy, result.version.version, result.copied, result.bytes, result.seconds
+            )
+            self.copies.append(done)
+            if self.options.on_event is not None:
+                self.options.on_event(done.describe())
+
+
+@contextmanager
+def _kept_alive(lease: Lease, every: float = 5.0) -> Iterator[None]:
+    """A copy may take longer than the lease lives: renew it meanwhile (as before each write)."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            lease.renew_if_needed()
+
+    keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
+    lease.renew_if_needed()
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
+        lease.renew_if_needed()
+
+
+def _writes_to(plan: Plan, adoptions: Sequence[Adoption]) -> set[str]:
+    return {step.model for step in plan.steps} | {a.model for a in adoptions}
+
+
+def merge_reports(
+    applied: Sequence[tuple[SitePlan, ApplyReport]],
+    planned: Sequence[SitePlan],
+    opened: Sequence[OpenSite],
+) -> ApplyReport:
+    """The sites' reports as one (one site: its report unchanged). Sites not applied (a site
+    before them failed) show their plan with no results."""
+    if len(applied) == 1 and len(opened) == 1:
+        return applied[0][1]
+    done = {id(site_plan): report for site_plan, report in applied}
+    plan = combine(
+        [replace(p, plan=done[id(p)].plan) if id(p) in done else p for p in planned],
+        opened,
+    )
+    reports = [report for _p, report in applied]
+    return ApplyReport(
+        plan,
+        tuple(x for r in reports for x in r.results),
+        tuple(x for r in reports for x in r.repairs),
+        tuple(x for r in reports for x in r.bookkeeping_errors),
+        tuple(x for r in reports for x in r.adoptions),
+        next((r.interrupted for r in reports if r.interrupted), None),
+        copies=tuple(x for r in reports for x in r.copies),
+    )

@@ -1,0 +1,62 @@
+"""`import` for one registry: pins for what it serves in the environments that live there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.api.sites import OpenSite
+from reconciler.importing.files import ImportReport, write_pins
+from reconciler.importing.from_registry import candidates, pins_from_registry
+from reconciler.pins.values import DesiredState, Environment
+from reconciler.redact import redact_uri, scrub
+
+
+def import_site(
+    root: Path,
+    site: OpenSite,
+    registry_uri: str,
+    chosen: Sequence[Environment],
+    models: Sequence[str],
+    desired: DesiredState,
+    overwrite: bool,
+    now: datetime | None,
+) -> ImportReport:
+    registry, workspace = site.registry, site.workspace
+    # Two reads, no per-model loop: every model (latest version per stage), then all versions of
+    # the models holding a stage or alias in scope (a doubled stage needs them all).
+    overview = registry.read(())
+    wanted = candidates(overview, list(chosen))
+    if models:
+        wanted &= set(models)
+    actual = registry.read(wanted) if wanted else overview
+    # Prompts are never pinned, but one holding an environment's alias is reported as skipped
+    # (model searches leave prompts out: one more request).
+    actual = replace(actual, prompts=registry.read_prompts())
+    found = pins_from_registry(actual, list(chosen), set(models) if models else None)
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    uri = scrub(redact_uri(registry_uri))
+    where = f" (workspace {workspace.describe()})" if workspace.name is not None else ""
+    existing = {(pin.environment, pin.model): pin for pin in desired.pins}
+    files = write_pins(
+        root,
+        found.pins,
+        existing,
+        overwrite,
+        [f"imported from {uri}{where} at {when} by reconciler import"],
+    )
+    return ImportReport(uri, tuple(files), found.skipped, workspace.name)
+
+
+def merge_imports(reports: Sequence[ImportReport]) -> ImportReport:
+    """Imports from several registries as one report (the first names the registry)."""
+    if len(reports) == 1:
+        return reports[0]
+    return ImportReport(
+        ", ".join(dict.fromkeys(r.registry for r in reports)),
+        tuple(f for r in reports for f in r.files),
+        tuple(s for r in reports for s in r.skipped),
+        reports[0].workspace,
+    )

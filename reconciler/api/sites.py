@@ -1,0 +1,123 @@
+"""The registries a command talks to: one per site (planning/sites.py), connected once, each in
+its workspace, and read concurrently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from reconciler.errors import ReconcilerError
+from reconciler.pins.registry_settings import resolve
+from reconciler.pins.values import DesiredState
+from reconciler.planning.sites import Site, sites
+from reconciler.registry.base import Registry
+from reconciler.registry.connection import Connection
+from reconciler.registry.workspaces import DEFAULT, Workspace
+
+# Given how to reach a registry, the registry (the CLI caches one per connection).
+Connect = Callable[[Connection], Registry]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class OpenSite:
+    """A site with its registry connected and its workspace chosen."""
+
+    site: Site
+    registry: Registry
+    workspace: Workspace
+
+    @property
+    def identity(self) -> str:
+        """The registry as lineage tags and plans name it: URI without credentials, and the
+        workspace unless it is the default one."""
+        shown = self.registry.describe()
+        if self.workspace.name not in (None, DEFAULT):
+            return f"{shown} workspace:{self.workspace.name}"
+        return shown
+
+    def holds(self, environment: str) -> bool:
+        return self.site.holds(environment)
+
+
+def connection_for(site: Site, environ: Mapping[str, str]) -> Connection:
+    """How to reach a site's registry: the command's, or its own `registry:` with its `${VAR}`s
+    read now (an unset one is refused at its file and line before any request)."""
+    setting = site.setting
+    if setting is None or not setting.own_server:
+        return Connection()  # the command's: its URI, credentials and MLFLOW_WORKSPACE
+    resolved = resolve(setting, environ)
+    return Connection(
+        tracking_uri=resolved.tracking_uri,
+        username=resolved.username,
+        password=resolved.password,
+        token=resolved.token,
+        configured=True,
+    )
+
+
+def needed(desired: DesiredState, environments: Collection[str]) -> set[str]:
+    """The environments a command on `environments` (empty: all) reads: those, and the sources
+    their pins copy from."""
+    chosen = set(environments) or set(desired.environments)
+    sources = {pin.source for pin in desired.pins if pin.environment in chosen and pin.source}
+    return chosen | {source for source in sources if source in desired.environments}
+
+
+def open_sites(
+    desired: DesiredState,
+    connect: Connect,
+    environ: Mapping[str, str],
+    environments: Collection[str] = (),
+) -> list[OpenSite]:
+    """Connect the sites holding `environments` (empty: all) and their sources, each in its
+    workspace; the command's registry when no environment is in scope."""
+    wanted = needed(desired, environments)
+    every = sites(desired)
+    chosen = [site for site in every if wanted & set(site.environments)] or [every[0]]
+    # Every `${VAR}` first: an unset one refuses the command before any registry is asked.
+    connections = [connection_for(site, environ) for site in chosen]
+
+    def open_one(pair: tuple[Site, Connection]) -> OpenSite:
+        site, connection = pair
+        registry = connect(connection)
+        return OpenSite(site, registry, registry.use_workspace(site.workspace))
+
+    return each(open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen))
+
+
+def each(work: Callable[[T], R], items: Sequence[T], names: Sequence[str] | None = None) -> list[R]:
+    """`work` on every item, concurrently when there are several (one thread per registry:
+    reads of different registries overlap). A failure names the environments of its registry,
+    so the one line says which registry failed; the first failure is raised."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="registry") as pool:
+        futures = [pool.submit(work, item) for item in items]
+        results: list[R] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except ReconcilerError as error:
+                if names is not None:
+                    raise _named(error, names[index]) from None
+                raise
+        return results
+
+
+def _named(error: ReconcilerError, environments: str) -> ReconcilerError:
+    """The same error, its message prefixed with the environments whose registry failed."""
+    if getattr(error, "problems", None):
+        return error  # file-and-line problems name their environment already
+    try:
+        named = type(error)(f"{environments}: {error}")
+    except TypeError:
+        return error
+    return named
+
+
+def _sites_named(chosen: Iterable[Site]) -> list[str]:
+    return [", ".join(site.environments) or "(the command's registry)" for site in chosen]
