@@ -19,9 +19,9 @@ from reconciler.registry.artifacts import ArtifactFile, Artifacts, content_diges
 from reconciler.registry.lineage import (
     CHECKED,
     RUN_STATUS,
-    UPLOADING,
     CopyRun,
     Lineage,
+    run_tags,
     sort_runs,
 )
 from reconciler.registry.values import (
@@ -274,7 +274,7 @@ class FakeRegistry:
             for run in self.copy_runs.values()
             if not run.deleted
         ]
-        keep, discard = sort_runs(listed, lineage)
+        keep, discard = sort_runs(listed, lineage, model)
         for old in discard:
             self.copy_runs[old.run_id].status = "FAILED"
             self.copy_runs[old.run_id].deleted = True
@@ -282,7 +282,7 @@ class FakeRegistry:
             run = self.copy_runs[keep.run_id]
             self._check(run, lineage)  # checked once; checked again before it is registered
         else:
-            run = self._upload(files, lineage)
+            run = self._upload(files, lineage, model)
             self._check(run, lineage)
             run.tags[RUN_STATUS] = CHECKED
             run.status = "FINISHED"
@@ -301,8 +301,8 @@ class FakeRegistry:
             raise RegistryError(f"{model} v{version} in {self.describe()}: {created.status}")
         return created
 
-    def _upload(self, folder: Path, lineage: Lineage) -> FakeRun:
-        run = FakeRun(f"copy-{len(self.copy_runs) + 1}", {**lineage.tags(), RUN_STATUS: UPLOADING})
+    def _upload(self, folder: Path, lineage: Lineage, model: str) -> FakeRun:
+        run = FakeRun(f"copy-{len(self.copy_runs) + 1}", run_tags(lineage, model))
         self.copy_runs[run.run_id] = run
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             if (

@@ -92,6 +92,7 @@ def find_copy(
 # the digest, then "checked". Only a checked run is ever registered.
 COPY_EXPERIMENT = "reconciler-copies"
 RUN_STATUS = f"{COPY_TAG_PREFIX}status"
+TARGET_MODEL = f"{COPY_TAG_PREFIX}target_model"  # on the run: the model it is a copy for
 UPLOADING = "uploading"
 CHECKED = "checked"
 
@@ -105,8 +106,17 @@ class CopyRun:
     finished: bool  # the run's status is FINISHED (set only after the check)
 
 
-def sort_runs(runs: list[CopyRun], lineage: Lineage) -> tuple[CopyRun | None, list[CopyRun]]:
-    """What to do with the runs left by earlier copies of `lineage` (a SIGKILL may stop a copy
+def run_tags(lineage: Lineage, model: str) -> dict[str, str]:
+    """The tags a copy run starts with: the lineage, the target model, "uploading"."""
+    return {**lineage.tags(), TARGET_MODEL: model, RUN_STATUS: UPLOADING}
+
+
+def sort_runs(
+    runs: list[CopyRun], lineage: Lineage, model: str
+) -> tuple[CopyRun | None, list[CopyRun]]:
+    """What to do with the runs left by earlier copies of `lineage` into `model` (the target
+    model's lease covers them; a copy of the same version into another model is not ours to
+    touch). A SIGKILL may stop a copy
     anywhere): the first finished, checked run of the same digest is registered without
     uploading again; every other run of that lineage (unfinished, unchecked, or of another
     digest: the source changed) is discarded and never registered. Runs of other lineages are
@@ -117,6 +127,7 @@ def sort_runs(runs: list[CopyRun], lineage: Lineage) -> tuple[CopyRun | None, li
         if run.tags.get(SOURCE_REGISTRY) == lineage.registry
         and run.tags.get(SOURCE_MODEL) == lineage.model
         and run.tags.get(SOURCE_VERSION) == lineage.version
+        and run.tags.get(TARGET_MODEL) == model
     ]
     reusable = [
         run

@@ -29,9 +29,9 @@ from reconciler.registry.lineage import (
     COPY_EXPERIMENT,
     RUN_STATUS,
     SOURCE_VERSION,
-    UPLOADING,
     CopyRun,
     Lineage,
+    run_tags,
     sort_runs,
 )
 from reconciler.registry.mlflow_reading import bind, pages
@@ -72,7 +72,7 @@ class MlflowCopying:
         what = f"copy {lineage.describe()} into {model}"
         with self._translated_errors(what):
             experiment = self._copy_experiment()
-            keep, discard = sort_runs(self._copy_runs(experiment, lineage), lineage)
+            keep, discard = sort_runs(self._copy_runs(experiment, lineage), lineage, model)
             for old in discard:
                 # FAILED first: should this be killed before the delete, the run is still no
                 # candidate (only a FINISHED, checked run is).
@@ -140,7 +140,7 @@ class MlflowCopying:
     ) -> tuple[str, str]:
         run = self._client().create_run(
             experiment,
-            tags={**lineage.tags(), RUN_STATUS: UPLOADING},
+            tags=run_tags(lineage, model),
             run_name=f"copy of {lineage.model} v{lineage.version} into {model}"[:250],
         )
         uri = f"{run.info.artifact_uri}/{MODEL_FOLDER}"

@@ -14,6 +14,7 @@ from reconciler.registry.lineage import (
     CopyRun,
     Lineage,
     find_copy,
+    run_tags,
     sort_runs,
 )
 from reconciler.registry.values import ModelVersion
@@ -120,15 +121,20 @@ def test_find_copy_by_lineage_lowest_number_first() -> None:
     ],
 )
 def test_sort_runs(status: str, finished: bool, digest: str, reused: bool) -> None:
-    tags = {**LINEAGE.tags(), RUN_STATUS: status, "reconciler.copy.digest": digest}
+    tags = {**run_tags(LINEAGE, "churn"), RUN_STATUS: status, "reconciler.copy.digest": digest}
     run = CopyRun("r1", tags, finished)
-    stranger = CopyRun("r2", {**Lineage("x", "churn", "7", None).tags(), RUN_STATUS: CHECKED}, True)
-    keep, discard = sort_runs([run, stranger], LINEAGE)
+    checked = {RUN_STATUS: CHECKED}
+    strangers = [
+        CopyRun("r2", {**run_tags(Lineage("x", "churn", "7", None), "churn"), **checked}, True),
+        CopyRun("r3", {**run_tags(LINEAGE, "churn-b"), **checked}, False),  # another model's
+    ]
+    keep, discard = sort_runs([run, *strangers], LINEAGE, "churn")
     assert (keep, discard) == ((run, []) if reused else (None, [run]))
 
 
 def test_sort_runs_keeps_one_checked_run_and_discards_the_others() -> None:
-    tags = {**LINEAGE.tags(), RUN_STATUS: CHECKED}
+    tags = {**run_tags(LINEAGE, "churn"), RUN_STATUS: CHECKED}
     first, second = CopyRun("r1", tags, True), CopyRun("r2", tags, True)
-    assert sort_runs([first, second], LINEAGE) == (first, [second])
-    assert sort_runs([first], Lineage("http://dev:5000", "churn", "8", None)) == (None, [])
+    assert sort_runs([first, second], LINEAGE, "churn") == (first, [second])
+    other = Lineage("http://dev:5000", "churn", "8", None)
+    assert sort_runs([first], other, "churn") == (None, [])
