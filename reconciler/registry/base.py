@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Protocol
 
 from reconciler.pins.values import WorkspaceSetting
+from reconciler.registry.artifacts import Artifacts
+from reconciler.registry.lineage import Lineage
 from reconciler.registry.values import ActualState, Metric, ModelVersion, RegisteredModel
 from reconciler.registry.workspaces import Workspace
 
@@ -16,10 +19,6 @@ class Registry(Protocol):
     # What the registry learnt about itself that the user should hear once per command (e.g. that
     # the server cannot archive atomically, so promotions take two steps); the CLI prints them.
     notices: list[str]
-
-    def describe(self) -> str:
-        """The registry as outputs and lineage tags name it: its URI without credentials."""
-        ...
 
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
         """Decide the workspace every later request goes to (workspaces.resolve: the setting,
@@ -90,4 +89,28 @@ class Registry(Protocol):
 
     def delete_model_tag(self, model: str, key: str) -> None:
         """Remove a registered model's tag (no error when it is already gone)."""
+        ...
+
+    # -- copying a version between registries (issue 17) --
+
+    def describe(self) -> str:
+        """The registry as outputs and lineage tags name it: its URI without credentials
+        (redact_uri), e.g. `http://127.0.0.1:5000`; the fake: `fake://<name>`."""
+        ...
+
+    def version_artifacts(self, model: str, version: str) -> Artifacts:
+        """The files of a version's model artifacts (its `source`), paths and sizes, listed
+        without downloading (plan shows the size to transfer)."""
+        ...
+
+    def download_version(self, model: str, version: str, dest: Path) -> Artifacts:
+        """Download the version's model artifacts into the empty folder `dest`."""
+        ...
+
+    def register_copy(self, model: str, files: Path, lineage: Lineage) -> ModelVersion:
+        """Upload `files` into this registry and register them as a new version of `model`
+        carrying `lineage.tags()`, READY: in a run of experiment `reconciler-copies`, checked
+        against `lineage.digest` by downloading it back before the version is created (in one
+        request, with its tags). Resumes a checked run of the same lineage without uploading
+        again; deletes unfinished ones. Never returns a version that is not READY."""
         ...

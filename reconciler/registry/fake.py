@@ -8,11 +8,22 @@ the same assertions against a real `mlflow server` to keep the two honest.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+import tempfile
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from reconciler.errors import RegistryError
 from reconciler.pins.values import WorkspaceSetting
+from reconciler.registry.artifacts import ArtifactFile, Artifacts, content_digest
+from reconciler.registry.lineage import (
+    CHECKED,
+    RUN_STATUS,
+    CopyRun,
+    Lineage,
+    run_tags,
+    sort_runs,
+)
 from reconciler.registry.values import (
     ARCHIVED,
     NONE_STAGE,
@@ -34,9 +45,38 @@ class _Model:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+class UploadInterrupted(Exception):
+    """What a test makes a fake upload die of: like a SIGKILL, it leaves the run as it was (an
+    unfinished run holding some of the files) and cleans nothing up."""
+
+
+@dataclass
+class FakeRun:
+    """A run of the copy experiment: its tags, its files (path → bytes), its status."""
+
+    run_id: str
+    tags: dict[str, str]
+    files: dict[str, bytes] = field(default_factory=dict)
+    status: str = "RUNNING"  # FINISHED once checked, FAILED when discarded
+    deleted: bool = False
+
+
 class FakeRegistry:
-    def __init__(self, name: str = "registry") -> None:
+    def __init__(self, name: str = "fake") -> None:
         self.name = name
+        # A version's model artifacts (path → bytes); a copy's are its run's (the same dict, as
+        # MLflow's version points at the run's files: overwriting one overwrites the other).
+        self.artifacts: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.copy_runs: dict[str, FakeRun] = {}
+        # Test hooks for copies: die after this many files of an upload, touch the uploaded
+        # files before the check (someone overwriting one), and the status a new copy version
+        # has when created (MLflow may answer PENDING_REGISTRATION) with the number of
+        # read_versions it takes to turn READY.
+        self.interrupt_upload_after: int | None = None
+        self.after_upload: Callable[[dict[str, bytes]], None] | None = None
+        self.copy_status = READY
+        self.pending_reads: dict[tuple[str, str], int] = {}
+        self.uploads = 0  # files uploaded by register_copy, for tests counting transfers
         self._models: dict[str, _Model] = {}
         self.writes: list[tuple[str, ...]] = []
         self.notices: list[str] = []
@@ -47,9 +87,6 @@ class FakeRegistry:
         # A server started with --enable-workspaces (the fake holds the chosen one's models).
         self.workspaces_enabled = False
         self.workspace: Workspace | None = None  # what the command chose
-
-    def describe(self) -> str:
-        return f"fake://{self.name}"
 
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
         self.workspace = resolve(
@@ -75,15 +112,26 @@ class FakeRegistry:
         created: int | None = None,
         creator: str | None = None,
         model_id: str | None = None,
+        files: Mapping[str, bytes] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
+        """A new version; `files` are its model artifacts (relative path → content)."""
         self.create_model(name)
         model = self._models[name]
         version = str(len(model.versions) + 1)
         model.versions[version] = ModelVersion(
-            name, version, stage, status, run_id, created=created, creator=creator,
-            updated=self._tick(), model_id=model_id,
+            name, version, stage, status, run_id, dict(tags or {}), created=created,
+            creator=creator, updated=self._tick(), model_id=model_id,
         )  # fmt: skip
+        self.artifacts[(name, version)] = dict(files or {})
         return version
+
+    def overwrite_file(self, model: str, version: str, path: str, content: bytes) -> None:
+        """Someone replacing or adding a file in a version's artifacts (by hand, in the store)."""
+        self.artifacts[(model, version)][path] = content
+
+    def remove_file(self, model: str, version: str, path: str) -> None:
+        del self.artifacts[(model, version)][path]
 
     def create_logged_model(self) -> str:
         """An MLflow 3 LoggedModel (what `log_model(name=...)` makes); its id."""
@@ -141,7 +189,15 @@ class FakeRegistry:
 
     def read_versions(self, model: str) -> dict[str, ModelVersion]:
         found = self._models.get(model)
-        return dict(found.versions) if found is not None else {}
+        if found is None:
+            return {}
+        for (name, version), left in list(self.pending_reads.items()):
+            if name == model:  # MLflow finishing a registration in the background
+                self.pending_reads[(name, version)] = left - 1
+                if left <= 1:
+                    del self.pending_reads[(name, version)]
+                    found.versions[version] = replace(found.versions[version], status=READY)
+        return dict(found.versions)
 
     def run_metrics(self, run_id: str) -> dict[str, float] | None:
         return self.metrics.get(run_id)
@@ -197,6 +253,80 @@ class FakeRegistry:
             self.writes.append(("delete_model_tag", model, key))
             self._models[model].tags.pop(key, None)
 
+    # -- copying a version between registries: the rules of the MLflow adapter --
+
+    def describe(self) -> str:
+        return f"fake://{self.name}"
+
+    def version_artifacts(self, model: str, version: str) -> Artifacts:
+        self._version_map(model, version)
+        files = self.artifacts.get((model, version), {})
+        return Artifacts(tuple(ArtifactFile(path, len(data)) for path, data in files.items()))
+
+    def download_version(self, model: str, version: str, dest: Path) -> Artifacts:
+        self._version_map(model, version)
+        _write(self.artifacts.get((model, version), {}), dest)
+        return Artifacts.of_folder(dest)
+
+    def register_copy(self, model: str, files: Path, lineage: Lineage) -> ModelVersion:
+        listed = [
+            CopyRun(run.run_id, run.tags, run.status == "FINISHED")
+            for run in self.copy_runs.values()
+            if not run.deleted
+        ]
+        keep, discard = sort_runs(listed, lineage, model)
+        for old in discard:
+            self.copy_runs[old.run_id].status = "FAILED"
+            self.copy_runs[old.run_id].deleted = True
+        if keep is not None:
+            run = self.copy_runs[keep.run_id]
+            self._check(run, lineage)  # checked once; checked again before it is registered
+        else:
+            run = self._upload(files, lineage, model)
+            self._check(run, lineage)
+            run.tags[RUN_STATUS] = CHECKED
+            run.status = "FINISHED"
+        # One write: the version exists with its lineage tags, or not at all.
+        self.create_model(model)
+        self.writes.append(("register_copy", model, lineage.model, lineage.version))
+        version = self.create_version(
+            model, status=self.copy_status, run_id=run.run_id, tags=lineage.tags()
+        )
+        self.artifacts[(model, version)] = run.files
+        if self.copy_status == "PENDING_REGISTRATION":
+            self.pending_reads[(model, version)] = 1  # the adapter waits: so does the fake
+            self.read_versions(model)
+        created = self._models[model].versions[version]
+        if created.status != READY:
+            raise RegistryError(f"{model} v{version} in {self.describe()}: {created.status}")
+        return created
+
+    def _upload(self, folder: Path, lineage: Lineage, model: str) -> FakeRun:
+        run = FakeRun(f"copy-{len(self.copy_runs) + 1}", run_tags(lineage, model))
+        self.copy_runs[run.run_id] = run
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if (
+                self.interrupt_upload_after is not None
+                and self.uploads >= self.interrupt_upload_after
+            ):
+                raise UploadInterrupted(f"upload of {lineage.describe()} interrupted")
+            run.files[path.relative_to(folder).as_posix()] = path.read_bytes()
+            self.uploads += 1
+        if self.after_upload is not None:
+            self.after_upload(run.files)
+        return run
+
+    def _check(self, run: FakeRun, lineage: Lineage) -> None:
+        with tempfile.TemporaryDirectory(prefix="fake-copy-") as back:
+            _write(run.files, Path(back))
+            found = content_digest(Path(back))
+        if found != lineage.digest:
+            run.status, run.deleted = "FAILED", True
+            raise RegistryError(
+                f"the copy of {lineage.describe()} in {self.describe()} does not match: "
+                f"uploaded {found}, expected {lineage.digest}; not registered"
+            )
+
     def _version_map(self, model: str, version: str) -> dict[str, ModelVersion]:
         if model not in self._models:
             raise RegistryError(f"registered model {model!r} not found")
@@ -204,3 +334,10 @@ class FakeRegistry:
         if version not in versions:
             raise RegistryError(f"{model} v{version} not found")
         return versions
+
+
+def _write(files: Mapping[str, bytes], dest: Path) -> None:
+    for path, data in files.items():
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)

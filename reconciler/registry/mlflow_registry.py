@@ -22,6 +22,7 @@ from reconciler.errors import (
 from reconciler.pins.values import WorkspaceSetting, filterable_name
 from reconciler.redact import redact_uri, scrub
 from reconciler.registry import messages
+from reconciler.registry.mlflow_copying import MlflowCopying
 from reconciler.registry.mlflow_reading import (
     PROMPT_FILTER,
     logged_model_id,
@@ -106,7 +107,7 @@ def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
     return uri, note
 
 
-class MlflowRegistry:
+class MlflowRegistry(MlflowCopying):
     def __init__(self, tracking_uri: str | None = None) -> None:
         self._uri = tracking_uri
         self._client_instance: Any = None

@@ -33,6 +33,25 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def prod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second registry (issue 17: copies between registries) with its own sqlite backend and
+    artifact root, its artifacts proxied: clients see `mlflow-artifacts:/` URIs and move files
+    through this server (`mlflow_server`'s artifacts are a plain folder the client writes into).
+    The later `--default-artifact-root` wins over start_server's (click keeps the last)."""
+    workdir = tmp_path_factory.mktemp("mlflow-prod")
+    url, process = start_or_fail(
+        workdir,
+        "--serve-artifacts",
+        "--default-artifact-root", "mlflow-artifacts:/",
+        "--artifacts-destination", str(workdir / "proxied"),
+    )  # fmt: skip
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """One PostgreSQL server for the session; each driver gets its own database on it."""
     try:

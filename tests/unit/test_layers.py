@@ -117,7 +117,12 @@ def test_only_the_adapter_imports_mlflow() -> None:
         for _line, imported in _imports(path)
         if imported == "mlflow" or imported.startswith("mlflow.")
     }
-    assert importers == {"reconciler.registry.mlflow_registry"}
+    # The adapter, and its copy half (issue 17): MLflow's artifact repositories would have grown
+    # the adapter module past the line limit; it is mixed into MlflowRegistry, not used alone.
+    assert importers == {
+        "reconciler.registry.mlflow_registry",
+        "reconciler.registry.mlflow_copying",
+    }
 
 
 def test_no_module_is_a_long_read() -> None:
