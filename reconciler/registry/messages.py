@@ -22,6 +22,14 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def credentials(*, configured: bool) -> str:
+    """Where the credentials a registry refused come from: an environment's `registry:`
+    settings, or the command's variables."""
+    if configured:
+        return "the username and password (or token) of its registry settings"
+    return "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+
+
 def server_says(message: str) -> str:
     """The server's own words from MLflow's "API request ... Response body: '...'" wrapper."""
     marker = "Response body: '"

@@ -22,6 +22,7 @@ from reconciler.errors import (
 from reconciler.pins.values import WorkspaceSetting, filterable_name
 from reconciler.redact import redact_uri, scrub
 from reconciler.registry import messages
+from reconciler.registry.connection import GATE, Connection
 from reconciler.registry.mlflow_copying import MlflowCopying
 from reconciler.registry.mlflow_reading import (
     PROMPT_FILTER,
@@ -108,8 +109,14 @@ def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:
 
 
 class MlflowRegistry(MlflowCopying):
-    def __init__(self, tracking_uri: str | None = None) -> None:
-        self._uri = tracking_uri
+    def __init__(
+        self, tracking_uri: str | None = None, connection: Connection | None = None
+    ) -> None:
+        # With a connection, its URI wins. Its credentials and workspace reach MLflow only
+        # through the gate, for this registry's calls (connection.py says why).
+        self._connection = connection or Connection(tracking_uri)
+        self._uri = self._connection.tracking_uri or tracking_uri
+        self._connection.register_secrets()
         self._client_instance: Any = None
         self._run_metrics: dict[str, dict[str, float] | None] = {}
         self._logged_models: dict[str, tuple[Metric, ...] | None] = {}
@@ -123,17 +130,20 @@ class MlflowRegistry(MlflowCopying):
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
         """Resolve the workspace and send every later request to it. MLflow adds the header
         from MLFLOW_WORKSPACE to every request it makes, raw REST included and from any thread
-        (a ContextVar would not reach the apply's worker threads), so the adapter sets that
-        variable for this process."""
+        (a ContextVar would not reach the apply's worker threads), so the gate sets that
+        variable while this registry's calls run. A configured registry's workspace is its
+        setting alone: the command's MLFLOW_WORKSPACE is for the command's registry."""
         if self.workspace is None:
-            check_agreement(setting, os.environ.get(ENV_VARIABLE))  # before any request
+            environ = None if self._connection.configured else os.environ.get(ENV_VARIABLE)
+            check_agreement(setting, environ)  # before any request
             supported = self._server_has_workspaces()
-            self.workspace = resolve(
-                setting, os.environ.get(ENV_VARIABLE), supported, self.display_uri
-            )
-            if self.workspace.chosen_by is not None and self.workspace.name is not None:
-                os.environ[ENV_VARIABLE] = self.workspace.name
+            self.workspace = resolve(setting, environ, supported, self.display_uri)
         return self.workspace
+
+    def _settings(self) -> dict[str, str | None]:
+        """The environment the gate gives this registry's calls."""
+        chosen = self.workspace if self.workspace and self.workspace.chosen_by else None
+        return self._connection.settings(chosen.name if chosen else None)
 
     def _server_has_workspaces(self) -> bool:
         """Ask the server (`/api/3.0/mlflow/server-info`, one GET). Only a tracking server has
@@ -401,7 +411,8 @@ class MlflowRegistry(MlflowCopying):
 
     @contextmanager
     def _translated_errors(self, action: str) -> Iterator[None]:
-        with warnings.catch_warnings():
+        # Every MLflow call of the adapter runs in here, so every one passes the gate.
+        with GATE.holding(self._settings()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_STAGE_WARNING, category=FutureWarning)
             try:
                 yield
@@ -417,10 +428,8 @@ class MlflowRegistry(MlflowCopying):
         code = error.error_code
         message = scrub(messages.first_line(error))
         if code == "UNAUTHENTICATED":
-            return RegistryAuthError(
-                f"authentication failed at {uri}: check MLFLOW_TRACKING_USERNAME and "
-                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
-            )
+            where = messages.credentials(configured=self._connection.configured)
+            return RegistryAuthError(f"authentication failed at {uri}: check {where}")
         if code == "PERMISSION_DENIED":
             return RegistryPermissionDenied(
                 f"permission denied: cannot {action} at {uri} "
