@@ -84,3 +84,23 @@ def route_logging() -> None:
     for handler in logging.getLogger("mlflow").handlers:
         if not any(isinstance(f, ScrubbingFilter) for f in handler.filters):
             handler.addFilter(ScrubbingFilter())
+
+
+# The one failure that means "this server cannot archive in the same call" (DESIGN §6): MLflow's
+# SQL store compares the integer version column with the REST string, which psycopg v3 (what a
+# plain `postgresql://` backend URI selects under SQLAlchemy 2.1) refuses; psycopg2 casts silently.
+_ATOMIC_ARCHIVE_REFUSED = (
+    "UndefinedFunction",
+    "operator does not exist: integer <> character varying",
+)
+NO_ATOMIC_ARCHIVE = (
+    "the registry cannot archive and transition in one call (its server's PostgreSQL driver, "
+    "psycopg 3, rejects MLflow's archive query: operator does not exist: integer <> character "
+    "varying); moving each version in first, then archiving the previous holders one by one "
+    "(a postgresql+psycopg2:// backend URI on the server restores the atomic call)"
+)
+
+
+def refuses_atomic_archive(error_code: str, message: str) -> bool:
+    """True for the server's answer to archive_existing_versions on psycopg v3, and only that."""
+    return error_code == "BAD_REQUEST" and all(part in message for part in _ATOMIC_ARCHIVE_REFUSED)

@@ -23,6 +23,7 @@ from reconciler.pins.values import WorkspaceSetting, filterable_name
 from reconciler.redact import redact_uri, scrub
 from reconciler.registry import messages
 from reconciler.registry.connection import GATE, Connection
+from reconciler.registry.messages import NO_ATOMIC_ARCHIVE, refuses_atomic_archive
 from reconciler.registry.mlflow_copying import MlflowCopying
 from reconciler.registry.mlflow_reading import (
     PROMPT_FILTER,
@@ -51,26 +52,6 @@ MODELS_PAGE = 1000  # server-side maximum for search_registered_models
 VERSIONS_PAGE = 10_000
 NAMES_PER_FILTER = 1000  # `name IN (...)` breaks the filter parser at ~5,000 names
 _STAGE_WARNING = ".*Model registry stages will be removed.*"
-
-
-# The one failure that means "this server cannot archive in the same call" (DESIGN §6): MLflow's
-# SQL store compares the integer version column with the REST string, which psycopg v3 (what a
-# plain `postgresql://` backend URI selects under SQLAlchemy 2.1) refuses; psycopg2 casts silently.
-_ATOMIC_ARCHIVE_REFUSED = (
-    "UndefinedFunction",
-    "operator does not exist: integer <> character varying",
-)
-NO_ATOMIC_ARCHIVE = (
-    "the registry cannot archive and transition in one call (its server's PostgreSQL driver, "
-    "psycopg 3, rejects MLflow's archive query: operator does not exist: integer <> character "
-    "varying); moving each version in first, then archiving the previous holders one by one "
-    "(a postgresql+psycopg2:// backend URI on the server restores the atomic call)"
-)
-
-
-def refuses_atomic_archive(error_code: str, message: str) -> bool:
-    """True for the server's answer to archive_existing_versions on psycopg v3, and only that."""
-    return error_code == "BAD_REQUEST" and all(part in message for part in _ATOMIC_ARCHIVE_REFUSED)
 
 
 def check_tracking_uri(uri: str | None) -> tuple[str, str | None]:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from reconciler.pins.values import PRODUCTION, STAGING
-from reconciler.registry.mlflow_registry import NO_ATOMIC_ARCHIVE, MlflowRegistry
+from reconciler.registry.messages import NO_ATOMIC_ARCHIVE
+from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.registry.values import ARCHIVED, NONE_STAGE
 from tests.conftest import Repo, make_runner
 from tests.integration.conftest import POSTGRES_DRIVERS, Seeder, backend_url

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from mlflow.exceptions import MlflowException
 
-from reconciler.registry.mlflow_registry import _once_more_on_insert_race, refuses_atomic_archive
+from reconciler.registry.messages import refuses_atomic_archive
+from reconciler.registry.mlflow_registry import _once_more_on_insert_race
 
 # str(RestException) for transition_model_version_stage(..., archive_existing_versions=True) on a
 # `postgresql://` backend, as measured (first lines; the SQL statement follows).
