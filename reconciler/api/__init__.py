@@ -138,7 +138,15 @@ def apply(
     checkouts = {s.site.key: checkout_of(root, s.workspace, options.commit) for s in opened}
     sides = read_sites(desired, opened, {key: c.owner for key, c in checkouts.items()})
     runs = [
-        SiteRun(desired, site, sides, opened, scope, checkouts[site.site.key], options)
+        SiteRun(
+            desired,
+            site,
+            sides,
+            opened,
+            scope,
+            checkouts[site.site.key],
+            replace(options, workspace=site.workspace.name),
+        )
         for site in targets
     ]
     # Every registry's plan and its problems before anything is written anywhere.

@@ -117,6 +117,7 @@ def test_plan_json(repo: Repo, run: RunCli, churn: FakeRegistry) -> None:
             "archives": ["1"],
             "previous": None,
             "expect": {"2": STAGING, "1": PRODUCTION},
+            "source": None,  # a version copied from another registry: where from
         }
     ]
     assert document["pins"][0]["current_versions"] == ["1"]

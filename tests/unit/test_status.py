@@ -41,6 +41,7 @@ def test_status_text_markdown_json(repo: Repo, run: RunCli, fake: FakeRegistry) 
         "last_applied_commit": commit,
         "workspace": None,  # the registry has no workspaces
         "state_problem": None,
+        "source": None,  # no `from:`: the version is this registry's own
     }
     markdown = run("status", "--format", "markdown", "--env", "production").stdout.splitlines()
     assert markdown[0] == "| Environment | Model | Pinned | Registry | In sync | Last applied |"

@@ -28,7 +28,7 @@ def test_valid_repository(repo: Repo, run: RunCli) -> None:
     [
         (
             "model: m\nversion: 1\ncolour: red\n",
-            "3: colour: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
+            "3: colour: unknown key (allowed: confidence, from, gates, model, note, run_id, serving, version)",
         ),
         ("model: m\n", "1: version: required key is missing"),
         ("model: m\nversion: 0\n", "2: version: '0' is not a model version: versions start at 1"),
@@ -66,7 +66,7 @@ def test_all_problems_reported_in_one_run(repo: Repo, run: RunCli) -> None:
     result = run("validate")
     assert result.exit_code == 1
     assert errors(result.stderr) == [
-        "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, gates, model, note, run_id, serving, version)",
+        "environments/production/a.yaml:3: extra: unknown key (allowed: confidence, from, gates, model, note, run_id, serving, version)",
         "environments/production/a.yaml:4: version: duplicate key (first set on line 2)",
         "environments/staging/b.yaml:1: model: 'wrong' must match the file name ('b'): one file per model",
         "environments/staging/b.yaml:2: version: '0' is not a model version: versions start at 1",
@@ -203,7 +203,7 @@ def test_environment_settings(repo: Repo, run: RunCli) -> None:
         (
             "environments/production.yaml",
             "stage: Production\nprume: true\n",
-            "environments/production.yaml:2: prume: unknown key (allowed: alias, gates, max_retire, prune, requires, serving, stage)",
+            "environments/production.yaml:2: prume: unknown key (allowed: alias, gates, max_retire, prune, registry, requires, serving, stage)",
         ),
         (
             "environments/production.yaml",
@@ -283,7 +283,7 @@ def test_github_annotations_mark_the_diff_lines(repo: Repo) -> None:
         "::error file=environments/production/m.yaml,line=2,title=reconciler%3A version::'0' is not a "
         "model version: versions start at 1",
         "::error file=environments/production/m.yaml,line=4,title=reconciler%3A extra::unknown key "
-        "(allowed: confidence, gates, model, note, run_id, serving, version)",
+        "(allowed: confidence, from, gates, model, note, run_id, serving, version)",
     ]
     asked = CliRunner().invoke(
         cli, ["validate", "--format", "github"], obj=AppContext(root=repo.root)
