@@ -149,6 +149,7 @@ class SiteRun:
             settle=options.lease_settle,
             on_wait=options.on_event,
             parallelism=options.parallelism,
+            create={copy.model for copy in plan.copies},
         )
         with lease:
             wanted = _writes_to(plan, adoptions)
@@ -189,7 +190,9 @@ class SiteRun:
                 recording.intents(plan, actual, adoptions, options, owner),
                 recording.moves(plan, adoptions),
             )
-            planned = Planned(self.desired, plan, actual, adoptions, self.scope, owner)
+            # The repair re-diffs this registry's share, sourced pins by their copies' numbers.
+            share = self.planned.sourced.desired
+            planned = Planned(share, plan, actual, adoptions, self.scope, owner)
             run = ModelRun(planned, registry, lease, options)
             results = executor.apply(
                 plan,

@@ -65,12 +65,26 @@ class ApplyReport:
         records = [
             _record(
                 entry,
-                [outcome[id(s)] for s in entry.steps],
+                # A step of a registry not reached (an earlier one failed) was not attempted.
+                [outcome.get(id(s), "not_attempted") for s in entry.steps],
                 repairs.get((entry.pin.environment, entry.pin.model), []),
                 (entry.pin.environment, entry.pin.model) in adopted,
             )
             for entry in self.plan.entries
         ]
+        copied = {(c.copy.environment, c.copy.model): c for c in self.copies}
+        for record, entry in zip(records, self.plan.entries, strict=True):
+            source = self.plan.source_of(entry.pin.environment, entry.pin.model)
+            if source is not None:
+                # `from:`: the version's number in its source registry, and whether this apply
+                # copied it (the record's versions are this registry's).
+                done = copied.get((entry.pin.environment, entry.pin.model))
+                record["source"] = {
+                    "environment": source.environment,
+                    "registry": source.registry,
+                    "version": source.version,
+                    "copied": done.copied if done is not None else False,
+                }
         for retirement in self.plan.retirements:
             if retirement.enabled:
                 outcomes = [outcome[id(s)] for s in retirement.steps if id(s) in outcome]

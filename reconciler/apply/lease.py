@@ -85,8 +85,12 @@ class Lease:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         parallelism: int = 1,
+        create: Collection[str] = (),
     ) -> None:
         self._registry = registry
+        # Models a copy will be registered into that the registry may not have yet: leasing
+        # one registers the model (empty until the copy lands).
+        self._create = frozenset(create)
         self._holder = holder
         self._commit = commit
         self._ttl = ttl
@@ -401,7 +405,9 @@ class Lease:
         return record
 
     def _put(self, model: str, state: ModelState) -> None:
-        self._registry.set_model_tag(model, STATE_TAG, state.to_json())
+        self._registry.set_model_tag(
+            model, STATE_TAG, state.to_json(), create_model=model in self._create
+        )
 
     def _lock(self, model: str) -> threading.Lock:
         with self._locks_guard:

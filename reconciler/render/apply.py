@@ -20,7 +20,9 @@ _OUTCOME_MARK = {
 def apply_text(report: ApplyReport, streamed: bool = False) -> str:
     """The apply's report; `streamed`: the result lines were printed as they landed, so only
     what follows them (repairs, records, the summary)."""
-    lines = [] if streamed else [result_line(result) for result in report.results]
+    # Copies come first: apply makes them before any version moves (streamed as notes).
+    lines = [] if streamed else [f"> {copy.describe()}" for copy in report.copies]
+    lines += [] if streamed else [result_line(result) for result in report.results]
     if report.repairs:
         lines.append("repaired (the registry was off the plan after applying: another writer?):")
         lines.extend(f"  {result_line(result)}" for result in report.repairs)
@@ -35,6 +37,8 @@ def apply_text(report: ApplyReport, streamed: bool = False) -> str:
     unknown = f"{counts['unknown']} unknown, " if counts["unknown"] else ""
     unknown += f"{counts['conflicted']} conflicted, " if counts["conflicted"] else ""
     recorded = f"; {len(report.adoptions)} recorded" if report.adoptions else ""
+    made = sum(1 for copy in report.copies if copy.copied)
+    recorded += f"; {made} copied from another registry" if made else ""
     stopped = f" Stopped by {report.interrupted}." if report.interrupted else ""
     lines.append(
         f"Apply: {counts['applied']} applied, {counts['failed']} failed, {unknown}"

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.planning.review import Review, VersionFacts, key_metrics
+from reconciler.planning.sourcing import PENDING_COPY, Copy
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
 from reconciler.records.bookkeeping import describe_owner
+from reconciler.registry.workspaces import Workspace
 from reconciler.render import escape
 from reconciler.render.common import count, versions
 from reconciler.render.escape import md_cell, md_code, md_text
@@ -28,10 +30,21 @@ def _action(entry: Entry) -> str:
     return "; ".join(step.action() for step in entry.steps)
 
 
-def _headline(entry: Entry) -> str:
+def _pinned(plan: Plan, entry: Entry) -> str:
+    """`v15`; for a pin with `from:`, `v16 (staging v15)`, or `copy of staging v15` before the
+    copy exists."""
+    source = plan.source_of(entry.pin.environment, entry.pin.model)
+    if source is None:
+        return f"v{entry.pin.version}"
+    if entry.pin.version == PENDING_COPY:
+        return f"copy of {source.label()}"
+    return f"v{entry.pin.version} ({source.label()})"
+
+
+def _headline(plan: Plan, entry: Entry) -> str:
     """`churn-model: v6 → v15`, or `churn-model: v15` when nothing moves; ROLLBACK when the
     pinned version is older than what serves now."""
-    pinned = f"v{entry.pin.version}"
+    pinned = _pinned(plan, entry)
     if not entry.steps:
         return f"{entry.pin.model}: {pinned}"
     rollback = " ROLLBACK" if is_rollback(entry) else ""
@@ -39,6 +52,8 @@ def _headline(entry: Entry) -> str:
 
 
 def is_rollback(entry: Entry) -> bool:
+    if entry.pin.version == PENDING_COPY:
+        return False  # a copy not made yet will be the newest version there
     return bool(entry.current) and all(int(v) > int(entry.pin.version) for v in entry.current)
 
 
@@ -58,6 +73,8 @@ def _summary(plan: Plan) -> str:
     retiring = sum(1 for r in plan.retirements if r.enabled)
     if retiring:
         kinds += f", {count(retiring, 'retirement')}"
+    if plan.copies:
+        kinds += f", {len(plan.copies)} {'copy' if len(plan.copies) == 1 else 'copies'}"
     record = f"; {len(plan.adoptions)} to record" if plan.adoptions else ""
     waiting = f", {onward} moving on with a higher environment" if onward else ""
     return f"{changed} to change, {in_sync} in sync{waiting} ({kinds}){record}"
@@ -85,10 +102,10 @@ def plan_text(plan: Plan) -> str:
     if plan.workspace.name is not None:
         lines.append(f"workspace: {plan.workspace.describe()}")
     for environment, entries in _groups(plan.entries):
-        lines.append(f"{environment} ({entries[0].target})")
+        lines.append(f"{environment} ({entries[0].target}){_registry_suffix(plan, environment)}")
         for entry in entries:
             pending = entry.steps or entry.status == "onward_pending"
-            lines.append(f"  {'~' if pending else '='} {_headline(entry)} ({_action(entry)})")
+            lines.append(f"  {'~' if pending else '='} {_headline(plan, entry)} ({_action(entry)})")
             if entry.pin.note:
                 lines.append(f"      note: {entry.pin.note}")
             if entry.pin.confidence is not None:
@@ -96,6 +113,9 @@ def plan_text(plan: Plan) -> str:
             if entry.record is not None and plan.owned_elsewhere(entry):
                 lines.append(f"      owner: {_elsewhere(entry)}")
     lines.extend(_unreadable_lines(plan, "  ! {}: {}"))
+    if plan.copies:
+        lines.append("copy (into the environment's registry, before it moves; made once)")
+        lines.extend(f"  > {_copy_line(copy)}" for copy in plan.copies)
     if plan.retirements:
         lines.append("retire (pin removed from an environment reconciler managed it in)")
         lines.extend(f"  - {_retirement_line(r)}" for r in plan.retirements)
@@ -122,6 +142,16 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
     lines = [f"### Registry plan: {title}", ""]
     if plan.workspace.name is not None:
         lines += [f"Workspace: `{plan.workspace.describe()}`", ""]
+    if plan.registries:
+        lines += [
+            "| Environment | Registry |",
+            "|---|---|",
+            *(
+                f"| {env} | {md_cell(md_code(_registry_name(registry, workspace)))} |"
+                for env, registry, workspace in plan.registries
+            ),
+            "",
+        ]
     lines += [
         "| Environment | Model | Registry now | Pinned | Action |",
         "|---|---|---|---|---|",
@@ -136,8 +166,12 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
             action += f"<br>_{md_text(entry.pin.note)}_"
         lines.append(
             f"| {entry.pin.environment} | {md_cell(md_code(entry.pin.model))} "
-            f"| {versions(entry.current)} | v{entry.pin.version} | {md_cell(action)} |"
+            f"| {versions(entry.current)} | {md_cell(md_text(_pinned(plan, entry)))} "
+            f"| {md_cell(action)} |"
         )
+    if plan.copies:
+        lines += ["", "**Copy** (into the environment's registry before it moves; made once):", ""]
+        lines.extend(f"- {md_text(_copy_line(copy))}" for copy in plan.copies)
     foreign = [e for e in plan.entries if e.record is not None and plan.owned_elsewhere(e)]
     if foreign:
         lines += ["", "**Owned by another repository:**", ""]
@@ -177,6 +211,27 @@ def plan_markdown(plan: Plan, reviews: Mapping[tuple[str, str], Review] | None =
         lines += ["", "</details>"]
     lines += ["", f"{_summary(plan)}. Checksum `{plan.checksum}`"]
     return "\n".join(lines)
+
+
+def _registry_name(registry: str, workspace: Workspace) -> str:
+    return f"{registry} (workspace {workspace.name})" if workspace.name else registry
+
+
+def _registry_suffix(plan: Plan, environment: str) -> str:
+    found = plan.registry_of(environment)
+    return f" in {_registry_name(*found)}" if found is not None else ""
+
+
+def _copy_line(copy: Copy) -> str:
+    size = f", {megabytes(copy.size)}" if copy.size is not None else ""
+    return (
+        f"{copy.environment}: {copy.model}: {copy.source.label()} from {copy.source.registry} "
+        f"into {copy.registry}{size}"
+    )
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
 
 
 def _elsewhere(entry: Entry) -> str:
@@ -285,7 +340,14 @@ def plan_json(plan: Plan) -> str:
         "counts": plan.counts,
         "changes": [_step_json(step) for step in plan.steps],
         "pins": [
-            {**_entry_json(entry), "owner": _owner_json(plan, entry)} for entry in plan.entries
+            {
+                **_entry_json(entry),
+                "owner": _owner_json(plan, entry),
+                # `from:`: the version's number where it comes from; pinned_version is the
+                # copy's here (null until apply makes it).
+                "source": _entry_source(plan, entry),
+            }
+            for entry in plan.entries
         ],
         "unmanaged": [asdict(item) for item in plan.unmanaged],
         "retirements": [
@@ -301,6 +363,22 @@ def plan_json(plan: Plan) -> str:
         "records": [asdict(a) for a in plan.adoptions],
         # Pinned models whose state tag cannot be read: apply refuses them.
         "unreadable_states": [{"model": m, "problem": p} for m, p in plan.unreadable],
+        # Versions apply copies from another registry before it moves them.
+        "copies": [
+            {
+                "environment": c.environment,
+                "model": c.model,
+                "source": asdict(c.source),
+                "registry": c.registry,
+                "bytes": c.size,
+            }
+            for c in plan.copies
+        ],
+        # Where each environment lives, when the repository uses more than one registry.
+        "registries": {
+            env: {"registry": registry, "workspace": workspace.name}
+            for env, registry, workspace in plan.registries
+        },
     }
     return json.dumps(document, indent=2)
 
@@ -310,6 +388,9 @@ def _step_json(step: Step) -> dict[str, Any]:
     data["archives"] = list(step.archives)
     data["expect"] = dict(step.expect)  # version → stage the plan relies on (compare-and-set)
     del data["rank"], data["sequence"]
+    if step.version == PENDING_COPY:
+        data["version"] = None  # the copy's number here is known once apply makes it
+        data["expect"] = {v: s for v, s in step.expect if v != PENDING_COPY}
     return data
 
 
@@ -318,10 +399,15 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
         "environment": entry.pin.environment,
         "model": entry.pin.model,
         "file": entry.pin.file,
-        "pinned_version": entry.pin.version,
+        "pinned_version": None if entry.pin.version == PENDING_COPY else entry.pin.version,
         "target": entry.target,
         "current_versions": list(entry.current),
         "status": entry.status,
         "promoted_onward_to": entry.onward_to,
         "note": entry.pin.note,
     }
+
+
+def _entry_source(plan: Plan, entry: Entry) -> dict[str, Any] | None:
+    source = plan.source_of(entry.pin.environment, entry.pin.model)
+    return asdict(source) if source is not None else None

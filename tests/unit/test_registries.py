@@ -1,0 +1,228 @@
+"""Environments in different registries (issue 17), through the CLI, with two fake registries:
+`staging` in the command's (dev), `production` in its own (`registry:` in its settings), its
+pins taking staging's versions by copy (`from: staging`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli.context import AppContext
+from reconciler.cli.main import cli
+from reconciler.registry.connection import Connection
+from reconciler.registry.fake import FakeRegistry
+from reconciler.registry.lineage import Lineage
+from tests.conftest import Repo, commit_pins
+
+PROD_SETTINGS = """stage: Production
+registry:
+  tracking_uri: ${PROD_MLFLOW_URI}
+  username: ${PROD_MLFLOW_USERNAME}
+  password: ${PROD_MLFLOW_PASSWORD}
+"""
+SECRET = "s3cr3t-prod-password"
+MODEL_FILES = {"MLmodel": b"flavors: {}\n", "model.pkl": b"\x00" * 2048}
+
+
+class TwoRegistries:
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.dev = FakeRegistry("dev")
+        self.prod = FakeRegistry("prod")
+        self.connections: list[Connection] = []
+        monkeypatch.setenv("PROD_MLFLOW_URI", "https://prod.example.com")
+        monkeypatch.setenv("PROD_MLFLOW_USERNAME", "deployer")
+        monkeypatch.setenv("PROD_MLFLOW_PASSWORD", SECRET)
+
+    def factory(self, connection: Connection) -> FakeRegistry:
+        self.connections.append(connection)
+        if connection.configured:
+            assert connection.tracking_uri == "https://prod.example.com"
+            return self.prod
+        return self.dev
+
+    def run(self, *args: str) -> Result:
+        if "apply" in args:
+            commit_pins(self.root)
+        obj = AppContext(root=self.root, lease_settle=0.0)
+        obj.registry_factory = self.factory
+        result = CliRunner().invoke(cli, list(args), obj=obj, catch_exceptions=False)
+        assert SECRET not in result.output, result.output  # never, in any output
+        return result
+
+
+@pytest.fixture
+def two(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoRegistries]:
+    registries = TwoRegistries(repo.root, monkeypatch)
+    for accuracy in (0.91, 0.95, 0.97):
+        run_id = f"run{accuracy}"
+        registries.dev.metrics[run_id] = {"accuracy": accuracy}
+        registries.dev.create_version("churn", run_id=run_id, files=MODEL_FILES)
+    repo.write("environments/production.yaml", PROD_SETTINGS)
+    repo.pin("staging", "churn", 2)
+    repo.pin("production", "churn", 1, **{"from": "staging"})
+    repo.commit("Two registries")
+    yield registries
+
+
+def _production(registry: FakeRegistry) -> list[str]:
+    found = registry.read_model("churn")
+    assert found is not None
+    return found.in_stage("Production")
+
+
+def test_plan_names_each_registry_and_the_copy_with_its_size(two: TwoRegistries) -> None:
+    result = two.run("plan", "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    out = result.stdout
+    assert "production (Production) in fake://prod" in out
+    assert "staging (Staging) in fake://dev" in out
+    assert "copy of staging v1 → Production" in out
+    assert "production: churn: staging v1 from fake://dev into fake://prod, 2," in out
+    document = json.loads(two.run("plan", "--format", "json").stdout)
+    assert document["registries"] == {
+        "production": {"registry": "fake://prod", "workspace": None},
+        "staging": {"registry": "fake://dev", "workspace": None},
+    }
+    [copy] = document["copies"]
+    assert copy["source"]["version"] == "1" and copy["bytes"] == sum(map(len, MODEL_FILES.values()))
+    pin = next(p for p in document["pins"] if p["environment"] == "production")
+    assert pin["pinned_version"] is None and pin["source"]["environment"] == "staging"
+    markdown = two.run("plan", "--format", "markdown").stdout
+    assert "| production | `fake://prod` |" in markdown
+    assert "copy of staging v1" in markdown
+    assert two.prod.writes == [] and two.dev.writes == []  # a plan writes nothing
+
+
+def test_apply_copies_once_then_moves_and_a_revert_copies_nothing(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    result = two.run("apply")
+    assert result.exit_code == 0, result.output
+    assert "copied staging v1 into production's registry as v1" in result.output
+    assert _production(two.prod) == ["1"]
+    copy = two.prod.read_model("churn")
+    assert copy is not None
+    lineage = Lineage.of(copy.versions["1"])
+    assert lineage is not None
+    assert (lineage.registry, lineage.model, lineage.version) == ("fake://dev", "churn", "1")
+    assert lineage.run_id == "run0.91" and lineage.digest.startswith("sha256:")
+    assert two.dev.read_model("churn").in_stage("Staging") == ["2"]  # type: ignore[union-attr]
+    assert two.dev.read_model("churn").in_stage("Production") == []  # type: ignore[union-attr]
+
+    writes = len(two.prod.writes)
+    again = two.run("apply")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to do" in again.output and len(two.prod.writes) == writes
+
+    repo.pin("production", "churn", 2, **{"from": "staging"})
+    repo.commit("Promote churn v2")
+    assert two.run("apply").exit_code == 0
+    assert _production(two.prod) == ["2"]
+    uploads = two.prod.uploads
+    repo.git("revert", "--no-edit", "HEAD")
+    rolled = two.run("apply")
+    assert rolled.exit_code == 0, rolled.output
+    assert _production(two.prod) == ["1"]
+    assert two.prod.uploads == uploads  # the earlier copy, no new one
+    status = two.run("status").stdout
+    assert "v1 (staging v1)" in status
+    history = two.run("history", "churn", "--env", "production").stdout
+    assert "applied" in history
+
+
+def test_gates_judge_the_source_version(two: TwoRegistries, repo: Repo) -> None:
+    repo.write(
+        "environments/production.yaml",
+        PROD_SETTINGS + "gates:\n  metrics:\n    accuracy: {min: 0.93}\n",
+    )
+    repo.commit("Gate production")
+    result = two.run("plan")
+    assert result.exit_code == 1
+    assert "churn v1 (from staging)" in result.output and "0.91" in result.output
+    repo.pin("production", "churn", 3, **{"from": "staging"})
+    repo.commit("A better one")
+    assert two.run("plan").exit_code == 0
+
+
+def test_a_missing_variable_refuses_before_any_registry_is_asked(
+    two: TwoRegistries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROD_MLFLOW_PASSWORD")
+    result = two.run("apply")
+    assert result.exit_code == 1
+    assert (
+        "environments/production.yaml:5: registry.password: needs the environment variable "
+        "PROD_MLFLOW_PASSWORD, which is not set" in result.output
+    )
+    assert two.connections == [] and two.prod.writes == [] and two.dev.writes == []
+
+
+def test_a_source_version_that_does_not_exist_is_a_plan_error(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    repo.pin("production", "churn", 9, **{"from": "staging"})
+    repo.commit("Typo")
+    result = two.run("apply")
+    assert result.exit_code == 1
+    assert "churn v9 is not in staging's registry (fake://dev)" in result.output
+    assert two.prod.writes == []
+
+
+def test_requires_across_registries_needs_from(two: TwoRegistries, repo: Repo) -> None:
+    repo.write("environments/production.yaml", PROD_SETTINGS + "requires: staging\n")
+    repo.pin("production", "churn", 1)
+    two.prod.create_version("churn", files=MODEL_FILES)
+    repo.commit("Production's own version")
+    result = two.run("plan")
+    assert result.exit_code == 1
+    assert "whose models live in another registry" in result.output
+    repo.pin("production", "churn", 2, **{"from": "staging"})
+    repo.commit("From staging")
+    refused = two.run("plan")  # judged in staging's registry: v2 has not been there yet
+    assert refused.exit_code == 1 and "churn v2 (from staging) was never applied to staging" in (
+        refused.output
+    )
+    assert two.run("apply", "--env", "staging").exit_code == 0
+    assert two.run("plan").exit_code == 0, two.run("plan").output
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "registry:\n  tracking_uri: https://u:p@prod\n",
+            "3: registry.tracking_uri: holds user:password@",
+        ),
+        (
+            "registry:\n  tracking_uri: https://prod\n  password: hunter2\n",
+            "4: registry.password: must be a ${VAR} reference",
+        ),
+        (
+            "registry:\n  token: ${T}\n",
+            "3: registry.token: credentials need the `tracking_uri` they are for",
+        ),
+        (
+            "registry:\n  tracking_uri: https://prod/?token=abc\n",
+            "3: registry.tracking_uri: holds a credential in its query",
+        ),
+    ],
+)
+def test_secrets_in_settings_are_refused(repo: Repo, settings: str, message: str) -> None:
+    repo.write("environments/production.yaml", "stage: Production\n" + settings)
+    repo.pin("production", "churn", 1)
+    result = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
+    assert result.exit_code == 1
+    assert f"environments/production.yaml:{message}" in result.output
+    assert "hunter2" not in result.output and "u:p@" not in result.output
+
+
+def test_from_names_an_environment_of_the_repository(repo: Repo) -> None:
+    repo.pin("production", "churn", 1, **{"from": "stagign"})
+    result = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
+    assert result.exit_code == 1
+    assert "environments/production/churn.yaml:3: from: no environment 'stagign'" in result.output
