@@ -66,7 +66,7 @@ def two(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoRegistries]:
     repo.pin("staging", "churn", 2)
     repo.pin("production", "churn", 1, **{"from": "staging"})
     repo.commit("Two registries")
-    yield registries
+    return registries
 
 
 def _production(registry: FakeRegistry) -> list[str]:
@@ -89,13 +89,16 @@ def test_plan_names_each_registry_and_the_copy_with_its_size(two: TwoRegistries)
         "staging": {"registry": "fake://dev", "workspace": None},
     }
     [copy] = document["copies"]
-    assert copy["source"]["version"] == "1" and copy["bytes"] == sum(map(len, MODEL_FILES.values()))
+    assert copy["source"]["version"] == "1"
+    assert copy["bytes"] == sum(map(len, MODEL_FILES.values()))
     pin = next(p for p in document["pins"] if p["environment"] == "production")
-    assert pin["pinned_version"] is None and pin["source"]["environment"] == "staging"
+    assert pin["pinned_version"] is None
+    assert pin["source"]["environment"] == "staging"
     markdown = two.run("plan", "--format", "markdown").stdout
     assert "| production | `fake://prod` |" in markdown
     assert "copy of staging v1" in markdown
-    assert two.prod.writes == [] and two.dev.writes == []  # a plan writes nothing
+    assert two.prod.writes == []
+    assert two.dev.writes == []
 
 
 def test_apply_copies_once_then_moves_and_a_revert_copies_nothing(
@@ -110,14 +113,16 @@ def test_apply_copies_once_then_moves_and_a_revert_copies_nothing(
     lineage = Lineage.of(copy.versions["1"])
     assert lineage is not None
     assert (lineage.registry, lineage.model, lineage.version) == ("fake://dev", "churn", "1")
-    assert lineage.run_id == "run0.91" and lineage.digest.startswith("sha256:")
+    assert lineage.run_id == "run0.91"
+    assert lineage.digest.startswith("sha256:")
     assert two.dev.read_model("churn").in_stage("Staging") == ["2"]  # type: ignore[union-attr]
     assert two.dev.read_model("churn").in_stage("Production") == []  # type: ignore[union-attr]
 
     writes = len(two.prod.writes)
     again = two.run("apply")
     assert again.exit_code == 0, again.output
-    assert "Nothing to do" in again.output and len(two.prod.writes) == writes
+    assert "Nothing to do" in again.output
+    assert len(two.prod.writes) == writes
 
     repo.pin("production", "churn", 2, **{"from": "staging"})
     repo.commit("Promote churn v2")
@@ -143,7 +148,8 @@ def test_gates_judge_the_source_version(two: TwoRegistries, repo: Repo) -> None:
     repo.commit("Gate production")
     result = two.run("plan")
     assert result.exit_code == 1
-    assert "churn v1 (from staging)" in result.output and "0.91" in result.output
+    assert "churn v1 (from staging)" in result.output
+    assert "0.91" in result.output
     repo.pin("production", "churn", 3, **{"from": "staging"})
     repo.commit("A better one")
     assert two.run("plan").exit_code == 0
@@ -159,7 +165,9 @@ def test_a_missing_variable_refuses_before_any_registry_is_asked(
         "environments/production.yaml:5: registry.password: needs the environment variable "
         "PROD_MLFLOW_PASSWORD, which is not set" in result.output
     )
-    assert two.connections == [] and two.prod.writes == [] and two.dev.writes == []
+    assert two.connections == []
+    assert two.prod.writes == []
+    assert two.dev.writes == []
 
 
 def test_a_source_version_that_does_not_exist_is_a_plan_error(
@@ -184,9 +192,8 @@ def test_requires_across_registries_needs_from(two: TwoRegistries, repo: Repo) -
     repo.pin("production", "churn", 2, **{"from": "staging"})
     repo.commit("From staging")
     refused = two.run("plan")  # judged in staging's registry: v2 has not been there yet
-    assert refused.exit_code == 1 and "churn v2 (from staging) was never applied to staging" in (
-        refused.output
-    )
+    assert refused.exit_code == 1
+    assert "churn v2 (from staging) was never applied to staging" in (refused.output)
     assert two.run("apply", "--env", "staging").exit_code == 0
     assert two.run("plan").exit_code == 0, two.run("plan").output
 
@@ -218,7 +225,8 @@ def test_secrets_in_settings_are_refused(repo: Repo, settings: str, message: str
     result = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
     assert result.exit_code == 1
     assert f"environments/production.yaml:{message}" in result.output
-    assert "hunter2" not in result.output and "u:p@" not in result.output
+    assert "hunter2" not in result.output
+    assert "u:p@" not in result.output
 
 
 def test_from_names_an_environment_of_the_repository(repo: Repo) -> None:
