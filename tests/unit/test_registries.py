@@ -5,7 +5,6 @@ pins taking staging's versions by copy (`from: staging`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ class TwoRegistries:
 
 
 @pytest.fixture
-def two(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoRegistries]:
+def two(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> TwoRegistries:
     registries = TwoRegistries(repo.root, monkeypatch)
     for accuracy in (0.91, 0.95, 0.97):
         run_id = f"run{accuracy}"
