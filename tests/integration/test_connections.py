@@ -19,7 +19,7 @@ import pytest
 
 from reconciler.errors import RegistryAuthError
 from reconciler.pins.values import WorkspaceSetting
-from reconciler.registry.connection import Connection
+from reconciler.registry.connection import GATE, Connection
 from reconciler.registry.messages import HTTP_DEFAULTS
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.registry.workspaces import Workspace
@@ -81,7 +81,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         tmp_path_factory.mktemp("registry-a"), A_PASSWORD, "--enable-workspaces"
     )
     try:
-        b_url, b_process = _auth_server(tmp_path_factory.mktemp("registry-b"), B_PASSWORD)
+        # B proxies its artifacts (`mlflow-artifacts:`): transfers go through its REST API.
+        b_dir = tmp_path_factory.mktemp("registry-b")
+        b_url, b_process = _auth_server(
+            b_dir,
+            B_PASSWORD,
+            *("--default-artifact-root", "mlflow-artifacts:/"),
+            *("--artifacts-destination", str(b_dir / "proxied")),
+        )
         try:
             request = urllib.request.Request(
                 f"{a_url}/api/3.0/mlflow/workspaces",
@@ -272,3 +279,51 @@ def test_the_commands_registry_still_sends_the_commands_credentials_and_workspac
     assert set(proxy_a.workspaces) == {"team-a"}
     assert set(proxy_b.authorizations) == {_basic(ADMIN, B_PASSWORD)}
     assert set(proxy_b.workspaces) == {None}
+
+
+def test_artifact_transfers_on_mlflows_own_threads_carry_the_registrys_credentials(
+    proxies: tuple[RecordingProxy, RecordingProxy],
+    command_environment: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """MLflow's artifact repositories read the credentials from the environment per request
+    and download on a thread pool of their own: inside the gate, every transfer to B's proxied
+    `mlflow-artifacts:` store carries B's credentials while A's calls keep arriving (and wait)."""
+    from mlflow import MlflowClient
+
+    proxy_a, proxy_b = proxies
+    a = MlflowRegistry(connection=Connection(proxy_a.url, ADMIN, A_PASSWORD, configured=True))
+    a.use_workspace(WorkspaceSetting("team-a", "environments/prod/_settings.yaml"))
+    b = Connection(proxy_b.url, ADMIN, B_PASSWORD, configured=True)
+    files = tmp_path / "model"
+    files.mkdir()
+    for number in range(12):
+        (files / f"part-{number}.bin").write_bytes(os.urandom(1000 * (number + 1)))
+    stop = threading.Event()
+    reads = []
+
+    def keep_reading_a() -> None:
+        while not stop.is_set():
+            reads.append(len(a.read_versions(MODEL)))
+
+    reader = threading.Thread(target=keep_reading_a)
+    reader.start()
+    try:
+        with GATE.holding(b.settings(None)):
+            client = MlflowClient(tracking_uri=proxy_b.url, registry_uri=proxy_b.url)
+            run = client.create_run("0").info.run_id
+            client.log_artifacts(run, str(files), "model")
+            back = Path(client.download_artifacts(run, "model", str(tmp_path / "back")))
+    finally:
+        stop.set()
+        reader.join(60)
+    assert reads
+    assert set(reads) == {A_VERSIONS}
+    for sent in files.iterdir():
+        assert (back / sent.name).read_bytes() == sent.read_bytes()
+    transfers = [path for _method, path in proxy_b.requests if "mlflow-artifacts" in path]
+    assert len(transfers) >= 24  # 12 uploads, 12 downloads (and the listing)
+    assert set(proxy_b.authorizations) == {_basic(ADMIN, B_PASSWORD)}
+    assert set(proxy_b.workspaces) == {None}
+    assert set(proxy_a.authorizations) == {_basic(ADMIN, A_PASSWORD)}
+    assert _environment() == command_environment
