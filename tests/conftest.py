@@ -47,8 +47,8 @@ def _guard_real_defaults(
         "GITHUB_ACTIONS",
     ):
         monkeypatch.delenv(name, raising=False)
-    # The MLflow adapter sets MLFLOW_WORKSPACE for its process when a repository names a
-    # workspace: recorded first, so it is put back (unset) after the test.
+    # MLFLOW_WORKSPACE: recorded first, so a test (or an adapter call interrupted between the
+    # gate's switch and its restore) can never leave it set for the next test.
     monkeypatch.setenv("MLFLOW_WORKSPACE", "")
     monkeypatch.delenv("MLFLOW_WORKSPACE")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

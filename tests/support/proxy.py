@@ -51,6 +51,8 @@ class RecordingProxy:
         self.requests: list[tuple[str, str]] = []
         # The MLflow workspace each request named (header X-MLFLOW-WORKSPACE), in step.
         self.workspaces: list[str | None] = []
+        # The Authorization header each request carried, in step (whose credentials it sent).
+        self.authorizations: list[str | None] = []
         self.faults: list[Fault] = []
         # Called with (method, path) before a request is forwarded: lets a test act "between"
         # the CLI's requests (a hand edit in the UI at the worst moment).
@@ -67,6 +69,7 @@ class RecordingProxy:
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
                     proxy.workspaces.append(self.headers.get("X-MLFLOW-WORKSPACE"))
+                    proxy.authorizations.append(self.headers.get("Authorization"))
                     fault = proxy._take_fault(self.path)
                 if fault is not None and fault.kind != "lose_response":
                     self._inject(fault)
