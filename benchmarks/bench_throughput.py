@@ -118,7 +118,7 @@ def main() -> None:
             def ours(parallelism: int) -> None:
                 options = ApplyOptions(commit=None, parallelism=parallelism)
                 registry = MlflowRegistry(proxy.url)
-                report = api.apply(repos[parallelism], lambda _c: registry, options=options)
+                report = api.apply(repos[parallelism], lambda *_: registry, options=options)
                 if report.failed:
                     raise SystemExit(f"apply failed: {report.bookkeeping_errors}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from reconciler.errors import ReconcilerError
 from reconciler.pins.registry_settings import resolve
@@ -16,8 +16,14 @@ from reconciler.registry.base import Registry
 from reconciler.registry.connection import Connection
 from reconciler.registry.workspaces import DEFAULT, Workspace
 
-# Given how to reach a registry, the registry (the CLI caches one per connection).
-Connect = Callable[[Connection], Registry]
+
+class Connect(Protocol):
+    """Given how to reach a registry and the workspace a site uses there, the registry (the CLI
+    keeps one per pair: a registry object works in one workspace)."""
+
+    def __call__(self, connection: Connection, workspace: str | None = None) -> Registry: ...
+
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -83,7 +89,7 @@ def open_sites(
 
     def open_one(pair: tuple[Site, Connection]) -> OpenSite:
         site, connection = pair
-        registry = connect(connection)
+        registry = connect(connection, site.workspace.name if site.workspace else None)
         return OpenSite(site, registry, registry.use_workspace(site.workspace))
 
     return each(open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen))

@@ -39,17 +39,19 @@ class AppContext:
     lease_settle: float = DEFAULT_SETTLE
     lease_ttl: float = DEFAULT_TTL
 
-    # One registry per connection for the life of the command (each learns things once).
-    connected: dict[Connection, Registry] = field(default_factory=dict)
+    # One registry per connection and workspace for the life of the command (each learns
+    # things once, and works in one workspace).
+    connected: dict[tuple[Connection, str | None], Registry] = field(default_factory=dict)
 
-    def connect(self, connection: Connection) -> Registry:
-        """The registry a connection reaches; the command's (not configured) is the one
-        --tracking-uri / MLFLOW_TRACKING_URI names."""
+    def connect(self, connection: Connection, workspace: str | None = None) -> Registry:
+        """The registry a connection reaches, for one workspace there; the command's (not
+        configured) is the one --tracking-uri / MLFLOW_TRACKING_URI names."""
         if not connection.configured:
             connection = replace(connection, tracking_uri=self.tracking_uri)
-        if connection not in self.connected:
-            self.connected[connection] = self.registry_factory(connection)
-        return self.connected[connection]
+        key = (connection, workspace)
+        if key not in self.connected:
+            self.connected[key] = self.registry_factory(connection)
+        return self.connected[key]
 
     def registry(self) -> Registry:
         """The command's registry."""
