@@ -98,20 +98,23 @@ COPY = textwrap.dedent(
     from reconciler.registry.lineage import Lineage
     from reconciler.registry.mlflow_registry import MlflowRegistry
 
-    source_uri, target_uri, name, version = sys.argv[1:5]
+    source_uri, target_uri, name, version, into = sys.argv[1:6]
     source, target = MlflowRegistry(source_uri), MlflowRegistry(target_uri)
     wanted = Lineage(source.describe(), name, version, None)
-    result = ensure_copy(source, target, wanted, target.read_versions(name))
+    result = ensure_copy(source, target, wanted, target.read_versions(into), model=into)
     print(result.version.version)
     """
 )
 
 
-def start_copy(source: str, target: str, name: str, version: str) -> subprocess.Popen[str]:
-    """ensure_copy in its own process (a `reconciler apply` a test can SIGKILL)."""
+def start_copy(
+    source: str, target: str, name: str, version: str, into: str
+) -> subprocess.Popen[str]:
+    """ensure_copy of `name` v`version` into the model `into`, in its own process (as a
+    `reconciler apply` would, and a test can SIGKILL it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     return subprocess.Popen(
-        [sys.executable, "-c", COPY, source, target, name, version],
+        [sys.executable, "-c", COPY, source, target, name, version, into],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
