@@ -100,8 +100,18 @@ class MlflowCopying:
         return str(self._writer().get_model_version_download_uri(model, version))
 
     def _repository(self, uri: str) -> Any:
+        """MLflow's artifact repository for `uri`, reached with this registry's URI. Never for
+        a `models:/` URI: MLflow's models repository ignores the URI passed and reads the
+        process's default registry (measured on 3.17.2: it created ./mlflow.db). The server
+        resolves `models:/` sources itself; `runs:/` ones come back as they are and MLflow's
+        runs repository honours the URI passed."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+        if uri.startswith("models:"):
+            raise RegistryError(
+                f"{self.describe()} resolves a version's artifacts to {redact_uri(uri)}, "
+                "which cannot be read with this registry's URI"
+            )
         tracking = self._resolved_uri()
         return get_artifact_repository(uri, tracking_uri=tracking, registry_uri=tracking)
 

@@ -51,6 +51,7 @@ def test_premises(dev_models: tuple[str, dict[str, dict[str, str]]], mlflow_serv
     name, versions = dev_models
     assert versions["1"]["source"].startswith("/")  # a plain folder
     assert versions["2"]["source"].startswith("models:/m-")  # MLflow 3 LoggedModel
+    assert versions["3"]["source"].startswith("runs:/")
     listing = MlflowRegistry(mlflow_server).version_artifacts(name, "1")
     assert "weights.bin" in {f.path for f in listing.files}
     assert listing.total_bytes > EXTRA_BYTES
@@ -75,6 +76,10 @@ def test_a_copy_into_a_proxied_registry_predicts_the_same_and_is_made_once(
     assert lineage.size == first.bytes == source.version_artifacts(name, "1").total_bytes
     assert target.version_artifacts(into, "1") == source.version_artifacts(name, "1")
     assert target.version_artifacts(into, "2") == source.version_artifacts(name, "2")
+    third = _copy(source, target, name, "3", into)  # a `runs:/` source
+    assert target.version_artifacts(into, third.version.version) == source.version_artifacts(
+        name, "1"
+    )
     # What a serving job loads from each registry predicts the same.
     found = predictions(
         [
@@ -96,7 +101,7 @@ def test_a_copy_into_a_proxied_registry_predicts_the_same_and_is_made_once(
         assert proxy.writes() == []
     finally:
         proxy.close()
-    assert sorted(target.read_versions(into)) == ["1", "2"]
+    assert sorted(target.read_versions(into)) == ["1", "2", "3"]
 
 
 def test_a_copy_from_a_proxied_registry_into_a_folder_store(

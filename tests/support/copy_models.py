@@ -41,6 +41,8 @@ LOG = textwrap.dedent(
         info = mlflow.sklearn.log_model(
             other, name="model", registered_model_name=name, pip_requirements=["scikit-learn"]
         )
+    # v3: v1's files again, registered from a `runs:/` URI (the server keeps it as the source).
+    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     print(json.dumps({
         mv.version: {"run_id": mv.run_id, "source": mv.source}
         for mv in client.search_model_versions(f"name = '{name}'")
@@ -78,8 +80,9 @@ def _run(script: str, *args: str) -> str:
 
 
 def log_models(uri: str, name: str, extra_bytes: int = 0) -> dict[str, dict[str, str]]:
-    """Versions 1 (a run's artifacts, with `extra_bytes` of weights) and 2 (a LoggedModel) of
-    `name`: version → run_id and source, as the registry reports them."""
+    """Versions 1 (a run's artifacts, with `extra_bytes` of weights), 2 (a LoggedModel) and 3
+    (v1's files from a `runs:/` source) of `name`: version → run_id and source, as the registry
+    reports them."""
     found: dict[str, dict[str, str]] = json.loads(_run(LOG, uri, name, str(extra_bytes)))
     return found
 
