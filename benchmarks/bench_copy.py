@@ -43,6 +43,7 @@ def seed(url: str, megabytes: int) -> int:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # MLflow configures it on import
     client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
     model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
     run = client.create_run("0")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.errors import RegistryError
 from reconciler.redact import redact_uri
@@ -55,7 +56,14 @@ class MlflowCopying:
         def _translated_errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def describe(self) -> str:
-        return redact_uri(self._resolved_uri())
+        """The registry's identity in lineage tags and outputs: its URI without the userinfo
+        (not even masked: a copy's lineage must not change with the credentials used to make
+        it) and without a trailing slash (`http://h/` is `http://h`)."""
+        uri = self._resolved_uri()
+        parts = urlsplit(uri)
+        if "@" in parts.netloc:  # rebuilt only then: urlunsplit drops sqlite:////'s empty host
+            uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        return redact_uri(uri).rstrip("/")
 
     def version_artifacts(self, model: str, version: str) -> Artifacts:
         with self._translated_errors(f"list the artifacts of {model} v{version}"):
