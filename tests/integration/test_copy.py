@@ -211,3 +211,29 @@ def test_an_overwritten_file_of_a_copy_is_refused_with_one_line(
     with pytest.raises(RegistryError, match=r"holds \d+ bytes where its lineage records \d+"):
         _copy(prod, dev, f"{name}-src", "1", into)
     assert list(dev.read_versions(into)) == ["1"]  # refused, never copied over
+
+
+def test_a_checked_run_left_unregistered_is_registered_without_uploading_again(
+    dev_models: tuple[str, dict[str, dict[str, str]]], mlflow_server: str, prod_server: str
+) -> None:
+    """As if killed between the check and create_model_version: the version is gone, its
+    checked run is there; the next copy registers that run (downloaded back and checked once
+    more), with no upload."""
+    name, _versions = dev_models
+    into = f"{name}-resumed"
+    dev = MlflowRegistry(mlflow_server)
+    first = _copy(dev, MlflowRegistry(prod_server), name, "2", into)
+    _client(prod_server).delete_model_version(into, first.version.version)
+    proxy = RecordingProxy(prod_server)
+    try:
+        again = _copy(dev, MlflowRegistry(proxy.url), name, "2", into)
+        sent = proxy.writes()
+    finally:
+        proxy.close()
+    assert again.copied
+    assert again.version.run_id == first.version.run_id
+    assert [path for method, path in sent if method == "PUT"] == []
+    assert [path for _m, path in sent if "model-versions/create" in path] == [
+        "/api/2.0/mlflow/model-versions/create"
+    ]
+    assert list(MlflowRegistry(prod_server).read_versions(into)) == [again.version.version]
