@@ -66,6 +66,10 @@ def ensure_copy(
     with tempfile.TemporaryDirectory(prefix="reconciler-copy-") as folder:
         files = Path(folder)
         listing = source.download_version(wanted.model, wanted.version, files)
+        if not listing.files:  # nothing a serving job could load: never a copy of nothing
+            raise RegistryError(
+                f"{wanted.describe()} has no artifact files to copy (its source is empty)"
+            )
         lineage = replace(wanted, digest=content_digest(files), size=listing.total_bytes)
         _check_stop(stop, wanted, "uploading")
         version = target.register_copy(name, files, lineage)

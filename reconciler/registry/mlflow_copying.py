@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.errors import RegistryError
 from reconciler.redact import redact_uri
@@ -55,7 +56,14 @@ class MlflowCopying:
         def _translated_errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def describe(self) -> str:
-        return redact_uri(self._resolved_uri())
+        """The registry's identity in lineage tags and outputs: its URI without the userinfo
+        (not even masked: a copy's lineage must not change with the credentials used to make
+        it) and without a trailing slash (`http://h/` is `http://h`)."""
+        uri = self._resolved_uri()
+        parts = urlsplit(uri)
+        if "@" in parts.netloc:  # rebuilt only then: urlunsplit drops sqlite:////'s empty host
+            uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        return redact_uri(uri).rstrip("/")
 
     def version_artifacts(self, model: str, version: str) -> Artifacts:
         with self._translated_errors(f"list the artifacts of {model} v{version}"):
@@ -100,8 +108,18 @@ class MlflowCopying:
         return str(self._writer().get_model_version_download_uri(model, version))
 
     def _repository(self, uri: str) -> Any:
+        """MLflow's artifact repository for `uri`, reached with this registry's URI. Never for
+        a `models:/` URI: MLflow's models repository ignores the URI passed and reads the
+        process's default registry (measured on 3.17.2: it created ./mlflow.db). The server
+        resolves `models:/` sources itself; `runs:/` ones come back as they are and MLflow's
+        runs repository honours the URI passed."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+        if uri.startswith("models:"):
+            raise RegistryError(
+                f"{self.describe()} resolves a version's artifacts to {redact_uri(uri)}, "
+                "which cannot be read with this registry's URI"
+            )
         tracking = self._resolved_uri()
         return get_artifact_repository(uri, tracking_uri=tracking, registry_uri=tracking)
 

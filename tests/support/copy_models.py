@@ -41,6 +41,8 @@ LOG = textwrap.dedent(
         info = mlflow.sklearn.log_model(
             other, name="model", registered_model_name=name, pip_requirements=["scikit-learn"]
         )
+    # v3: v1's files again, registered from a `runs:/` URI (the server keeps it as the source).
+    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     print(json.dumps({
         mv.version: {"run_id": mv.run_id, "source": mv.source}
         for mv in client.search_model_versions(f"name = '{name}'")
@@ -78,8 +80,9 @@ def _run(script: str, *args: str) -> str:
 
 
 def log_models(uri: str, name: str, extra_bytes: int = 0) -> dict[str, dict[str, str]]:
-    """Versions 1 (a run's artifacts, with `extra_bytes` of weights) and 2 (a LoggedModel) of
-    `name`: version → run_id and source, as the registry reports them."""
+    """Versions 1 (a run's artifacts, with `extra_bytes` of weights), 2 (a LoggedModel) and 3
+    (v1's files from a `runs:/` source) of `name`: version → run_id and source, as the registry
+    reports them."""
     found: dict[str, dict[str, str]] = json.loads(_run(LOG, uri, name, str(extra_bytes)))
     return found
 
@@ -98,20 +101,23 @@ COPY = textwrap.dedent(
     from reconciler.registry.lineage import Lineage
     from reconciler.registry.mlflow_registry import MlflowRegistry
 
-    source_uri, target_uri, name, version = sys.argv[1:5]
+    source_uri, target_uri, name, version, into = sys.argv[1:6]
     source, target = MlflowRegistry(source_uri), MlflowRegistry(target_uri)
     wanted = Lineage(source.describe(), name, version, None)
-    result = ensure_copy(source, target, wanted, target.read_versions(name))
+    result = ensure_copy(source, target, wanted, target.read_versions(into), model=into)
     print(result.version.version)
     """
 )
 
 
-def start_copy(source: str, target: str, name: str, version: str) -> subprocess.Popen[str]:
-    """ensure_copy in its own process (a `reconciler apply` a test can SIGKILL)."""
+def start_copy(
+    source: str, target: str, name: str, version: str, into: str
+) -> subprocess.Popen[str]:
+    """ensure_copy of `name` v`version` into the model `into`, in its own process (as a
+    `reconciler apply` would, and a test can SIGKILL it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     return subprocess.Popen(
-        [sys.executable, "-c", COPY, source, target, name, version],
+        [sys.executable, "-c", COPY, source, target, name, version, into],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

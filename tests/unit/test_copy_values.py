@@ -17,6 +17,7 @@ from reconciler.registry.lineage import (
     run_tags,
     sort_runs,
 )
+from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.registry.values import ModelVersion
 
 LINEAGE = Lineage("http://dev:5000", "churn", "7", "run-7", "sha256:ab", 1234)
@@ -138,3 +139,20 @@ def test_sort_runs_keeps_one_checked_run_and_discards_the_others() -> None:
     assert sort_runs([first, second], LINEAGE, "churn") == (first, [second])
     other = Lineage("http://dev:5000", "churn", "8", None)
     assert sort_runs([first], other, "churn") == (None, [])
+
+
+@pytest.mark.parametrize(
+    ("uri", "described"),
+    [
+        pytest.param("http://127.0.0.1:5000", "http://127.0.0.1:5000", id="plain"),
+        pytest.param(
+            "https://user:s3cret@mlflow.example/", "https://mlflow.example", id="userinfo"
+        ),
+        pytest.param("https://h/mlflow/?token=abc", "https://h/mlflow/?token=***", id="query"),
+        pytest.param("sqlite:////tmp/x/mlflow.db", "sqlite:////tmp/x/mlflow.db", id="sqlite"),
+    ],
+)
+def test_the_mlflow_registry_describes_itself_without_credentials(uri: str, described: str) -> None:
+    """The source registry's identity in lineage tags: credentials never, and not masked either
+    (the same registry reached with other credentials holds the same copies)."""
+    assert MlflowRegistry(uri).describe() == described

@@ -176,3 +176,15 @@ def test_a_stop_before_the_copy_makes_nothing() -> None:
     with pytest.raises(CopyStopped, match="stopped before downloading the copy of churn v2"):
         _copy(dev, prod, wanted, stop=stop)
     assert (prod.uploads, prod.copy_runs, prod.writes) == (0, {}, [])
+
+
+def test_a_version_without_files_is_not_copied() -> None:
+    dev, prod, _wanted = _registries()
+    empty = dev.create_version("churn")
+    with pytest.raises(RegistryError) as error:
+        _copy(dev, prod, Lineage("fake://dev", "churn", empty, None))
+    assert (
+        str(error.value)
+        == "churn v3 of fake://dev has no artifact files to copy (its source is empty)"
+    )
+    assert (prod.copy_runs, prod.writes) == ({}, [])
