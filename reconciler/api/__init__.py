@@ -23,6 +23,7 @@ from reconciler.api.planning import (
     with_sizes,
 )
 from reconciler.api.reviews import reviews
+from reconciler.api.serving import copied_numbers
 from reconciler.api.sites import Connect, OpenSite, each, open_sites
 from reconciler.apply import guards
 from reconciler.apply.executor import ApplyReport
@@ -311,17 +312,22 @@ def verify(
     only: Collection[tuple[str, str]] | None = None,
     environ: Mapping[str, str] | None = None,
     stop: threading.Event | None = None,
+    connect: Connect | None = None,
 ) -> list[Outcome]:
     """Poll every endpoint in scope until it serves its pin or its timeout (or `timeout`, in
     seconds, for all) passes, or `stop` is set (then the outcomes say what each endpoint
     answered until then). Offline from the registry: reads pins and `serving:` only. Every
-    `${VAR}` is checked before the first poll."""
+    `${VAR}` is checked before the first poll. A pin with `from:` another registry serves its
+    copy's number there: with `connect`, that registry is read for it (the only read)."""
     from reconciler.pins.endpoints import resolve
     from reconciler.serving import poller
 
     desired = load_desired_state(root)
     Scope.of(environments, models).check(desired)
     environ = os.environ if environ is None else environ
+    found = verify_targets(desired, environments, models, only)
+    if connect is not None and any(t.pin_source for t in found):
+        found = copied_numbers(desired, found, connect, environ)
     jobs = [
         poller.Job(
             target,
@@ -329,7 +335,7 @@ def verify(
             target.endpoint.timeout_seconds if timeout is None else timeout,
             target.endpoint.interval_seconds,
         )
-        for target in verify_targets(desired, environments, models, only)
+        for target in found
     ]
     return poller.poll_all(jobs, stop)
 

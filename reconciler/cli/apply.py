@@ -167,4 +167,4 @@ def apply(
             "apply stopped at a failed change; run `reconciler plan` to see what remains"
         )
     if verify_serving:
-        verify_applied(root, result, output_format)
+        verify_applied(root, result, output_format, obj.connect)

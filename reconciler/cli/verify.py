@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from reconciler import api
+from reconciler.api.sites import Connect
 from reconciler.apply.executor import ApplyReport
 from reconciler.apply.options import Interrupt
 from reconciler.cli.context import AppContext
@@ -51,7 +52,12 @@ def verify(
     interrupt = Interrupt()
     with _stopping(interrupt):
         outcomes = api.verify(
-            obj.repository_root(), environments, models, timeout, stop=interrupt.event
+            obj.repository_root(),
+            environments,
+            models,
+            timeout,
+            stop=interrupt.event,
+            connect=obj.connect,
         )
     click.echo(
         render_verify.as_json(outcomes) if output_format == "json" else render_verify.text(outcomes)
@@ -61,12 +67,16 @@ def verify(
         raise Reported(None)  # the report says which endpoints fail
 
 
-def verify_applied(root: Path, result: ApplyReport, output_format: str) -> None:
+def verify_applied(
+    root: Path, result: ApplyReport, output_format: str, connect: Connect | None = None
+) -> None:
     """`apply --verify`: after the apply report, verify the pins it changed. With --format json
     stdout stays the apply's one JSON document, and this report goes to stderr."""
     interrupt = Interrupt()
     with _stopping(interrupt):
-        outcomes = api.verify(root, only=api.applied_pins(result), stop=interrupt.event)
+        outcomes = api.verify(
+            root, only=api.applied_pins(result), stop=interrupt.event, connect=connect
+        )
     click.echo(render_verify.text(outcomes), err=output_format == "json")
     _stop_if_interrupted(interrupt, "the registry changes stand; the verification interrupted")
     if not _notify_verification(outcomes):

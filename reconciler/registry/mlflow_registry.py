@@ -147,9 +147,6 @@ class MlflowRegistry(MlflowCopying):
             verify_rest_response(response, info)
             return bool(response.json().get("workspaces_enabled"))
 
-    def describe(self) -> str:
-        return self.display_uri
-
     @property
     def display_uri(self) -> str:
         return redact_uri(self._resolved_uri())

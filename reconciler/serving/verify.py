@@ -29,6 +29,7 @@ class Target:
     expected: str
     endpoint: Endpoint
     source: str  # the file whose `serving:` applies, for messages
+    pin_source: str | None = None  # the pin's `from:`: `expected` may be another registry's
 
 
 def targets(
@@ -52,7 +53,7 @@ def targets(
         if endpoint is None:
             continue
         source = pin.file if pin.serving else (env.settings_file if env else None) or pin.file
-        found.append(Target(pin.environment, pin.model, pin.version, endpoint, source))
+        found.append(Target(pin.environment, pin.model, pin.version, endpoint, source, pin.source))
     return found
 
 
