@@ -163,14 +163,19 @@ def plan_site(
 
 
 def _labelled(plan: Plan, sourced: Sourced) -> Plan:
-    """Each step that moves a sourced pin's version says where the version comes from."""
+    """Each step that moves a sourced pin's version says where the version comes from. An entry
+    and the plan share their step objects (apply's outcomes are keyed by them): relabelled once."""
     numbers = {(pin.environment, pin.model): pin.version for pin in sourced.desired.pins}
+    relabelled: dict[int, Step] = {}
 
     def label(step: Step) -> Step:
-        source = sourced.sources.get((step.environment, step.model))
-        if source is None or numbers.get((step.environment, step.model)) != step.version:
-            return step
-        return replace(step, source=source.label())
+        if id(step) not in relabelled:
+            source = sourced.sources.get((step.environment, step.model))
+            if source is None or numbers.get((step.environment, step.model)) != step.version:
+                relabelled[id(step)] = step
+            else:
+                relabelled[id(step)] = replace(step, source=source.label())
+        return relabelled[id(step)]
 
     entries = tuple(replace(e, steps=tuple(label(s) for s in e.steps)) for e in plan.entries)
     return replace(plan, entries=entries, steps=tuple(label(s) for s in plan.steps))

@@ -103,13 +103,14 @@ def test_plan_names_each_registry_and_the_copy_with_its_size(two: TwoRegistries)
 def test_apply_copies_once_then_moves_and_a_revert_copies_nothing(
     two: TwoRegistries, repo: Repo
 ) -> None:
+    two.prod.create_version("churn", files=MODEL_FILES)  # prod numbers its own: copies differ
     result = two.run("apply")
     assert result.exit_code == 0, result.output
-    assert "copied staging v1 into production's registry as v1" in result.output
-    assert _production(two.prod) == ["1"]
+    assert "copied staging v1 into production's registry as v2" in result.output
+    assert _production(two.prod) == ["2"]
     copy = two.prod.read_model("churn")
     assert copy is not None
-    lineage = Lineage.of(copy.versions["1"])
+    lineage = Lineage.of(copy.versions["2"])
     assert lineage is not None
     assert (lineage.registry, lineage.model, lineage.version) == ("fake://dev", "churn", "1")
     assert lineage.run_id == "run0.91"
@@ -126,17 +127,23 @@ def test_apply_copies_once_then_moves_and_a_revert_copies_nothing(
     repo.pin("production", "churn", 2, **{"from": "staging"})
     repo.commit("Promote churn v2")
     assert two.run("apply").exit_code == 0
-    assert _production(two.prod) == ["2"]
+    assert _production(two.prod) == ["3"]
     uploads = two.prod.uploads
     repo.git("revert", "--no-edit", "HEAD")
     rolled = two.run("apply")
     assert rolled.exit_code == 0, rolled.output
-    assert _production(two.prod) == ["1"]
+    assert _production(two.prod) == ["2"]
     assert two.prod.uploads == uploads  # the earlier copy, no new one
     status = two.run("status").stdout
-    assert "v1 (staging v1)" in status
-    history = two.run("history", "churn", "--env", "production").stdout
-    assert "applied" in history
+    assert "v2 (staging v1)" in status
+    history = json.loads(
+        two.run("history", "churn", "--env", "production", "--format", "json").stdout
+    )
+    assert [(c["to_version"], c["applied"], c["copy_version"]) for c in history["changes"]] == [
+        ("1", True, "2"),  # staging v1 is v2 here
+        ("2", True, "3"),
+        ("1", True, "2"),
+    ]
 
 
 def test_gates_judge_the_source_version(two: TwoRegistries, repo: Repo) -> None:
