@@ -97,6 +97,9 @@ class WorkspaceSetting:
     name: str
     file: str
     line: int = 1
+    # Said by one environment's own `registry:` block, not the repository's defaults: the
+    # command's MLFLOW_WORKSPACE (which names the repository's workspace) does not judge it.
+    environment_own: bool = False
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ def workspace_of(
     """The workspace an environment works in: its `registry.workspace`, else the repository's."""
     setting = env.registry if env is not None else None
     if setting is not None and setting.workspace is not None:
-        return WorkspaceSetting(setting.workspace, setting.file, setting.line_of("workspace"))
+        return WorkspaceSetting(
+            setting.workspace, setting.file, setting.line_of("workspace"), environment_own=True
+        )
     if setting is not None and setting.own_server:
         return None  # another server: the repository's workspace is the command's server's
     return default

@@ -89,9 +89,9 @@ class FakeRegistry:
         self.workspace: Workspace | None = None  # what the command chose
 
     def use_workspace(self, setting: WorkspaceSetting | None) -> Workspace:
-        self.workspace = resolve(
-            setting, os.environ.get(ENV_VARIABLE), self.workspaces_enabled, "the fake registry"
-        )
+        own = setting is not None and setting.environment_own  # as the real adapter
+        environ = None if own else os.environ.get(ENV_VARIABLE)
+        self.workspace = resolve(setting, environ, self.workspaces_enabled, "the fake registry")
         return self.workspace
 
     def _tick(self) -> int:

@@ -115,7 +115,8 @@ class MlflowRegistry(MlflowCopying):
         variable while this registry's calls run. A configured registry's workspace is its
         setting alone: the command's MLFLOW_WORKSPACE is for the command's registry."""
         if self.workspace is None:
-            environ = None if self._connection.configured else os.environ.get(ENV_VARIABLE)
+            own = self._connection.configured or (setting is not None and setting.environment_own)
+            environ = None if own else os.environ.get(ENV_VARIABLE)
             check_agreement(setting, environ)  # before any request
             supported = self._server_has_workspaces()
             self.workspace = resolve(setting, environ, supported, self.display_uri)

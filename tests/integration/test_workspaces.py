@@ -243,3 +243,44 @@ def test_a_server_that_will_not_say_whether_it_has_workspaces_is_not_taken_for_o
     ), result.stderr
     assert json.loads(result.stdout)["error"]["exit_code"] == 1
     assert workspace_proxy.writes() == []
+
+
+def test_an_environment_in_its_own_workspace_is_read_and_written_there(
+    repo: Repo, workspaces: Workspaces, workspace_proxy: RecordingProxy
+) -> None:
+    """Issue 15 §1's per-environment override (built with issue 17's registry per environment):
+    staging in the repository's workspace, production in another, on one server."""
+    workspaces.model("team-a", "fraud", versions=2, production="1")
+    workspaces.model("team-b", "fraud", versions=3, production="1")
+    repo.write("environments/_defaults.yaml", "workspace: team-a\n")
+    repo.write(
+        "environments/production.yaml", "stage: Production\nregistry:\n  workspace: team-b\n"
+    )
+    repo.pin("staging", "fraud", 2)
+    repo.pin("production", "fraud", 3)  # team-b's own v3
+    plan = reconciler(repo, workspace_proxy.url, "plan", "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    registries = json.loads(plan.stdout)["registries"]
+    assert registries["production"]["workspace"] == "team-b"
+    assert registries["staging"]["workspace"] == "team-a"
+    workspace_proxy.clear()
+    workspace_proxy.workspaces.clear()
+    applied = reconciler(repo, workspace_proxy.url, "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert workspaces.stages("team-b", "fraud") == {"1": "Archived", "2": "None", "3": "Production"}
+    assert workspaces.stages("team-a", "fraud") == {"1": "Production", "2": "Staging"}
+    sent = {
+        workspace
+        for (_method, path), workspace in zip(
+            workspace_proxy.requests, workspace_proxy.workspaces, strict=True
+        )
+        if SERVER_INFO not in path
+    }
+    assert sent == {"team-a", "team-b"}
+    [record] = json.loads(
+        workspaces.version_tags("team-b", "fraud", "3")["reconciler.audit.production"]
+    )
+    assert record["workspace"] == "team-b"
+    # MLFLOW_WORKSPACE naming the repository's workspace does not move production out of its own.
+    again = reconciler(repo, workspace_proxy.url, "plan", "--detailed-exitcode", workspace="team-a")
+    assert again.returncode == 0, again.stdout + again.stderr
