@@ -81,9 +81,10 @@ def promote(
     if output_format == "json":
         click.echo(json.dumps(result.record(), indent=2))
         return
-    if offline:
+    if result.offline:
+        why = "offline" if offline else "another registry"
         print_line(
-            f"offline: not checked that {model} v{result.new_version} exists in the registry "
+            f"{why}: not checked that {model} v{result.new_version} exists in the registry "
             "(plan will check it)"
         )
     if result.already_promoted:

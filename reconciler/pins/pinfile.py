@@ -25,12 +25,15 @@ def new_pin(
     note: str | None = None,
     comments: Sequence[str] = (),
     schema_comment: bool = True,
+    source: str | None = None,
 ) -> str:
     """A new pin file: the schema comment (when the schema exists at `SCHEMA_PATH`, so editors
     find it), `comments`, then `model`, `version` and the optional keys."""
     lines = [SCHEMA_COMMENT] if schema_comment else []
     lines += [f"# {comment}" for comment in comments]
     lines += [f"model: {yaml_scalar(model)}", f"version: {version}"]
+    if source is not None:
+        lines.append(f"from: {source}")  # the version is that environment's (a copy here)
     if run_id is not None:
         lines.append(f"run_id: {yaml_scalar(run_id)}")
     if confidence is not None:

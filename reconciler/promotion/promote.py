@@ -13,7 +13,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.pins.desired import load_desired_state
-from reconciler.pins.values import STAGING, Environment, Pin
+from reconciler.pins.values import STAGING, DesiredState, Environment, Pin
 from reconciler.pins.versions import parse_version
 from reconciler.planning.plan import prompt_refusal
 from reconciler.registry.base import Registry
@@ -92,6 +92,13 @@ def promote(
             version = parse_version(version)  # bad input fails before the registry is asked
         except ValueError as error:
             raise UsageError(f"--version: {error}") from None
+    # A pin in an environment whose models live in another registry than the previous
+    # environment's takes that environment's version by copy (`from:`); the version is then a
+    # number of the previous environment's registry, and only the command's registry is asked.
+    copied_from = copied_from_environment(desired, env)
+    numbered_in = copied_from or environment
+    unchecked = not offline and not in_command_registry(desired, numbered_in)
+    offline = offline or unchecked
     # One read, unless offline: the Staging fallback and the existence check share it.
     registry = None if offline else registry_factory()
     if registry is not None:
@@ -151,6 +158,7 @@ def promote(
             confidence=confidence,
             note=note,
             schema_comment=(root / pinfile.SCHEMA_PATH).is_file(),
+            source=copied_from,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
@@ -168,6 +176,8 @@ def promote(
                 ]
             )
         text, dropped = _edit(before, current, version, run_id, confidence, note, offline)
+        if copied_from is not None:
+            text = pinfile.set_key(text, "from", copied_from)
     ending = pinfile.line_ending(raw) if raw is not None else "\n"
     path.write_text(text, encoding="utf-8", newline=ending)
     try:
@@ -249,6 +259,29 @@ def _listed(versions: list[str], most: int = 10) -> str:
 def _run_id(registered: RegisteredModel | None, version: str) -> str | None:
     found = registered.versions.get(version) if registered else None
     return found.run_id if found else None
+
+
+def copied_from_environment(desired: DesiredState, env: Environment) -> str | None:
+    """The previous environment of the promotion order when it keeps its models in another
+    registry (its versions reach `env` by copy), else None."""
+    from reconciler.planning.sites import site_key
+
+    previous = env.requires or ("staging" if env.name == "production" else None)
+    found = desired.environments.get(previous) if previous else None
+    if found is None:
+        return None
+    if site_key(found, desired.workspace) == site_key(env, desired.workspace):
+        return None
+    return found.name
+
+
+def in_command_registry(desired: DesiredState, environment: str) -> bool:
+    """Whether `environment` lives in the command's registry (and the repository's workspace):
+    the one registry `promote` asks."""
+    from reconciler.planning.sites import site_key
+
+    env = desired.environments.get(environment)
+    return env is None or site_key(env, desired.workspace) == site_key(None, desired.workspace)
 
 
 def version_to_promote(

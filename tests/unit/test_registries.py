@@ -240,3 +240,18 @@ def test_from_names_an_environment_of_the_repository(repo: Repo) -> None:
     result = CliRunner().invoke(cli, ["validate"], obj=AppContext(root=repo.root))
     assert result.exit_code == 1
     assert "environments/production/churn.yaml:3: from: no environment 'stagign'" in result.output
+
+
+def test_promote_into_another_registry_pins_the_previous_environments_version_by_copy(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    repo.pin("staging", "churn", 3)
+    repo.commit("staging v3")
+    result = two.run("promote", "churn", "--to", "production")
+    assert result.exit_code == 0, result.output
+    text = (repo.root / "environments/production/churn.yaml").read_text(encoding="utf-8")
+    assert "version: 3\n" in text
+    assert "from: staging\n" in text
+    assert "copy of staging v3 → Production" in two.run("plan").stdout
+    assert two.dev.writes == []
+    assert two.prod.writes == []
