@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 from reconciler.apply.copying import CopyResult, ensure_copy
 from reconciler.errors import RegistryError
+from reconciler.registry.artifacts import ArtifactFile, Artifacts, content_digest
+from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.lineage import COPY_EXPERIMENT, Lineage, find_copy
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from tests.support.copy_models import log_models, predictions, start_copy
@@ -237,3 +240,54 @@ def test_a_checked_run_left_unregistered_is_registered_without_uploading_again(
         "/api/2.0/mlflow/model-versions/create"
     ]
     assert list(MlflowRegistry(prod_server).read_versions(into)) == [again.version.version]
+
+
+# -- the copy port's contract, on the fake and on the real server: keeps the fake honest --
+
+FILES = {"MLmodel": b"flavors: {}\n", "sub/deep/w.bin": b"\x00\x01" * 500, "a.txt": b"x"}
+
+
+@pytest.fixture(params=["fake", "real"])
+def seeded(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[FakeRegistry | MlflowRegistry, str]:
+    """A registry holding version 1 of a new model whose artifacts are FILES; its name."""
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    if request.param == "fake":
+        fake = FakeRegistry("dev")
+        fake.create_version(name, files=FILES)
+        return fake, name
+    url = str(request.getfixturevalue("mlflow_server"))
+    for path, data in FILES.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    client = _client(url)
+    run = client.create_run("0")
+    client.log_artifacts(run.info.run_id, str(tmp_path), "model")
+    client.create_registered_model(name)
+    client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id)
+    return MlflowRegistry(url), name
+
+
+def test_contract_listing_download_and_register_copy(
+    seeded: tuple[FakeRegistry | MlflowRegistry, str], tmp_path: Path
+) -> None:
+    registry, name = seeded
+    expected = Artifacts(tuple(ArtifactFile(p, len(b)) for p, b in FILES.items()))
+    assert registry.version_artifacts(name, "1") == expected
+    folder = tmp_path / "download"
+    folder.mkdir()
+    assert registry.download_version(name, "1", folder) == expected
+    assert {p: (folder / p).read_bytes() for p in FILES} == FILES
+    lineage = Lineage("fake://elsewhere", "churn", "7", "run-7", content_digest(folder), 1001)
+    # A digest the upload cannot match: refused, nothing registered, the model not even made.
+    wrong = replace(lineage, digest="sha256:" + "0" * 64)
+    with pytest.raises(RegistryError, match="does not match: uploaded sha256:"):
+        registry.register_copy(f"{name}-copy", folder, wrong)
+    assert registry.read_versions(f"{name}-copy") == {}
+    made = registry.register_copy(f"{name}-copy", folder, lineage)
+    assert (made.version, made.status) == ("1", "READY")
+    assert Lineage.of(made) == lineage
+    assert made.run_id
+    assert registry.read_versions(f"{name}-copy")["1"].tags == lineage.tags()
+    assert registry.version_artifacts(f"{name}-copy", "1") == expected

@@ -42,6 +42,7 @@ LONGEST_FIRST = [
     "tests/integration/test_demo.py",  # ~55: the README's demo
     "tests/integration/test_pre_commit_hook.py",  # ~50: pre-commit installs this repository
     "tests/integration/test_serving.py",  # ~40
+    "tests/integration/test_copy.py",  # ~35: a proxied second server, sklearn in subprocesses
     "tests/unit/test_fuzz.py",  # ~30: hypothesis
     "tests/integration/test_signals.py",  # ~30
 ]
