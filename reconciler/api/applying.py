@@ -3,6 +3,7 @@ take from another registry, plan again under the lease, write model by model."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from reconciler.api.planning import (
 from reconciler.api.sites import OpenSite
 from reconciler.apply import executor, guards, recording
 from reconciler.apply.copies import CopyDone
-from reconciler.apply.copying import ensure_copy
+from reconciler.apply.copying import Fetched, ensure_copy, fetch
 from reconciler.apply.executor import ApplyReport
 from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
@@ -31,6 +32,7 @@ from reconciler.pins.desired import ENVIRONMENTS_DIR
 from reconciler.pins.values import DesiredState
 from reconciler.planning.scope import Scope
 from reconciler.planning.sites import Site
+from reconciler.planning.sourcing import Copy
 from reconciler.planning.steps import Plan
 from reconciler.records.bookkeeping import Adoption
 from reconciler.registry.lineage import Lineage
@@ -140,73 +142,80 @@ class SiteRun:
             guards.check_readable(actual, plan)
             return ApplyReport(plan, ())
         self.check(plan, actual)
-        lease = Lease(
-            registry,
-            options.holder,
-            options.commit,
-            ttl=options.lease_ttl,
-            wait=options.lease_wait,
-            settle=options.lease_settle,
-            on_wait=options.on_event,
-            parallelism=options.parallelism,
-            create={copy.model for copy in plan.copies},
-        )
-        with lease:
-            wanted = _writes_to(plan, adoptions)
-            for _attempt in range(MAX_LEASE_ROUNDS):
-                # The registry may have moved while we waited: what is written is planned under
-                # the lease, from the read that confirmed it.
-                announced = recording.intents(plan, actual, adoptions, options, owner)
-                plan, actual, adoptions = self.plan_now(
-                    lease.acquire(
-                        wanted,
-                        read=self.models,
-                        intents=announced,
-                        moves=recording.moves(plan, adoptions),
-                    ),
-                    lease,
-                )
-                if _writes_to(plan, adoptions) <= wanted:
-                    break
-                wanted |= _writes_to(plan, adoptions)  # more to write than leased: lease those
-                lease.release()
-            else:
-                raise ApplyFailed("the registry kept changing while the lease was taken; run again")
-            if plan.copies:
-                # A refusal gives every lease back with the fences as they were: no stage moved.
-                self.check(plan, actual)
-                self._copy(plan, actual, lease)
-                plan, actual, adoptions = self.plan_now(None, lease)
-                if plan.copies or not _writes_to(plan, adoptions) <= wanted:
-                    raise ApplyFailed(
-                        "the registry changed while versions were copied; run again (the copies "
-                        "stay and are found by their lineage)"
-                    )
-            # A refusal here gives every lease back with the fences as they were found: nothing
-            # was sent (Lease.release).
-            self.check(plan, actual)
-            # Usually what was announced; else one more write per model whose records differ.
-            lease.announce(
-                recording.intents(plan, actual, adoptions, options, owner),
-                recording.moves(plan, adoptions),
-            )
-            # The repair re-diffs this registry's share, sourced pins by their copies' numbers.
-            share = self.planned.sourced.desired
-            planned = Planned(share, plan, actual, adoptions, self.scope, owner)
-            run = ModelRun(planned, registry, lease, options)
-            results = executor.apply(
-                plan,
+        with contextlib.ExitStack() as downloads:
+            # The versions to copy are downloaded before the lease: a download holds the source
+            # registry's side of the connection gate, which the lease's renewals must not wait
+            # behind (they go to this registry).
+            fetched = self._fetch(plan, downloads)
+            lease = Lease(
                 registry,
-                before_each_write=lease.renew_if_needed,
-                on_result=options.on_result,
-                after_model=run.after_model,
+                options.holder,
+                options.commit,
+                ttl=options.lease_ttl,
+                wait=options.lease_wait,
+                settle=options.lease_settle,
+                on_wait=options.on_event,
                 parallelism=options.parallelism,
-                stop=options.interrupt.event if options.interrupt else None,
-                also={a.model for a in adoptions},
-                on_send=lease.sending,
+                create={copy.model for copy in plan.copies},
             )
-            if run.error is not None:
-                raise run.error
+            with lease:
+                wanted = _writes_to(plan, adoptions)
+                for _attempt in range(MAX_LEASE_ROUNDS):
+                    # The registry may have moved while we waited: what is written is planned under
+                    # the lease, from the read that confirmed it.
+                    announced = recording.intents(plan, actual, adoptions, options, owner)
+                    plan, actual, adoptions = self.plan_now(
+                        lease.acquire(
+                            wanted,
+                            read=self.models,
+                            intents=announced,
+                            moves=recording.moves(plan, adoptions),
+                        ),
+                        lease,
+                    )
+                    if _writes_to(plan, adoptions) <= wanted:
+                        break
+                    wanted |= _writes_to(plan, adoptions)  # more to write than leased: lease those
+                    lease.release()
+                else:
+                    raise ApplyFailed(
+                        "the registry kept changing while the lease was taken; run again"
+                    )
+                if plan.copies:
+                    # A refusal gives every lease back with the fences as they were: no stage moved.
+                    self.check(plan, actual)
+                    self._copy(plan, actual, lease, fetched)
+                    plan, actual, adoptions = self.plan_now(None, lease)
+                    if plan.copies or not _writes_to(plan, adoptions) <= wanted:
+                        raise ApplyFailed(
+                            "the registry changed while versions were copied; run again (the "
+                            "copies stay and are found by their lineage)"
+                        )
+                # A refusal here gives every lease back with the fences as they were found: nothing
+                # was sent (Lease.release).
+                self.check(plan, actual)
+                # Usually what was announced; else one more write per model whose records differ.
+                lease.announce(
+                    recording.intents(plan, actual, adoptions, options, owner),
+                    recording.moves(plan, adoptions),
+                )
+                # The repair re-diffs this registry's share, sourced pins by their copies' numbers.
+                share = self.planned.sourced.desired
+                planned = Planned(share, plan, actual, adoptions, self.scope, owner)
+                run = ModelRun(planned, registry, lease, options)
+                results = executor.apply(
+                    plan,
+                    registry,
+                    before_each_write=lease.renew_if_needed,
+                    on_result=options.on_result,
+                    after_model=run.after_model,
+                    parallelism=options.parallelism,
+                    stop=options.interrupt.event if options.interrupt else None,
+                    also={a.model for a in adoptions},
+                    on_send=lease.sending,
+                )
+                if run.error is not None:
+                    raise run.error
         interrupted = options.interrupt.signal if options.interrupt else None
         return ApplyReport(
             plan,
@@ -218,7 +227,23 @@ class SiteRun:
             copies=tuple(self.copies),
         )
 
-    def _copy(self, plan: Plan, actual: ActualState, lease: Lease) -> None:
+    def _lineage(self, copy: Copy) -> Lineage:
+        return Lineage(copy.source.registry, copy.model, copy.source.version, copy.source.run_id)
+
+    def _fetch(self, plan: Plan, downloads: contextlib.ExitStack) -> dict[Lineage, Fetched]:
+        """Each version to copy, downloaded from its source into a folder `downloads` removes."""
+        stop = self.options.interrupt.event if self.options.interrupt else None
+        sources = self.sides.for_target(self.site, self.opened, self.desired)
+        found = {}
+        for copy in plan.copies:
+            source_site, _side = sources[copy.source.environment]
+            wanted = self._lineage(copy)
+            found[wanted] = downloads.enter_context(fetch(source_site.registry, wanted, stop))
+        return found
+
+    def _copy(
+        self, plan: Plan, actual: ActualState, lease: Lease, fetched: dict[Lineage, Fetched]
+    ) -> None:
         """Make every copy the plan needs, one at a time, the lease kept alive meanwhile: the
         copy is found by its lineage (never made twice), made, or resumed."""
         stop = self.options.interrupt.event if self.options.interrupt else None
@@ -228,9 +253,7 @@ class SiteRun:
                 raise ApplyFailed("interrupted before the copies were made; nothing was moved")
             source_site, _side = sources[copy.source.environment]
             model = actual.models.get(copy.model)
-            wanted = Lineage(
-                copy.source.registry, copy.model, copy.source.version, copy.source.run_id
-            )
+            wanted = self._lineage(copy)
             with _kept_alive(lease):
                 result = ensure_copy(
                     source_site.registry,
@@ -238,6 +261,7 @@ class SiteRun:
                     wanted,
                     model.versions if model is not None else {},
                     stop,
+                    fetched=fetched.get(wanted),
                 )
             done = CopyDone(
                 copy, result.version.version, result.copied, result.bytes, result.seconds

@@ -12,15 +12,16 @@ lineage tags, never made twice. What is checked when:
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError, RegistryError
-from reconciler.registry.artifacts import content_digest
+from reconciler.registry.artifacts import Artifacts, content_digest
 from reconciler.registry.base import Registry
 from reconciler.registry.lineage import Lineage, find_copy
 from reconciler.registry.values import READY, ModelVersion
@@ -52,9 +53,11 @@ def ensure_copy(
     model: str | None = None,
     full_check: bool = False,
     clock: Callable[[], float] = time.monotonic,
+    fetched: Fetched | None = None,
 ) -> CopyResult:
     """The READY copy of `wanted` (its registry, model and version) in `target`'s `model` (the
-    source's model name unless given), making it only when `target_versions` holds none."""
+    source's model name unless given), making it only when `target_versions` holds none.
+    `fetched`: the source's files downloaded already (`fetch`, before the target's lease)."""
     started = clock()
     name = model or wanted.model
     found = find_copy(target_versions, wanted.registry, wanted.model, wanted.version)
@@ -62,6 +65,33 @@ def ensure_copy(
         ready = _ready(target, found, clock)
         _check_existing(target, ready, full_check)
         return CopyResult(ready, copied=False, bytes=0, seconds=clock() - started)
+    with contextlib.ExitStack() as stack:
+        if fetched is None:
+            fetched = stack.enter_context(fetch(source, wanted, stop))
+        lineage = replace(wanted, digest=fetched.digest, size=fetched.listing.total_bytes)
+        _check_stop(stop, wanted, "uploading")
+        version = target.register_copy(name, fetched.folder, lineage)
+    if version.status != READY:  # the port promises READY; a break of that promise is loud
+        raise RegistryError(f"{_name(target, version)} is {version.status}, not READY")
+    return CopyResult(version, copied=True, bytes=lineage.size, seconds=clock() - started)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A source version's files in a local folder, listed and digested."""
+
+    folder: Path
+    listing: Artifacts
+    digest: str
+
+
+@contextlib.contextmanager
+def fetch(
+    source: Registry, wanted: Lineage, stop: threading.Event | None = None
+) -> Iterator[Fetched]:
+    """Download the source version's files into a temporary folder (always removed). Apply does
+    this before it leases the target model: a download holds the source registry's side of the
+    connection gate, and the target lease's renewals must not wait behind it."""
     _check_stop(stop, wanted, "downloading")
     with tempfile.TemporaryDirectory(prefix="reconciler-copy-") as folder:
         files = Path(folder)
@@ -70,12 +100,7 @@ def ensure_copy(
             raise RegistryError(
                 f"{wanted.describe()} has no artifact files to copy (its source is empty)"
             )
-        lineage = replace(wanted, digest=content_digest(files), size=listing.total_bytes)
-        _check_stop(stop, wanted, "uploading")
-        version = target.register_copy(name, files, lineage)
-    if version.status != READY:  # the port promises READY; a break of that promise is loud
-        raise RegistryError(f"{_name(target, version)} is {version.status}, not READY")
-    return CopyResult(version, copied=True, bytes=lineage.size, seconds=clock() - started)
+        yield Fetched(files, listing, content_digest(files))
 
 
 def _check_stop(stop: threading.Event | None, wanted: Lineage, phase: str) -> None:
