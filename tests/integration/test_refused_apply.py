@@ -25,7 +25,9 @@ from tests.support.proxy import RecordingProxy
 
 pytestmark = pytest.mark.integration
 
-MODELS = 60  # the 200 take minutes to seed on a shared 2-core machine; 60 show it
+# The 200 take minutes to seed on a shared 2-core machine, too long for every CI run;
+# 60 show it there, and RECONCILER_TEST_FENCE_MODELS=200 runs the case (design notes).
+MODELS = int(os.environ.get("RECONCILER_TEST_FENCE_MODELS", "60"))
 SEARCH = "registered-models/search"
 
 
