@@ -255,3 +255,30 @@ def test_promote_into_another_registry_pins_the_previous_environments_version_by
     assert "copy of staging v3 → Production" in two.run("plan").stdout
     assert two.dev.writes == []
     assert two.prod.writes == []
+
+
+class _Refusing(FakeRegistry):
+    """A registry whose credentials are wrong: every read is refused."""
+
+    def read(self, models: object) -> object:  # type: ignore[override]
+        from reconciler.errors import RegistryAuthError
+
+        raise RegistryAuthError("authentication failed at https://prod.example.com: check ...")
+
+
+def test_a_registry_refusing_the_credentials_fails_its_environments_in_one_line(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    two.prod = _Refusing("prod")
+    repo.pin("staging", "churn", 3)
+    repo.commit("staging v3")
+    result = two.run("apply")
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: production: authentication failed at https://prod.example.com: check ..."
+    ]
+    assert two.dev.writes == []  # staging's change waits: every registry is read first
+    staging_only = two.run("apply", "--env", "staging")
+    assert staging_only.exit_code == 0, staging_only.output
+    assert two.dev.read_model("churn").in_stage("Staging") == ["3"]  # type: ignore[union-attr]
