@@ -101,9 +101,10 @@ def each(work: Callable[[T], R], items: Sequence[T], names: Sequence[str] | None
     so the one line says which registry failed; the first failure is raised."""
     if len(items) <= 1:
         return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="registry") as pool:
-        futures = [pool.submit(work, item) for item in items]
-        results: list[R] = []
+    pool = ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="registry")
+    futures = [pool.submit(work, item) for item in items]
+    results: list[R] = []
+    try:
         for index, future in enumerate(futures):
             try:
                 results.append(future.result())
@@ -111,7 +112,12 @@ def each(work: Callable[[T], R], items: Sequence[T], names: Sequence[str] | None
                 if names is not None:
                     raise _named(error, names[index]) from None
                 raise
-        return results
+    except BaseException:
+        # A failure or Ctrl-C/SIGTERM: do not wait for the other registries' answers.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _named(error: ReconcilerError, environments: str) -> ReconcilerError:
