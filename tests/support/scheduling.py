@@ -32,6 +32,7 @@ LONGEST_FIRST = [
     "tests/integration/test_auth.py",  # ~85: a basic-auth server of its own
     "tests/integration/test_review_and_ci.py",  # ~70: the workflows' jobs through the action
     "tests/integration/test_package.py",  # ~65: build, wheelhouse, the action's real install
+    "tests/integration/test_registries_loop.py",  # ~65: two registries, serving, four applies
     "tests/integration/test_workspaces.py",  # ~60: a workspaces server, the CLI as processes
     "tests/integration/test_connections.py",  # ~60: two basic-auth servers, eight threads
     "tests/integration/test_serving_tour.py",  # ~65: the README's tour, trains three models
