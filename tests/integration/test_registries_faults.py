@@ -1,0 +1,233 @@
+"""Issue 17's unhappy paths through the CLI on two real registries: staging in the dev registry
+(`mlflow_server`, the command's), production in its own (`prod_server`, artifacts proxied), its
+pins copying staging's versions (`from: staging`). Racing applies, an apply SIGKILLed or
+SIGTERMed mid-upload, wrong or missing credentials for the prod registry, and a registry that
+changes under the apply (a source version deleted, the prod model deleted by hand)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.registry.lineage import COPY_EXPERIMENT, TARGET_MODEL
+from tests.conftest import Repo, make_runner
+from tests.support.copy_models import log_models
+from tests.support.proxy import RecordingProxy
+from tests.support.server import start_or_fail, stop_server
+
+pytestmark = pytest.mark.integration
+
+EXTRA_BYTES = 3_000_000  # a weights file beside the model: the upload takes a few requests
+PROD_SETTINGS = "stage: Production\nalias: champion\nregistry:\n  tracking_uri: ${PROD_MLFLOW_URI}\n"
+UPLOADS = "/mlflow-artifacts/artifacts/"
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def dev_source(mlflow_server: str) -> tuple[str, str]:
+    """A real sklearn model (with EXTRA_BYTES of weights) logged once in the dev registry: its
+    source folder and run. Each test registers its own model from it (no copy of it exists)."""
+    versions = log_models(mlflow_server, f"faults-{uuid.uuid4().hex[:8]}", EXTRA_BYTES)
+    return versions["1"]["source"], versions["1"]["run_id"]
+
+
+def _dev_model(uri: str, source: tuple[str, str], base: str = "churn", versions: int = 1) -> str:
+    name = f"{base}-{uuid.uuid4().hex[:8]}"
+    client = _client(uri)
+    client.create_registered_model(name)
+    for _ in range(versions):
+        client.create_model_version(name, source[0], run_id=source[1])
+    return name
+
+
+def _promoting(repo: Repo, name: str, settings: str = PROD_SETTINGS) -> str:
+    """production takes staging's v1 (which staging does not serve yet: a pending change)."""
+    repo.write("environments/production.yaml", settings)
+    repo.pin("staging", name, 1)
+    repo.pin("production", name, 1, **{"from": "staging"})
+    return repo.commit(f"Promote {name} v1")
+
+
+def _prod_versions(uri: str, name: str) -> dict[str, tuple[str, str, str]]:
+    """Version → (stage, status, the source version it copies)."""
+    found = _client(uri).search_model_versions(f"name = '{name}'")
+    return {
+        str(mv.version): (
+            mv.current_stage,
+            mv.status,
+            mv.tags.get("reconciler.copy.source_version", ""),
+        )
+        for mv in found
+    }
+
+
+def _copy_runs(uri: str, name: str) -> dict[str, tuple[str, str]]:
+    """Every run (deleted ones too) of prod's copy experiment made for `name`: id → (status,
+    lifecycle)."""
+    from mlflow.entities import ViewType
+
+    client = _client(uri)
+    experiment = client.get_experiment_by_name(COPY_EXPERIMENT)
+    if experiment is None:
+        return {}
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TARGET_MODEL}` = '{name}'",
+        run_view_type=ViewType.ALL,
+    )
+    return {r.info.run_id: (r.info.status, r.info.lifecycle_stage) for r in runs}
+
+
+def _stages(uri: str, name: str) -> dict[str, str]:
+    found = _client(uri).search_model_versions(f"name = '{name}'")
+    return {str(mv.version): mv.current_stage for mv in found}
+
+
+def _start(repo: Repo, dev: str, prod: str, *args: str) -> subprocess.Popen[str]:
+    """`reconciler apply ...` in its own process, production's registry at `prod`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "--tracking-uri", dev, "apply", *args],
+        cwd=repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PROD_MLFLOW_URI": prod, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+def _wait_for(what: str, done: Any, process: subprocess.Popen[str], within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        if process.poll() is not None:
+            raise AssertionError(f"exited before {what}: {process.communicate()}")
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.05)
+
+
+def _puts(proxy: RecordingProxy) -> int:
+    return sum(1 for method, path in list(proxy.requests) if method == "PUT" and UPLOADS in path)
+
+
+@pytest.fixture
+def slow_prod(prod_server: str) -> Iterator[RecordingProxy]:
+    """prod behind a proxy whose artifact uploads take 3 s each (the first one goes through at
+    once): an apply is mid-upload for long enough to be killed."""
+    proxy = RecordingProxy(prod_server)
+    seen: list[str] = []
+
+    def slow(method: str, path: str) -> None:
+        if method == "PUT" and UPLOADS in path:
+            seen.append(path)
+            if len(seen) > 1:
+                time.sleep(3)
+
+    proxy.on_request = slow
+    try:
+        yield proxy
+    finally:
+        proxy.on_request = None
+        proxy.close()
+
+
+# -- 1. racing applies ---------------------------------------------------------------------------
+
+
+def test_racing_applies_make_one_copy_and_both_succeed(
+    repo: Repo, mlflow_server: str, prod_server: str, dev_source: tuple[str, str]
+) -> None:
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name)
+    racers = [_start(repo, mlflow_server, prod_server, "--env", "production") for _ in range(2)]
+    outputs = [racer.communicate(timeout=180) for racer in racers]
+    for racer, (stdout, stderr) in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, stdout + stderr
+    assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
+    assert len(_copy_runs(prod_server, name)) == 1  # one upload, never two
+    said = "".join(out + err for out, err in outputs)
+    assert said.count(f"copied staging v1 into production's registry as v1") == 1
+    assert _client(prod_server).get_model_version_by_alias(name, "champion").version == "1"
+    assert _stages(mlflow_server, name) == {"1": "None"}  # --env production: dev untouched
+
+
+# -- 2. SIGKILL mid-upload ------------------------------------------------------------------------
+
+
+def test_an_apply_killed_mid_upload_is_converged_by_the_next_without_unlock(
+    repo: Repo,
+    mlflow_server: str,
+    prod_server: str,
+    dev_source: tuple[str, str],
+    slow_prod: RecordingProxy,
+) -> None:
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name)
+    killed = _start(repo, mlflow_server, slow_prod.url, "--env", "production")
+    _wait_for("uploading", lambda: _puts(slow_prod) >= 2, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=10)
+    assert _prod_versions(prod_server, name) == {}  # nothing registered half-made
+    ((half, (status, _stage)),) = _copy_runs(prod_server, name).items()
+    assert status == "RUNNING"
+
+    # The next apply, straight to prod: the dead process's lease (this host) is free at once.
+    started = time.monotonic()
+    again = _start(repo, mlflow_server, prod_server, "--env", "production", "--lease-wait", "0")
+    stdout, stderr = again.communicate(timeout=120)
+    waited = time.monotonic() - started
+    assert again.returncode == 0, stdout + stderr
+    assert "waiting for the lease" not in stdout + stderr
+    assert waited < 60
+    assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
+    runs = _copy_runs(prod_server, name)
+    assert runs[half] == ("FAILED", "deleted")  # the unfinished upload cleaned, never registered
+    assert sorted(status for status, _stage in runs.values()) == ["FAILED", "FINISHED"]
+
+
+# -- 3. SIGTERM mid-upload (a cancelled CI job) ----------------------------------------------------
+
+
+def test_sigterm_mid_upload_stops_promptly_moves_nothing_and_the_next_apply_converges(
+    repo: Repo,
+    mlflow_server: str,
+    prod_server: str,
+    dev_source: tuple[str, str],
+    slow_prod: RecordingProxy,
+) -> None:
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name)
+    cancelled = _start(repo, mlflow_server, slow_prod.url, "--env", "production")
+    _wait_for("uploading", lambda: _puts(slow_prod) >= 2, cancelled)
+    cancelled.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    stdout, stderr = cancelled.communicate(timeout=60)
+    stopped_after = time.monotonic() - signalled
+    assert cancelled.returncode == 143, stdout + stderr
+    assert stopped_after < 5, f"stopped {stopped_after:.1f} s after SIGTERM"
+    assert "error: SIGTERM:" in stderr
+    assert "Stopped by SIGTERM" in stdout  # its report
+    assert "Traceback" not in stderr
+    versions = _prod_versions(prod_server, name)
+    assert all(stage == "None" for stage, _s, _v in versions.values())  # no stage moved
+
+    again = _start(repo, mlflow_server, prod_server, "--env", "production", "--lease-wait", "0")
+    stdout, stderr = again.communicate(timeout=120)
+    assert again.returncode == 0, stdout + stderr
+    assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
+    assert sum(s == "FINISHED" for s, stage in _copy_runs(prod_server, name).values()) == 1
