@@ -21,12 +21,12 @@ from reconciler.api.sites import OpenSite
 from reconciler.apply import executor, guards, recording
 from reconciler.apply.copies import CopyDone
 from reconciler.apply.copying import ensure_copy
-from reconciler.apply.executor import ApplyReport
+from reconciler.apply.executor import ApplyReport, StepResult
 from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
 from reconciler.apply.model_run import ModelRun, Planned
 from reconciler.apply.options import ApplyOptions
-from reconciler.errors import ApplyFailed, Problem, UsageError
+from reconciler.errors import ApplyFailed, CopyStopped, Problem, UsageError
 from reconciler.pins.desired import ENVIRONMENTS_DIR
 from reconciler.pins.values import DesiredState
 from reconciler.planning.scope import Scope
@@ -175,7 +175,12 @@ class SiteRun:
             if plan.copies:
                 # A refusal gives every lease back with the fences as they were: no stage moved.
                 self.check(plan, actual)
-                self._copy(plan, actual, lease)
+                try:
+                    self._copy(plan, actual, lease)
+                except CopyStopped:
+                    # A signal during a copy: nothing moved, the leases given back (on leaving
+                    # the lease), reported as stopped like a stop between steps.
+                    return self._stopped(plan)
                 plan, actual, adoptions = self.plan_now(None, lease)
                 if plan.copies or not _writes_to(plan, adoptions) <= wanted:
                     raise ApplyFailed(
@@ -218,6 +223,11 @@ class SiteRun:
             copies=tuple(self.copies),
         )
 
+    def _stopped(self, plan: Plan) -> ApplyReport:
+        results = tuple(StepResult(step, "not_attempted") for step in plan.steps)
+        interrupted = self.options.interrupt.signal if self.options.interrupt else None
+        return ApplyReport(plan, results, interrupted=interrupted, copies=tuple(self.copies))
+
     def _copy(self, plan: Plan, actual: ActualState, lease: Lease) -> None:
         """Make every copy the plan needs, one at a time, the lease kept alive meanwhile: the
         copy is found by its lineage (never made twice), made, or resumed."""
@@ -225,7 +235,7 @@ class SiteRun:
         sources = self.sides.for_target(self.site, self.opened, self.desired)
         for copy in plan.copies:
             if stop is not None and stop.is_set():
-                raise ApplyFailed("interrupted before the copies were made; nothing was moved")
+                raise CopyStopped("stopped before the copies were made; nothing was moved")
             source_site, _side = sources[copy.source.environment]
             model = actual.models.get(copy.model)
             wanted = Lineage(

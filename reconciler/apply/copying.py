@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError, RegistryError
+from reconciler.errors import CopyStopped, RegistryError
 from reconciler.registry.artifacts import content_digest
 from reconciler.registry.base import Registry
 from reconciler.registry.lineage import Lineage, find_copy
@@ -35,11 +35,6 @@ class CopyResult:
     copied: bool  # False: an existing copy was found (and checked)
     bytes: int  # transferred (0 when nothing was copied)
     seconds: float
-
-
-class CopyStopped(ReconcilerError):
-    """A signal asked the apply to stop before the copy's next phase (nothing half-made is left
-    registered: an unfinished upload is cleaned up by the next copy of that version)."""
 
 
 def ensure_copy(
@@ -72,7 +67,7 @@ def ensure_copy(
             )
         lineage = replace(wanted, digest=content_digest(files), size=listing.total_bytes)
         _check_stop(stop, wanted, "uploading")
-        version = target.register_copy(name, files, lineage)
+        version = target.register_copy(name, files, lineage, stop)
     if version.status != READY:  # the port promises READY; a break of that promise is loud
         raise RegistryError(f"{_name(target, version)} is {version.status}, not READY")
     return CopyResult(version, copied=True, bytes=lineage.size, seconds=clock() - started)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from reconciler.errors import (
+    ReconcilerError,
     RegistryAuthError,
     RegistryError,
     RegistryPermissionDenied,
@@ -394,6 +395,8 @@ class MlflowRegistry(MlflowCopying):
             warnings.filterwarnings("ignore", message=_STAGE_WARNING, category=FutureWarning)
             try:
                 yield
+            except ReconcilerError:
+                raise  # ours already (a copy stopped by a signal, a digest that differs)
             except Exception as error:
                 raise self._translate(error, action) from None
 

@@ -6,31 +6,28 @@ changes under the apply (a source version deleted, the prod model deleted by han
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.registry.lineage import COPY_EXPERIMENT, TARGET_MODEL
-from tests.conftest import Repo, make_runner
+from tests.conftest import Repo
 from tests.support.copy_models import log_models
 from tests.support.proxy import RecordingProxy
-from tests.support.server import start_or_fail, stop_server
 
 pytestmark = pytest.mark.integration
 
 EXTRA_BYTES = 3_000_000  # a weights file beside the model: the upload takes a few requests
-PROD_SETTINGS = "stage: Production\nalias: champion\nregistry:\n  tracking_uri: ${PROD_MLFLOW_URI}\n"
+PROD_SETTINGS = (
+    "stage: Production\nalias: champion\nregistry:\n  tracking_uri: ${PROD_MLFLOW_URI}\n"
+)
 UPLOADS = "/mlflow-artifacts/artifacts/"
 
 
@@ -161,7 +158,7 @@ def test_racing_applies_make_one_copy_and_both_succeed(
     assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
     assert len(_copy_runs(prod_server, name)) == 1  # one upload, never two
     said = "".join(out + err for out, err in outputs)
-    assert said.count(f"copied staging v1 into production's registry as v1") == 1
+    assert said.count("copied staging v1 into production's registry as v1") == 1
     assert _client(prod_server).get_model_version_by_alias(name, "champion").version == "1"
     assert _stages(mlflow_server, name) == {"1": "None"}  # --env production: dev untouched
 
