@@ -163,6 +163,7 @@ class MlflowRegistry(MlflowCopying):
         if self._client_instance is None:
             for name, value in messages.HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
+            os.environ.update(messages.QUIET)
             # Our import, not the module's: `validate` and `--help` never pay for MLflow.
             from mlflow import MlflowClient
 
