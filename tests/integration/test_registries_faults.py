@@ -6,6 +6,7 @@ changes under the apply (a source version deleted, the prod model deleted by han
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 from reconciler.registry.lineage import COPY_EXPERIMENT, TARGET_MODEL
-from tests.conftest import Repo
+from tests.conftest import Repo, make_runner
 from tests.support.copy_models import log_models
 from tests.support.proxy import RecordingProxy
+from tests.support.server import start_or_fail, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +157,7 @@ def test_racing_applies_make_one_copy_and_both_succeed(
     outputs = [racer.communicate(timeout=180) for racer in racers]
     for racer, (stdout, stderr) in zip(racers, outputs, strict=True):
         assert racer.returncode == 0, stdout + stderr
+        assert "View run" not in stdout  # MLflow's chatter when a run ends is not our report
     assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
     assert len(_copy_runs(prod_server, name)) == 1  # one upload, never two
     said = "".join(out + err for out, err in outputs)
@@ -185,10 +188,14 @@ def test_an_apply_killed_mid_upload_is_converged_by_the_next_without_unlock(
 
     # The next apply, straight to prod: the dead process's lease (this host) is free at once.
     started = time.monotonic()
-    again = _start(repo, mlflow_server, prod_server, "--env", "production", "--lease-wait", "0")
+    again = _start(
+        repo, mlflow_server, prod_server, "--env", "production", "--lease-wait", "0",
+        "--format", "json",
+    )  # fmt: skip
     stdout, stderr = again.communicate(timeout=120)
     waited = time.monotonic() - started
     assert again.returncode == 0, stdout + stderr
+    assert [r["outcome"] for r in json.loads(stdout)] == ["applied"]  # one document on stdout
     assert "waiting for the lease" not in stdout + stderr
     assert waited < 60
     assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
@@ -220,11 +227,227 @@ def test_sigterm_mid_upload_stops_promptly_moves_nothing_and_the_next_apply_conv
     assert "error: SIGTERM:" in stderr
     assert "Stopped by SIGTERM" in stdout  # its report
     assert "Traceback" not in stderr
-    versions = _prod_versions(prod_server, name)
-    assert all(stage == "None" for stage, _s, _v in versions.values())  # no stage moved
+    assert _prod_versions(prod_server, name) == {}  # stopped before anything was registered
+    ((_run, state),) = _copy_runs(prod_server, name).items()
+    assert state == ("FAILED", "deleted")  # its unfinished upload deleted at once
 
     again = _start(repo, mlflow_server, prod_server, "--env", "production", "--lease-wait", "0")
     stdout, stderr = again.communicate(timeout=120)
     assert again.returncode == 0, stdout + stderr
     assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
     assert sum(s == "FINISHED" for s, stage in _copy_runs(prod_server, name).values()) == 1
+
+
+# -- 4. wrong credentials for the prod registry ------------------------------------------------
+
+ADMIN = ("admin", "admin-Pa55word-for-faults")
+WRONG = "wrong-Pa55word-for-faults"
+AUTH_SETTINGS = PROD_SETTINGS + (
+    "  username: ${PROD_MLFLOW_USERNAME}\n  password: ${PROD_MLFLOW_PASSWORD}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def auth_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A prod registry that checks credentials (`mlflow server --app-name basic-auth`)."""
+    workdir = tmp_path_factory.mktemp("mlflow-auth-prod")
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
+        f"admin_username = {ADMIN[0]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
+    }
+    url, process = start_or_fail(workdir, "--app-name", "basic-auth", env=env)
+    try:
+        yield url
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture
+def proxies(mlflow_server: str, prod_server: str) -> Iterator[list[RecordingProxy]]:
+    """Recording proxies for dev and prod (a test may point the second elsewhere)."""
+    made = [RecordingProxy(mlflow_server), RecordingProxy(prod_server)]
+    try:
+        yield made
+    finally:
+        for proxy in made:
+            proxy.close()
+
+
+def _no_secret(*outputs: str) -> None:
+    import base64
+
+    basic = base64.b64encode(f"{ADMIN[0]}:{WRONG}".encode()).decode()
+    for output in outputs:
+        assert WRONG not in output
+        assert basic not in output
+
+
+def test_wrong_credentials_for_prod_fail_in_one_line_and_write_nowhere(
+    repo: Repo,
+    mlflow_server: str,
+    auth_prod: str,
+    dev_source: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name, AUTH_SETTINGS)  # staging's v1 is pending in dev too
+    dev, prod = RecordingProxy(mlflow_server), RecordingProxy(auth_prod)
+    try:
+        monkeypatch.setenv("PROD_MLFLOW_URI", prod.url)
+        monkeypatch.setenv("PROD_MLFLOW_USERNAME", ADMIN[0])
+        monkeypatch.setenv("PROD_MLFLOW_PASSWORD", WRONG)
+        run = make_runner(repo.root, tracking_uri=dev.url)
+        for args in (("plan",), ("apply",), ("apply", "--format", "json"), ("plan", "--env",
+                     "production", "--format", "json")):  # fmt: skip
+            result = run(*args)
+            assert result.exit_code == 1, (args, result.output)
+            _no_secret(result.stdout, result.stderr)
+            if "json" in args:
+                error = json.loads(result.stdout)
+                message = json.dumps(error)
+            else:
+                assert result.stdout == ""
+                (message,) = result.stderr.splitlines()  # one line
+            assert f"production: authentication failed at {prod.url}" in message, args
+        assert dev.writes() == []  # staging's pending change was not applied either
+        assert prod.writes() == []
+        assert _stages(mlflow_server, name) == {"1": "None"}
+
+        # staging alone never talks to prod: it works.
+        prod.clear()
+        staged = run("apply", "--env", "staging")
+        assert staged.exit_code == 0, staged.output
+        assert _stages(mlflow_server, name) == {"1": "Staging"}
+        assert prod.requests == []
+    finally:
+        dev.close()
+        prod.close()
+
+
+# -- 5. a ${VAR} of the prod registry unset --------------------------------------------------------
+
+
+def test_an_unset_password_variable_is_refused_before_any_request(
+    repo: Repo, proxies: list[RecordingProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev, prod = proxies
+    _promoting(repo, "churn-unset", AUTH_SETTINGS)
+    monkeypatch.setenv("PROD_MLFLOW_URI", prod.url)
+    monkeypatch.setenv("PROD_MLFLOW_USERNAME", ADMIN[0])
+    monkeypatch.delenv("PROD_MLFLOW_PASSWORD", raising=False)
+    run = make_runner(repo.root, tracking_uri=dev.url)
+    for args in (("plan",), ("apply",), ("status",)):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        (line,) = result.stderr.splitlines()[:1]
+        assert line.startswith("error: environments/production.yaml:6: registry.password:"), line
+        assert "PROD_MLFLOW_PASSWORD" in line
+    assert dev.requests == []
+    assert prod.requests == []
+
+
+# -- 6. the registries change under the apply -----------------------------------------------------
+
+
+def test_a_source_version_deleted_after_the_plan_is_refused_and_nothing_is_made(
+    repo: Repo,
+    mlflow_server: str,
+    prod_server: str,
+    dev_source: tuple[str, str],
+    proxies: list[RecordingProxy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _dev, prod = proxies
+    name = _dev_model(mlflow_server, dev_source, versions=2)
+    _promoting(repo, name)
+    monkeypatch.setenv("PROD_MLFLOW_URI", prod.url)
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    assert run("plan", "--env", "production", "--detailed-exitcode").exit_code == 2
+    _client(mlflow_server).delete_model_version(name, "1")
+    refused = run("apply", "--env", "production")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[0] == (
+        f"error: environments/production/{name}.yaml:2: version: {name} v1 is not in "
+        f"staging's registry ({mlflow_server})"
+    )
+    assert prod.writes() == []
+
+    # Deleted while the apply runs: after its lease in prod, before its download from dev.
+    repo.pin("production", name, 2, **{"from": "staging"})
+    repo.pin("staging", name, 2)
+    repo.commit("v2")
+    deleted: list[str] = []
+
+    def delete_source(method: str, path: str) -> None:
+        if method == "POST" and "registered-models/set-tag" in path and not deleted:
+            _client(mlflow_server).delete_model_version(name, "2")
+            deleted.append(path)
+
+    prod.on_request = delete_source
+    failed = run("apply", "--env", "production")
+    prod.on_request = None
+    assert deleted
+    assert failed.exit_code == 1, failed.output
+    (line,) = failed.stderr.splitlines()
+    assert line.startswith(f"error: cannot download the artifacts of {name} v2 at "), line
+    assert _prod_versions(prod_server, name) == {}  # nothing registered
+    assert _copy_runs(prod_server, name) == {}  # nothing uploaded
+    from reconciler.apply.lease import lease_of
+    from reconciler.registry.mlflow_registry import MlflowRegistry
+
+    assert lease_of(MlflowRegistry(prod_server).read_model(name)) is None  # given back
+
+
+def test_a_prod_model_deleted_by_hand_is_copied_again_without_uploading(
+    repo: Repo,
+    mlflow_server: str,
+    prod_server: str,
+    dev_source: tuple[str, str],
+    proxies: list[RecordingProxy],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _dev, prod = proxies
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name)
+    monkeypatch.setenv("PROD_MLFLOW_URI", prod.url)
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    assert run("apply", "--env", "production").exit_code == 0
+    _client(prod_server).delete_registered_model(name)
+    prod.clear()
+    again = run("apply", "--env", "production")
+    assert again.exit_code == 0, again.output
+    assert "copied staging v1 into production's registry as v1" in again.output
+    assert _puts(prod) == 0  # its checked run is registered again, not uploaded again
+    assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
+
+
+def test_a_plan_reviewed_before_the_copy_is_the_plan_that_makes_it_and_unicode_names_copy(
+    repo: Repo,
+    mlflow_server: str,
+    prod_server: str,
+    dev_source: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = _dev_model(mlflow_server, dev_source, base="Churn modèle été 🚀")
+    _promoting(repo, name)
+    monkeypatch.setenv("PROD_MLFLOW_URI", prod_server)
+    run = make_runner(repo.root, tracking_uri=mlflow_server)
+    reviewed = run("plan", "--env", "production", "--format", "json")
+    assert reviewed.exit_code == 0, reviewed.output
+    checksum = json.loads(reviewed.stdout)["checksum"]
+    applied = run("apply", "--env", "production", "--expect-plan", checksum)
+    assert applied.exit_code == 0, applied.output
+    assert _prod_versions(prod_server, name) == {"1": ("Production", "READY", "1")}
+    status = run("status", "--env", "production")
+    assert status.exit_code == 0, status.output
+    assert "v1 (staging v1)" in status.stdout
+    assert run("plan", "--env", "production", "--detailed-exitcode").exit_code == 0
