@@ -94,6 +94,13 @@ class RegistryError(ReconcilerError):
     """The registry refused or failed a request."""
 
 
+class CopyStopped(ReconcilerError):
+    """A signal asked the apply to stop while it copied a version between registries: the copy
+    stopped at its next file (nothing half-made is registered; an unfinished upload is deleted,
+    now or by the next copy of that version). Apply reports the stop like any other (exit
+    130/143/129), not as a failure."""
+
+
 class RegistryUnreachable(RegistryError):
     """No answer from the registry (connection refused, DNS, timeout)."""
 

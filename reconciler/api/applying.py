@@ -22,12 +22,12 @@ from reconciler.api.sites import OpenSite
 from reconciler.apply import executor, guards, recording
 from reconciler.apply.copies import CopyDone
 from reconciler.apply.copying import Fetched, ensure_copy, fetch
-from reconciler.apply.executor import ApplyReport
+from reconciler.apply.executor import ApplyReport, StepResult
 from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
 from reconciler.apply.model_run import ModelRun, Planned
 from reconciler.apply.options import ApplyOptions
-from reconciler.errors import ApplyFailed, Problem, UsageError
+from reconciler.errors import ApplyFailed, CopyStopped, Problem, UsageError
 from reconciler.pins.desired import ENVIRONMENTS_DIR
 from reconciler.pins.values import DesiredState
 from reconciler.planning.scope import Scope
@@ -146,7 +146,10 @@ class SiteRun:
             # The versions to copy are downloaded before the lease: a download holds the source
             # registry's side of the connection gate, which the lease's renewals must not wait
             # behind (they go to this registry).
-            fetched = self._fetch(plan, downloads)
+            try:
+                fetched = self._fetch(plan, downloads)
+            except CopyStopped:
+                return self._stopped(plan)  # a signal while downloading: nothing leased yet
             lease = Lease(
                 registry,
                 options.holder,
@@ -184,7 +187,12 @@ class SiteRun:
                 if plan.copies:
                     # A refusal gives every lease back with the fences as they were: no stage moved.
                     self.check(plan, actual)
-                    self._copy(plan, actual, lease, fetched)
+                    try:
+                        self._copy(plan, actual, lease, fetched)
+                    except CopyStopped:
+                        # A signal during a copy: nothing moved, the leases given back (on
+                        # leaving the lease), reported as stopped like a stop between steps.
+                        return self._stopped(plan)
                     plan, actual, adoptions = self.plan_now(None, lease)
                     if plan.copies or not _writes_to(plan, adoptions) <= wanted:
                         raise ApplyFailed(
@@ -227,6 +235,11 @@ class SiteRun:
             copies=tuple(self.copies),
         )
 
+    def _stopped(self, plan: Plan) -> ApplyReport:
+        results = tuple(StepResult(step, "not_attempted") for step in plan.steps)
+        interrupted = self.options.interrupt.signal if self.options.interrupt else None
+        return ApplyReport(plan, results, interrupted=interrupted, copies=tuple(self.copies))
+
     def _lineage(self, copy: Copy) -> Lineage:
         return Lineage(copy.source.registry, copy.model, copy.source.version, copy.source.run_id)
 
@@ -250,7 +263,7 @@ class SiteRun:
         sources = self.sides.for_target(self.site, self.opened, self.desired)
         for copy in plan.copies:
             if stop is not None and stop.is_set():
-                raise ApplyFailed("interrupted before the copies were made; nothing was moved")
+                raise CopyStopped("stopped before the copies were made; nothing was moved")
             source_site, _side = sources[copy.source.environment]
             model = actual.models.get(copy.model)
             wanted = self._lineage(copy)

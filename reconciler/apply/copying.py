@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError, RegistryError
+from reconciler.errors import CopyStopped, RegistryError
 from reconciler.registry.artifacts import Artifacts, content_digest
 from reconciler.registry.base import Registry
 from reconciler.registry.lineage import Lineage, find_copy
@@ -36,11 +36,6 @@ class CopyResult:
     copied: bool  # False: an existing copy was found (and checked)
     bytes: int  # transferred (0 when nothing was copied)
     seconds: float
-
-
-class CopyStopped(ReconcilerError):
-    """A signal asked the apply to stop before the copy's next phase (nothing half-made is left
-    registered: an unfinished upload is cleaned up by the next copy of that version)."""
 
 
 def ensure_copy(
@@ -70,7 +65,7 @@ def ensure_copy(
             fetched = stack.enter_context(fetch(source, wanted, stop))
         lineage = replace(wanted, digest=fetched.digest, size=fetched.listing.total_bytes)
         _check_stop(stop, wanted, "uploading")
-        version = target.register_copy(name, fetched.folder, lineage)
+        version = target.register_copy(name, fetched.folder, lineage, stop)
     if version.status != READY:  # the port promises READY; a break of that promise is loud
         raise RegistryError(f"{_name(target, version)} is {version.status}, not READY")
     return CopyResult(version, copied=True, bytes=lineage.size, seconds=clock() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol
@@ -107,10 +108,13 @@ class Registry(Protocol):
         """Download the version's model artifacts into the empty folder `dest`."""
         ...
 
-    def register_copy(self, model: str, files: Path, lineage: Lineage) -> ModelVersion:
+    def register_copy(
+        self, model: str, files: Path, lineage: Lineage, stop: threading.Event | None = None
+    ) -> ModelVersion:
         """Upload `files` into this registry and register them as a new version of `model`
         carrying `lineage.tags()`, READY: in a run of experiment `reconciler-copies`, checked
         against `lineage.digest` by downloading it back before the version is created (in one
         request, with its tags). Resumes a checked run of the same lineage without uploading
-        again; deletes unfinished ones. Never returns a version that is not READY."""
+        again; deletes unfinished ones. Never returns a version that is not READY. `stop` set
+        (a signal): raises CopyStopped before the next file, its unfinished run deleted."""
         ...

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reconciler.errors import RegistryError
+from reconciler.errors import CopyStopped, RegistryError
 from reconciler.pins.values import WorkspaceSetting
 from reconciler.registry.artifacts import ArtifactFile, Artifacts, content_digest
 from reconciler.registry.lineage import (
@@ -268,7 +269,9 @@ class FakeRegistry:
         _write(self.artifacts.get((model, version), {}), dest)
         return Artifacts.of_folder(dest)
 
-    def register_copy(self, model: str, files: Path, lineage: Lineage) -> ModelVersion:
+    def register_copy(
+        self, model: str, files: Path, lineage: Lineage, stop: threading.Event | None = None
+    ) -> ModelVersion:
         listed = [
             CopyRun(run.run_id, run.tags, run.status == "FINISHED")
             for run in self.copy_runs.values()
@@ -282,7 +285,7 @@ class FakeRegistry:
             run = self.copy_runs[keep.run_id]
             self._check(run, lineage)  # checked once; checked again before it is registered
         else:
-            run = self._upload(files, lineage, model)
+            run = self._upload(files, lineage, model, stop)
             self._check(run, lineage)
             run.tags[RUN_STATUS] = CHECKED
             run.status = "FINISHED"
@@ -301,10 +304,15 @@ class FakeRegistry:
             raise RegistryError(f"{model} v{version} in {self.describe()}: {created.status}")
         return created
 
-    def _upload(self, folder: Path, lineage: Lineage, model: str) -> FakeRun:
+    def _upload(
+        self, folder: Path, lineage: Lineage, model: str, stop: threading.Event | None = None
+    ) -> FakeRun:
         run = FakeRun(f"copy-{len(self.copy_runs) + 1}", run_tags(lineage, model))
         self.copy_runs[run.run_id] = run
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if stop is not None and stop.is_set():  # as the adapter: the run deleted at once
+                run.status, run.deleted = "FAILED", True
+                raise CopyStopped(f"stopped while uploading the copy of {lineage.describe()}")
             if (
                 self.interrupt_upload_after is not None
                 and self.uploads >= self.interrupt_upload_after

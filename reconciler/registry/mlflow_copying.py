@@ -15,6 +15,7 @@ on the OSS server (still waited for, bounded, should a plugin store answer PENDI
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.errors import RegistryError
+from reconciler.errors import CopyStopped, RegistryError
 from reconciler.redact import redact_uri
 from reconciler.registry.artifacts import ArtifactFile, Artifacts, content_digest
 from reconciler.registry.lineage import (
@@ -76,7 +77,9 @@ class MlflowCopying:
             repo.download_artifacts("", dst_path=str(dest))
         return Artifacts.of_folder(dest)
 
-    def register_copy(self, model: str, files: Path, lineage: Lineage) -> ModelVersion:
+    def register_copy(
+        self, model: str, files: Path, lineage: Lineage, stop: threading.Event | None = None
+    ) -> ModelVersion:
         what = f"copy {lineage.describe()} into {model}"
         with self._translated_errors(what):
             experiment = self._copy_experiment()
@@ -92,8 +95,10 @@ class MlflowCopying:
                     self._client().get_run(keep.run_id).info.artifact_uri,
                 )
             else:
-                run_id, artifact_uri = self._upload(experiment, files, lineage, model)
+                run_id, artifact_uri = self._upload(experiment, files, lineage, model, stop)
             source = f"{artifact_uri}/{MODEL_FOLDER}"
+            if keep is None:  # the check downloads it all again: not after a stop
+                self._stop_here(stop, run_id, lineage, model)
             self._check(run_id, source, lineage, model)
             if keep is None:
                 self._client().set_tag(run_id, RUN_STATUS, CHECKED)
@@ -154,16 +159,42 @@ class MlflowCopying:
         ]
 
     def _upload(
-        self, experiment: str, files: Path, lineage: Lineage, model: str
+        self,
+        experiment: str,
+        files: Path,
+        lineage: Lineage,
+        model: str,
+        stop: threading.Event | None,
     ) -> tuple[str, str]:
+        """File by file (as MLflow's own log_artifacts does for HTTP and S3 stores), so that a
+        signal stops the upload after the file in flight, not after the whole model (a
+        cancelled CI job is killed a few seconds after its SIGTERM)."""
         run = self._client().create_run(
             experiment,
             tags=run_tags(lineage, model),
             run_name=f"copy of {lineage.model} v{lineage.version} into {model}"[:250],
         )
-        uri = f"{run.info.artifact_uri}/{MODEL_FOLDER}"
-        self._repository(uri).log_artifacts(str(files))
-        return str(run.info.run_id), str(run.info.artifact_uri)
+        run_id = str(run.info.run_id)
+        repository = self._repository(f"{run.info.artifact_uri}/{MODEL_FOLDER}")
+        for path in sorted(p for p in files.rglob("*") if p.is_file()):
+            self._stop_here(stop, run_id, lineage, model)
+            folder = path.parent.relative_to(files).as_posix()
+            repository.log_artifact(str(path), None if folder == "." else folder)
+        return run_id, str(run.info.artifact_uri)
+
+    def _stop_here(
+        self, stop: threading.Event | None, run_id: str, lineage: Lineage, model: str
+    ) -> None:
+        """A signal arrived: the unfinished run is deleted now (FAILED first, as a discarded run
+        is), so nothing half-made waits for the next copy to clean it up."""
+        if stop is None or not stop.is_set():
+            return
+        self._client().set_terminated(run_id, "FAILED")
+        self._client().delete_run(run_id)
+        raise CopyStopped(
+            f"stopped while uploading the copy of {lineage.describe()} into {model}; the "
+            "unfinished upload was deleted"
+        )
 
     def _check(self, run_id: str, source: str, lineage: Lineage, model: str) -> None:
         """Download what the registry holds back and compare the content digest: the check

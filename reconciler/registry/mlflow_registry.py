@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from reconciler.errors import (
+    ReconcilerError,
     RegistryAuthError,
     RegistryError,
     RegistryPermissionDenied,
@@ -163,6 +164,7 @@ class MlflowRegistry(MlflowCopying):
         if self._client_instance is None:
             for name, value in messages.HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
+            os.environ.update(messages.QUIET)
             # Our import, not the module's: `validate` and `--help` never pay for MLflow.
             from mlflow import MlflowClient
 
@@ -395,6 +397,8 @@ class MlflowRegistry(MlflowCopying):
             warnings.filterwarnings("ignore", message=_STAGE_WARNING, category=FutureWarning)
             try:
                 yield
+            except ReconcilerError:
+                raise  # ours already (a copy stopped by a signal, a digest that differs)
             except Exception as error:
                 raise self._translate(error, action) from None
 

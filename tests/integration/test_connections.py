@@ -20,7 +20,7 @@ import pytest
 from reconciler.errors import RegistryAuthError
 from reconciler.pins.values import WorkspaceSetting
 from reconciler.registry.connection import GATE, Connection
-from reconciler.registry.messages import HTTP_DEFAULTS
+from reconciler.registry.messages import HTTP_DEFAULTS, QUIET
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.registry.workspaces import Workspace
 from tests.support.proxy import RecordingProxy
@@ -134,9 +134,10 @@ def command_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def _environment() -> dict[str, str]:
-    """The process environment, but for pytest's own bookkeeping and the HTTP retry budget
-    the adapter sets for the process when the user set none (design notes, "HTTP defaults")."""
-    ignored = {"PYTEST_CURRENT_TEST", *HTTP_DEFAULTS}
+    """The process environment, but for pytest's own bookkeeping, the HTTP retry budget the
+    adapter sets for the process when the user set none (design notes, "HTTP defaults") and
+    MLflow's run links kept off stdout (messages.QUIET)."""
+    ignored = {"PYTEST_CURRENT_TEST", *HTTP_DEFAULTS, *QUIET}
     return {k: v for k, v in os.environ.items() if k not in ignored}
 
 

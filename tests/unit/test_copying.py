@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply.copying import CopyResult, CopyStopped, ensure_copy
-from reconciler.errors import RegistryError
+from reconciler.apply.copying import CopyResult, ensure_copy
+from reconciler.errors import CopyStopped, RegistryError
 from reconciler.registry.artifacts import content_digest
 from reconciler.registry.fake import FakeRegistry, UploadInterrupted
 from reconciler.registry.lineage import Lineage
