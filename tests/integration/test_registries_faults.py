@@ -381,30 +381,29 @@ def test_a_source_version_deleted_after_the_plan_is_refused_and_nothing_is_made(
     )
     assert prod.writes() == []
 
-    # Deleted while the apply runs: after its lease in prod, before its download from dev.
+    # Deleted while the apply runs, after its plan, as its download from dev begins (apply
+    # downloads before it leases the prod model: nothing is leased or registered in prod).
+    dev, _prod = proxies
     repo.pin("production", name, 2, **{"from": "staging"})
     repo.pin("staging", name, 2)
     repo.commit("v2")
     deleted: list[str] = []
 
     def delete_source(method: str, path: str) -> None:
-        if method == "POST" and "registered-models/set-tag" in path and not deleted:
+        if "get-download-uri" in path and not deleted:
             _client(mlflow_server).delete_model_version(name, "2")
             deleted.append(path)
 
-    prod.on_request = delete_source
-    failed = run("apply", "--env", "production")
-    prod.on_request = None
+    dev.on_request = delete_source
+    failed = make_runner(repo.root, tracking_uri=dev.url)("apply", "--env", "production")
+    dev.on_request = None
     assert deleted
     assert failed.exit_code == 1, failed.output
     (line,) = failed.stderr.splitlines()
     assert line.startswith(f"error: cannot download the artifacts of {name} v2 at "), line
     assert _prod_versions(prod_server, name) == {}  # nothing registered
     assert _copy_runs(prod_server, name) == {}  # nothing uploaded
-    from reconciler.apply.lease import lease_of
-    from reconciler.registry.mlflow_registry import MlflowRegistry
-
-    assert lease_of(MlflowRegistry(prod_server).read_model(name)) is None  # given back
+    assert prod.writes() == []  # not even a lease: the download comes first
 
 
 def test_a_prod_model_deleted_by_hand_is_copied_again_without_uploading(
