@@ -156,7 +156,13 @@ def plan_site(
         plan,
         adoptions=adoptions,
         workspace=checkout.workspace,
-        copies=sourced.copies,
+        # Only what the command's --env/--model name is copied (the rest is not planned).
+        copies=tuple(
+            copy
+            for copy in sourced.copies
+            if (not scope.models or copy.model in scope.models)
+            and (not scope.environments or copy.environment in scope.environments)
+        ),
         sources=tuple(sorted(sourced.sources.items())),
     )
     return SitePlan(site, plan, sourced.actual, sourced, sources), problems

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import InvalidInput, Problem, ReconcilerError, UsageError
 from reconciler.pins.registry_settings import resolve
 from reconciler.pins.values import DesiredState
 from reconciler.planning.sites import Site, sites
@@ -92,7 +92,40 @@ def open_sites(
         registry = connect(connection, site.workspace.name if site.workspace else None)
         return OpenSite(site, registry, registry.use_workspace(site.workspace))
 
-    return each(open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen))
+    opened = each(open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen))
+    _refuse_one_registry_twice(opened)
+    return opened
+
+
+def _refuse_one_registry_twice(opened: Sequence[OpenSite]) -> None:
+    """Two sites that reach one registry (and workspace), however their settings spell it, are
+    one registry: a copy into itself, and each site taking the other's environments for removed
+    pins (and retiring them). Refused before anything is read."""
+    seen: dict[str, OpenSite] = {}
+    for site in opened:
+        if site.identity in seen:
+            first = seen[site.identity]
+            own = site if site.site.own_server else first
+            other = first if own is site else site
+            setting = own.site.setting
+            where = ", ".join(other.site.environments) or "the command"
+            problem = (
+                f"names the registry {where} already lives in ({site.identity}): environments "
+                "of one registry need no `registry:` block (remove it, or name another registry)"
+            )
+            if setting is not None:
+                raise InvalidInput(
+                    [
+                        Problem(
+                            setting.file,
+                            setting.line_of("tracking_uri"),
+                            "registry.tracking_uri",
+                            problem,
+                        )
+                    ]
+                )
+            raise UsageError(f"{', '.join(site.site.environments)}: {problem}")
+        seen[site.identity] = site
 
 
 def each(work: Callable[[T], R], items: Sequence[T], names: Sequence[str] | None = None) -> list[R]:

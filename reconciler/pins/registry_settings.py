@@ -92,7 +92,9 @@ def registry_problems(document: Document) -> list[Problem]:
             problem("tracking_uri", "a ${VAR} reference must be the whole value")
         else:
             parts = urlsplit(uri)
-            if "@" in parts.netloc:
+            # Any `@` after the scheme: a password may hold `#`, `/` or `?`, which a URL parser
+            # takes for the fragment, path or query, and would not see the userinfo.
+            if "@" in uri.partition("://")[2]:
                 problem(
                     "tracking_uri",
                     "holds user:password@: put credentials in `username`/`password` as ${VAR} "

@@ -59,12 +59,9 @@ class MlflowCopying:
     def describe(self) -> str:
         """The registry's identity in lineage tags and outputs: its URI without the userinfo
         (not even masked: a copy's lineage must not change with the credentials used to make
-        it) and without a trailing slash (`http://h/` is `http://h`)."""
-        uri = self._resolved_uri()
-        parts = urlsplit(uri)
-        if "@" in parts.netloc:  # rebuilt only then: urlunsplit drops sqlite:////'s empty host
-            uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        return redact_uri(uri).rstrip("/")
+        it), its scheme and host in lower case, without a default port or a trailing slash
+        (`HTTP://Host:80/` is `http://host`): one server spelled two ways must find its copies."""
+        return identity(self._resolved_uri())
 
     def version_artifacts(self, model: str, version: str) -> Artifacts:
         with self._translated_errors(f"list the artifacts of {model} v{version}"):
@@ -256,3 +253,22 @@ def _walk(repo: Any, path: str | None) -> Iterator[ArtifactFile]:
             yield from _walk(repo, info.path)
         else:
             yield ArtifactFile(info.path, int(info.file_size or 0))
+
+
+def identity(uri: str) -> str:
+    """A registry URI as its identity (see MlflowCopying.describe)."""
+    scheme, found, rest = uri.partition("://")
+    if found and scheme.lower() in ("http", "https") and "@" in rest:
+        # Userinfo runs to the last `@`: a password may hold `/`, `?` or `#`, which a URL parser
+        # takes for the path, query or fragment (and would keep the password in the identity).
+        uri = f"{scheme}://{rest.rpartition('@')[2]}"
+    parts = urlsplit(uri)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        host = parts.netloc.rpartition("@")[2].lower()
+        default = ":80" if parts.scheme.lower() == "http" else ":443"
+        if host.endswith(default):
+            host = host[: -len(default)]
+        uri = urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=host))
+    elif "@" in parts.netloc:  # rebuilt only then: urlunsplit drops sqlite:////'s empty host
+        uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return redact_uri(uri).rstrip("/")

@@ -220,6 +220,10 @@ def test_requires_across_registries_needs_from(two: TwoRegistries, repo: Repo) -
             "3: registry.token: credentials need the `tracking_uri` they are for",
         ),
         (
+            "registry:\n  tracking_uri: http://deployer:Pw-r17#@prod:5102\n",
+            "3: registry.tracking_uri: holds user:password@",
+        ),
+        (
             "registry:\n  tracking_uri: https://prod/?token=abc\n",
             "3: registry.tracking_uri: holds a credential in its query",
         ),
@@ -282,3 +286,27 @@ def test_a_registry_refusing_the_credentials_fails_its_environments_in_one_line(
     staging_only = two.run("apply", "--env", "staging")
     assert staging_only.exit_code == 0, staging_only.output
     assert two.dev.read_model("churn").in_stage("Staging") == ["3"]  # type: ignore[union-attr]
+
+
+def test_a_registry_block_naming_the_commands_registry_is_refused(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    two.prod = two.dev  # the block's URI reaches the registry staging lives in
+    result = two.run("apply", "--prune")
+    assert result.exit_code == 1
+    assert (
+        "error: environments/production.yaml:3: registry.tracking_uri: names the registry "
+        "staging already lives in (fake://dev)" in result.output
+    )
+    assert two.dev.writes == []  # no copy into itself, no retirement of staging's pins
+
+
+def test_model_and_env_filters_limit_the_copies(two: TwoRegistries, repo: Repo) -> None:
+    two.dev.create_version("fraud", files=MODEL_FILES)
+    repo.pin("staging", "fraud", 1)
+    repo.pin("production", "fraud", 1, **{"from": "staging"})
+    repo.commit("fraud too")
+    document = json.loads(two.run("plan", "--model", "churn", "--format", "json").stdout)
+    assert [copy["model"] for copy in document["copies"]] == ["churn"]
+    assert two.run("apply", "--env", "production", "--model", "churn").exit_code == 0
+    assert two.prod.read_model("fraud") is None  # not copied, not even registered
