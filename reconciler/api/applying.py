@@ -21,7 +21,7 @@ from reconciler.api.planning import (
 from reconciler.api.sites import OpenSite
 from reconciler.apply import executor, guards, recording
 from reconciler.apply.copies import CopyDone
-from reconciler.apply.copying import Fetched, ensure_copy, fetch
+from reconciler.apply.copying import Fetched, check_copy, ensure_copy, fetch
 from reconciler.apply.executor import ApplyReport, StepResult
 from reconciler.apply.lease import Lease
 from reconciler.apply.model_run import MAX_REPAIR_ROUNDS as MAX_LEASE_ROUNDS
@@ -202,6 +202,7 @@ class SiteRun:
                 # A refusal here gives every lease back with the fences as they were found: nothing
                 # was sent (Lease.release).
                 self.check(plan, actual)
+                self._check_copies(plan, actual, lease)
                 # Usually what was announced; else one more write per model whose records differ.
                 lease.announce(
                     recording.intents(plan, actual, adoptions, options, owner),
@@ -234,6 +235,20 @@ class SiteRun:
             interrupted,
             copies=tuple(self.copies),
         )
+
+    def _check_copies(self, plan: Plan, actual: ActualState, lease: Lease) -> None:
+        """The digest of every copy a step moves is checked before it moves (a copy made by this
+        apply was checked as it was made): a file changed in the store since is caught here,
+        not by serving."""
+        made = {(done.copy.model, done.version) for done in self.copies if done.copied}
+        moved = {
+            (step.model, step.version)
+            for step in plan.steps
+            if step.source is not None and step.kind in ("transition", "set_alias")
+        }
+        for model, number in sorted(moved - made):
+            with _kept_alive(lease):
+                check_copy(self.site.registry, actual.models[model].versions[number])
 
     def _stopped(self, plan: Plan) -> ApplyReport:
         results = tuple(StepResult(step, "not_attempted") for step in plan.steps)

@@ -141,12 +141,20 @@ def plan_site(
         )
         for key, source in sourced.sources.items()
         for found in (sources[source.environment][1],)
+        if key not in sourced.orphans
     }
     problems = [
         *plan.problems,
         *sourced.problems,
         *evidence.policy_problems(
-            desired, plan, sourced.actual, site.registry, now, evidence_of, set(part.environments)
+            desired,
+            plan,
+            sourced.actual,
+            site.registry,
+            now,
+            evidence_of,
+            set(part.environments),
+            sourced.orphans,
         ),
     ]
     adoptions = recording.find_adoptions(

@@ -117,6 +117,13 @@ def _ready(target: Registry, found: ModelVersion, clock: Callable[[], float]) ->
     raise RegistryError(f"{_name(target, current)} is {current.status} ({hint})")
 
 
+def check_copy(target: Registry, copy: ModelVersion) -> None:
+    """The digest check before a stage or alias moves to a copy made earlier (a rollback, a copy
+    another apply made): its files are downloaded and their content digest compared with the one
+    its lineage records; a changed file is an error naming the version, and nothing moves."""
+    _check_existing(target, copy, full_check=True)
+
+
 def _check_existing(target: Registry, copy: ModelVersion, full_check: bool) -> None:
     lineage = Lineage.of(copy)
     assert lineage is not None  # found by its lineage

@@ -38,6 +38,7 @@ def policy_problems(
     now: datetime | None,
     sources: Mapping[tuple[str, str], SourceEvidence] | None = None,
     here: Collection[str] | None = None,
+    orphans: Collection[tuple[str, str]] = (),
 ) -> list[Problem]:
     """Promotion order and gates, for every pin the plan changes (in-sync pins already serve).
     A pin with `from:` (in `sources`) is judged on its source version, in its source registry.
@@ -52,6 +53,9 @@ def policy_problems(
         env = desired.environments[pin.environment]
         source = sources.get((pin.environment, pin.model))
         if not entry.steps or pin.version in entry.current:
+            continue
+        if (pin.environment, pin.model) in orphans:
+            problems += _orphan(pin, env, actual.models[pin.model].versions[pin.version])
             continue
         if source is not None:
             problems += _judge(
@@ -72,8 +76,10 @@ def policy_problems(
     for entry in plan.entries:
         pin = entry.pin
         env = desired.environments[pin.environment]
-        if sources.get((pin.environment, pin.model)) is not None or (
-            here is not None and env.requires and env.requires not in here
+        if (
+            (pin.environment, pin.model) in orphans
+            or sources.get((pin.environment, pin.model)) is not None
+            or (here is not None and env.requires and env.requires not in here)
         ):
             continue  # judged above
         if not entry.steps or not (env.requires or env.gates or pin.gates):
@@ -121,6 +127,25 @@ def policy_problems(
                 check_order=check_order,
             )
     return problems
+
+
+def _orphan(pin: Pin, env: Environment, copy: ModelVersion) -> list[Problem]:
+    """A copy whose source version is gone: its evidence is gone with it. It may serve again
+    where it served before (a rollback to a version that once passed); nowhere new."""
+    if not (env.requires or env.gates or pin.gates):
+        return []
+    if audit.parse(copy.tags.get(audit_tag(env.name))):
+        return []
+    return [
+        Problem(
+            pin.file,
+            pin.version_line,
+            "version",
+            f"policy: the version this pin names is gone from {pin.source}'s registry, so its "
+            f"gates and promotion order cannot be judged; its copy here (v{copy.version}) never "
+            f"served in {env.name}, so it is no rollback either",
+        )
+    ]
 
 
 def _judge(

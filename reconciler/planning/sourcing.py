@@ -65,6 +65,9 @@ class Sourced:
     sources: Mapping[tuple[str, str], Source] = field(default_factory=dict)
     copies: tuple[Copy, ...] = ()
     problems: tuple[Problem, ...] = ()
+    # Pins whose source version is gone from its registry but whose copy is here: a rollback to
+    # it needs no source (the copy carries the files and its lineage); its evidence is gone.
+    orphans: frozenset[tuple[str, str]] = frozenset()
 
 
 def source_pins(
@@ -81,17 +84,27 @@ def source_pins(
     sources: dict[tuple[str, str], Source] = {}
     copies: list[Copy] = []
     problems: list[Problem] = []
+    orphans: set[tuple[str, str]] = set()
     for pin in desired.pins:
         side = sides.get(pin.source) if pin.source is not None else None
         if side is None:
             pins.append(pin)
             continue
+        target = models.get(pin.model, RegisteredModel(pin.model))
+        copy = find_copy(target.versions, side.registry, pin.model, pin.version)
+        gone = _gone(pin, side)
+        if gone and copy is not None and copy.status == READY:
+            # The source pruned it; the copy here is whole (checked before it moves).
+            orphans.add((pin.environment, pin.model))
+            sources[(pin.environment, pin.model)] = Source(
+                pin.source or "", side.registry, pin.version, None
+            )
+            pins.append(replace(pin, version=copy.version, run_id=None))
+            continue
         found = _source_version(pin, side, problems)
         if found is None:
             continue  # its problem says why; the pin is not planned
         source = Source(pin.source or "", side.registry, pin.version, found.run_id)
-        target = models.get(pin.model, RegisteredModel(pin.model))
-        copy = find_copy(target.versions, side.registry, pin.model, pin.version)
         if copy is None or copy.status != READY:
             # Not made yet (or not finished: apply resumes or waits for it): planned as a
             # stand-in, never served as it is.
@@ -112,7 +125,13 @@ def source_pins(
         sources,
         tuple(copies),
         tuple(problems),
+        frozenset(orphans),
     )
+
+
+def _gone(pin: Pin, side: SourceSide) -> bool:
+    model = side.actual.models.get(pin.model)
+    return model is None or pin.version not in model.versions
 
 
 def _source_version(pin: Pin, side: SourceSide, problems: list[Problem]) -> ModelVersion | None:

@@ -127,6 +127,11 @@ class FakeRegistry:
         self.artifacts[(name, version)] = dict(files or {})
         return version
 
+    def delete_version(self, model: str, version: str) -> None:
+        """A version deleted by hand (a dev registry pruning old versions)."""
+        del self._models[model].versions[version]
+        self.artifacts.pop((model, version), None)
+
     def overwrite_file(self, model: str, version: str, path: str, content: bytes) -> None:
         """Someone replacing or adding a file in a version's artifacts (by hand, in the store)."""
         self.artifacts[(model, version)][path] = content

@@ -310,3 +310,56 @@ def test_model_and_env_filters_limit_the_copies(two: TwoRegistries, repo: Repo) 
     assert [copy["model"] for copy in document["copies"]] == ["churn"]
     assert two.run("apply", "--env", "production", "--model", "churn").exit_code == 0
     assert two.prod.read_model("fraud") is None  # not copied, not even registered
+
+
+def test_a_copy_changed_in_the_store_is_caught_before_a_rollback_moves_to_it(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    assert two.run("apply").exit_code == 0  # production: the copy of staging v1, as v1
+    repo.pin("production", "churn", 2, **{"from": "staging"})
+    repo.commit("Promote churn v2")
+    assert two.run("apply").exit_code == 0
+    same_size = b"\x01" * len(MODEL_FILES["model.pkl"])
+    two.prod.overwrite_file("churn", "1", "model.pkl", same_size)  # someone, in the store
+    repo.git("revert", "--no-edit", "HEAD")
+    refused = two.run("apply")
+    assert refused.exit_code == 1
+    assert "churn v1 in fake://prod, the copy of" in refused.output
+    assert "(a file was changed): delete that version to copy again" in refused.output
+    assert _production(two.prod) == ["2"]  # nothing moved
+
+
+def test_a_rollback_to_a_copy_whose_source_is_gone_moves_to_the_copy(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    repo.write("environments/production.yaml", PROD_SETTINGS + "requires: staging\n")
+    repo.pin("staging", "churn", 1)
+    repo.commit("staging v1, production requires staging")
+    assert two.run("apply", "--env", "staging").exit_code == 0
+    assert two.run("apply").exit_code == 0
+    repo.pin("staging", "churn", 2)
+    repo.commit("staging v2")
+    assert two.run("apply", "--env", "staging").exit_code == 0
+    repo.pin("production", "churn", 2, **{"from": "staging"})
+    promotion = repo.commit("Promote churn v2")
+    assert two.run("apply").exit_code == 0
+    two.dev.delete_version("churn", "1")  # the dev registry pruned it; its copy is in prod
+    repo.git("revert", "--no-edit", promotion)
+    rolled = two.run("apply")
+    assert rolled.exit_code == 0, rolled.output
+    assert _production(two.prod) == ["1"]
+    assert "v1 (staging v1)" in two.run("status", "--env", "production").stdout
+
+
+def test_a_copy_whose_source_is_gone_and_that_never_served_here_is_refused(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    repo.write("environments/production.yaml", PROD_SETTINGS + "requires: staging\n")
+    repo.commit("production requires staging")
+    lineage = Lineage("fake://dev", "churn", "1", "run0.91", "sha256:x", 2060)
+    two.prod.create_version("churn", files=MODEL_FILES, tags=lineage.tags())  # copied, unused
+    two.dev.delete_version("churn", "1")
+    result = two.run("plan")
+    assert result.exit_code == 1
+    assert "is gone from staging's registry" in result.output
+    assert "never served in production, so it is no rollback either" in result.output
