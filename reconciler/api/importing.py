@@ -9,9 +9,16 @@ from pathlib import Path
 
 from reconciler.api.sites import OpenSite
 from reconciler.importing.files import ImportReport, write_pins
-from reconciler.importing.from_registry import candidates, pins_from_registry
+from reconciler.importing.from_registry import (
+    Imported,
+    ImportSkip,
+    candidates,
+    pins_from_registry,
+)
 from reconciler.pins.values import DesiredState, Environment
 from reconciler.redact import redact_uri, scrub
+from reconciler.registry.lineage import Lineage
+from reconciler.registry.values import ActualState
 
 
 def import_site(
@@ -36,6 +43,7 @@ def import_site(
     # (model searches leave prompts out: one more request).
     actual = replace(actual, prompts=registry.read_prompts())
     found = pins_from_registry(actual, list(chosen), set(models) if models else None)
+    found = _by_source_numbers(found, actual, desired)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     uri = scrub(redact_uri(registry_uri))
     where = f" (workspace {workspace.describe()})" if workspace.name is not None else ""
@@ -48,6 +56,33 @@ def import_site(
         [f"imported from {uri}{where} at {when} by reconciler import"],
     )
     return ImportReport(uri, tuple(files), found.skipped, workspace.name)
+
+
+def _by_source_numbers(found: Imported, actual: ActualState, desired: DesiredState) -> Imported:
+    """A pin with `from:` names its source's number: what serves here is compared (and written)
+    by the number of the version it is a copy of. What serves here and is no copy of a version
+    of that model cannot be written into such a pin: skipped, saying so."""
+    sourced = {(p.environment, p.model): p for p in desired.pins if p.source is not None}
+    pins, skipped = [], list(found.skipped)
+    for pin in found.pins:
+        existing = sourced.get((pin.environment, pin.model))
+        if existing is None:
+            pins.append(pin)
+            continue
+        version = actual.models[pin.model].versions.get(pin.version)
+        lineage = Lineage.of(version) if version is not None else None
+        if lineage is None or lineage.model != pin.model:
+            skipped.append(
+                ImportSkip(
+                    pin.environment,
+                    pin.model,
+                    f"serves v{pin.version}, which is no copy from {existing.source}: its pin "
+                    f"(from: {existing.source}) names {existing.source}'s versions",
+                )
+            )
+            continue
+        pins.append(replace(pin, version=lineage.version, run_id=lineage.run_id))
+    return replace(found, pins=tuple(pins), skipped=tuple(skipped))
 
 
 def merge_imports(reports: Sequence[ImportReport]) -> ImportReport:

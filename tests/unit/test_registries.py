@@ -363,3 +363,17 @@ def test_a_copy_whose_source_is_gone_and_that_never_served_here_is_refused(
     assert result.exit_code == 1
     assert "is gone from staging's registry" in result.output
     assert "never served in production, so it is no rollback either" in result.output
+
+
+def test_import_compares_a_from_pin_by_its_source_number(two: TwoRegistries, repo: Repo) -> None:
+    two.prod.create_version("churn", files=MODEL_FILES)  # prod's own v1: the copy will be v2
+    assert two.run("apply").exit_code == 0
+    found = json.loads(two.run("import", "--env", "production", "--format", "json").stdout)
+    [pin] = [f for f in found["pins"] if f["environment"] == "production"]
+    assert pin["outcome"] == "unchanged", pin  # serves v2 here, the copy of staging v1
+    repo.pin("production", "churn", 3, **{"from": "staging"})
+    repo.commit("an unapplied edit")
+    assert two.run("import", "--env", "production", "--overwrite").exit_code == 0
+    text = (repo.root / "environments/production/churn.yaml").read_text(encoding="utf-8")
+    assert "version: 1\n" in text  # staging's number of what serves, not prod's v2
+    assert "from: staging\n" in text
