@@ -48,6 +48,17 @@ class ReconcilerError(Exception):
     exit_code = EXIT_ERROR
 
 
+class StoppedBeforeWriting(ReconcilerError):
+    """A signal stopped a command while it still only read (the registries, before any lease):
+    nothing to finish, nothing written; it exits at once with the signal's code."""
+
+    def __init__(self, signal_name: str | None, doing: str) -> None:
+        name = signal_name or "SIGINT"
+        super().__init__(f"{name}: stopped while {doing}; nothing was changed")
+        codes = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_SIGTERM, "SIGHUP": EXIT_SIGHUP}
+        self.exit_code = codes.get(name, EXIT_INTERRUPTED)
+
+
 class Reported(ReconcilerError):
     """A failure whose report the command printed already (apply's results, verify's report):
     the CLI's exit path says `message` on stderr, if any, and exits with `exit_code`, with no

@@ -132,12 +132,13 @@ def apply(
     desired = load_desired_state(root)
     scope = replace(scope, prune=scope.prune or options.prune)
     scope.check_environments(desired)
-    opened = open_sites(desired, connect, _environ(environ), scope.environments)
+    opened = open_sites(desired, connect, _environ(environ), scope.environments, options.interrupt)
     targets = _planned_sites(opened, scope)
     for site in targets:
         workspace_to_write(site.workspace, site.site)
     checkouts = {s.site.key: checkout_of(root, s.workspace, options.commit) for s in opened}
-    sides = read_sites(desired, opened, {key: c.owner for key, c in checkouts.items()})
+    owners = {key: c.owner for key, c in checkouts.items()}
+    sides = read_sites(desired, opened, owners, options.interrupt)
     runs = [
         SiteRun(
             desired,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from reconciler.api.sites import OpenSite, each
 from reconciler.apply import recording
+from reconciler.apply.options import Interrupt
 from reconciler.errors import InvalidInput, Problem
 from reconciler.pins.values import DesiredState
 from reconciler.planning import evidence
@@ -70,6 +71,7 @@ def read_sites(
     desired: DesiredState,
     opened: Sequence[OpenSite],
     owners: Mapping[tuple[str | None, ...], str] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Sides:
     """Each site's registry read once, concurrently: its pinned models, and the models other
     sites' pins copy from it. Without `owners` (status), only those."""
@@ -85,7 +87,7 @@ def read_sites(
         return read_models(site.registry, models, owners[site.site.key])
 
     names = [", ".join(s.site.environments) for s in opened]
-    found = each(read, list(opened), names)
+    found = each(read, list(opened), names, interrupt)
     return Sides({site.site.key: actual for site, actual in zip(opened, found, strict=True)})
 
 

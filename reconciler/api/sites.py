@@ -3,12 +3,19 @@ its workspace, and read concurrently."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from reconciler.errors import InvalidInput, Problem, ReconcilerError, UsageError
+from reconciler.apply.options import Interrupt
+from reconciler.errors import (
+    InvalidInput,
+    Problem,
+    ReconcilerError,
+    StoppedBeforeWriting,
+    UsageError,
+)
 from reconciler.pins.registry_settings import resolve
 from reconciler.pins.values import DesiredState
 from reconciler.planning.sites import Site, sites
@@ -78,6 +85,7 @@ def open_sites(
     connect: Connect,
     environ: Mapping[str, str],
     environments: Collection[str] = (),
+    interrupt: Interrupt | None = None,
 ) -> list[OpenSite]:
     """Connect the sites holding `environments` (empty: all) and their sources, each in its
     workspace; the command's registry when no environment is in scope."""
@@ -92,7 +100,9 @@ def open_sites(
         registry = connect(connection, site.workspace.name if site.workspace else None)
         return OpenSite(site, registry, registry.use_workspace(site.workspace))
 
-    opened = each(open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen))
+    opened = each(
+        open_one, list(zip(chosen, connections, strict=True)), _sites_named(chosen), interrupt
+    )
     _refuse_one_registry_twice(opened)
     return opened
 
@@ -128,29 +138,48 @@ def _refuse_one_registry_twice(opened: Sequence[OpenSite]) -> None:
         seen[site.identity] = site
 
 
-def each(work: Callable[[T], R], items: Sequence[T], names: Sequence[str] | None = None) -> list[R]:
+def each(
+    work: Callable[[T], R],
+    items: Sequence[T],
+    names: Sequence[str] | None = None,
+    interrupt: Interrupt | None = None,
+) -> list[R]:
     """`work` on every item, concurrently when there are several (one thread per registry:
     reads of different registries overlap). A failure names the environments of its registry,
-    so the one line says which registry failed; the first failure is raised."""
-    if len(items) <= 1:
+    so the one line says which registry failed; the first failure (in item order) is raised.
+    With `interrupt` (apply, which handles signals itself), a signal stops the wait at once:
+    the threads are daemons, so neither the command nor its exit waits for a silent registry."""
+    if len(items) <= 1 and interrupt is None:
         return [work(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="registry")
-    futures = [pool.submit(work, item) for item in items]
-    results: list[R] = []
-    try:
-        for index, future in enumerate(futures):
-            try:
-                results.append(future.result())
-            except ReconcilerError as error:
-                if names is not None:
-                    raise _named(error, names[index]) from None
-                raise
-    except BaseException:
-        # A failure or Ctrl-C/SIGTERM: do not wait for the other registries' answers.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    return results
+    results: list[R | None] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+    left = [len(items)]
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def run(index: int) -> None:
+        try:
+            results[index] = work(items[index])
+        except BaseException as error:  # handed to the waiting thread
+            errors[index] = error
+        finally:
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+    for index in range(len(items)):
+        threading.Thread(target=run, args=(index,), name="registry", daemon=True).start()
+    while not done.wait(0.1):
+        if interrupt is not None and interrupt.event.is_set():
+            raise StoppedBeforeWriting(interrupt.signal, "reading the registries")
+    for index, error in enumerate(errors):
+        if error is None:
+            continue
+        if isinstance(error, ReconcilerError) and names is not None and len(items) > 1:
+            raise _named(error, names[index]) from None
+        raise error
+    return list(results)  # type: ignore[arg-type]
 
 
 def _named(error: ReconcilerError, environments: str) -> ReconcilerError:

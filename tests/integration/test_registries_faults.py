@@ -450,3 +450,31 @@ def test_a_plan_reviewed_before_the_copy_is_the_plan_that_makes_it_and_unicode_n
     assert status.exit_code == 0, status.output
     assert "v1 (staging v1)" in status.stdout
     assert run("plan", "--env", "production", "--detailed-exitcode").exit_code == 0
+
+
+def test_ctrl_c_while_a_silent_registry_is_read_stops_at_once(
+    repo: Repo, mlflow_server: str, dev_source: tuple[str, str]
+) -> None:
+    """A prod registry that accepts and never answers: one Ctrl-C stops apply while it still
+    only reads, at once, with 130 and one line (before: it waited out the timeout, exit 1)."""
+    import socket
+
+    name = _dev_model(mlflow_server, dev_source)
+    _promoting(repo, name)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        process = _start(repo, mlflow_server, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        time.sleep(4)  # well into the read of the silent registry (10 s per attempt)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _stdout, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert process.returncode == 130, stderr
+    assert took < 5, took
+    assert "SIGINT: stopped while reading the registries; nothing was changed" in stderr
+    assert _stages(mlflow_server, name) == {"1": "None"}  # staging's change not applied either
