@@ -208,8 +208,11 @@ def combine(plans: Sequence[SitePlan], every: Collection[OpenSite]) -> Plan:
     if len(plans) == 1 and len(every) == 1:
         return plans[0].plan
     first = plans[0].plan
+    # The workspace is shown apart (each plan's own), not in the registry's name.
     registries = tuple(
-        (env, p.site.identity, p.plan.workspace) for p in plans for env in p.site.site.environments
+        (env, p.site.registry.describe(), p.plan.workspace)
+        for p in plans
+        for env in p.site.site.environments
     )
     return replace(
         first,

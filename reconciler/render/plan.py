@@ -271,14 +271,15 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     pin = entry.pin
     badge = " ⏪ ROLLBACK" if is_rollback(entry) else ""
     old = review.old[0] if review.old else None
-    head = f"v{old.version} → " if old else ""
-    lines = [f"#### {pin.environment}: {md_code(pin.model)} {head}v{pin.version}{badge}", ""]
+    head = f"{_as_version(old.version)} → " if old else ""
+    new_version = _as_version(review.new.version)  # `staging v15` for a copy: its source
+    lines = [f"#### {pin.environment}: {md_code(pin.model)} {head}{new_version}{badge}", ""]
     names = key_metrics(list(review.gated_metrics), review.new.metrics, old.metrics if old else {})
     if names:
         columns = (
-            f"| Metric | v{old.version} | v{pin.version} | Δ | From |"
+            f"| Metric | {_as_version(old.version)} | {new_version} | Δ | From |"
             if old
-            else f"| Metric | v{pin.version} | From |"
+            else f"| Metric | {new_version} | From |"
         )
         lines += [columns, "|---|---|---|---|---|" if old else "|---|---|---|"]
         for name in names:
@@ -294,12 +295,12 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
                 f"| {origin} |"
             )
         lines.append("")
-    facts = [f"v{pin.version} created {_when(review.new.created)}"]
+    facts = [f"{new_version} created {_when(review.new.created)}"]
     if review.new.creator:
         facts[0] += f" by {md_text(review.new.creator)}"
     if pin.confidence is not None:
         facts.append(f"comparison confidence {pin.confidence:g}")
-    links = [f"[v{f.version}]({f.link})" for f in (review.new, *review.old) if f.link]
+    links = [f"[{_as_version(f.version)}]({f.link})" for f in (review.new, *review.old) if f.link]
     if links:
         facts.append("MLflow: " + ", ".join(links))
     lines.append(" · ".join(facts))
@@ -308,6 +309,11 @@ def _review_markdown(entry: Entry, review: Review) -> list[str]:
     if review.policy:
         lines += ["", "Policy passed: " + "; ".join(md_text(rule) for rule in review.policy)]
     return lines
+
+
+def _as_version(shown: str) -> str:
+    """`v15` for a number; a copied version's label (`staging v15`) as it is."""
+    return f"v{shown}" if shown.isdigit() else md_text(shown)
 
 
 def _origin(name: str, new: VersionFacts, old: VersionFacts | None) -> str:
