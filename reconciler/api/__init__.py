@@ -159,6 +159,9 @@ def apply(
     combined = combine([run.planned for run in runs], opened)
     guards.check_expected(combined, options.expect_checksum)
     scope.check_models(desired, combined)  # a model with no pin may be retiring
+    if len(runs) > 1:
+        for run in runs:  # a refusal in one registry writes nothing in any
+            run.precheck()
     firsts = [run.planned for run in runs]
     applied: list[tuple[SitePlan, ApplyReport]] = []
     for index in sorted(range(len(runs)), key=lambda i: runs[i].rank):

@@ -14,6 +14,7 @@ from reconciler.api.planning import (
     Sides,
     SitePlan,
     combine,
+    elsewhere,
     plan_site,
     read_models,
     refuse,
@@ -122,6 +123,15 @@ class SiteRun:
         self.planned = planned
         return planned.plan, planned.actual, planned.plan.adoptions
 
+    def precheck(self) -> None:
+        """The refusals apply would meet (order, ownership, retirements, unreadable state),
+        on the first plan: every registry's before any is written."""
+        plan, actual = self.planned.plan, self.planned.actual
+        if not plan.has_changes and not plan.adoptions:
+            guards.check_readable(actual, plan)
+            return
+        self.check(plan, actual)
+
     def check(self, plan: Plan, actual: ActualState) -> None:
         options, owner, root = self.options, self.checkout.owner, self.checkout.root
         guards.check_readable(actual, plan)
@@ -210,7 +220,15 @@ class SiteRun:
                 )
                 # The repair re-diffs this registry's share, sourced pins by their copies' numbers.
                 share = self.planned.sourced.desired
-                planned = Planned(share, plan, actual, adoptions, self.scope, owner)
+                planned = Planned(
+                    share,
+                    plan,
+                    actual,
+                    adoptions,
+                    self.scope,
+                    owner,
+                    elsewhere(self.desired, self.site),
+                )
                 run = ModelRun(planned, registry, lease, options)
                 results = executor.apply(
                     plan,

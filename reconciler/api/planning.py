@@ -135,6 +135,10 @@ def plan_site(
     )
     owner = checkout.owner  # this repository: prune retires only what it owns
     plan = _labelled(scope.diff(sourced.desired, sourced.actual, owner), sourced)
+    # The registry's ownership records may name another environment of this repository (one
+    # server reached by two names, `localhost` and `127.0.0.1`; an environment moved to another
+    # registry): its pins are elsewhere, not removed. Only environments gone are retired.
+    plan = plan.without_retirements_in(elsewhere(desired, site))
     evidence_of = {
         key: SourceEvidence(
             found.actual.models[key[1]].versions[source.version],
@@ -176,6 +180,11 @@ def plan_site(
         sources=tuple(sorted(sourced.sources.items())),
     )
     return SitePlan(site, plan, sourced.actual, sourced, sources), problems
+
+
+def elsewhere(desired: DesiredState, site: OpenSite) -> frozenset[str]:
+    """The repository's environments that live in another registry than `site`'s."""
+    return frozenset(set(desired.environments) - set(site.site.environments))
 
 
 def _labelled(plan: Plan, sourced: Sourced) -> Plan:

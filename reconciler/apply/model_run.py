@@ -32,6 +32,8 @@ class Planned:
     adoptions: tuple[Adoption, ...]
     scope: Scope
     owner: str
+    # Environments of the repository in other registries: never retired here (planning/steps).
+    elsewhere: frozenset[str] = frozenset()
 
 
 class ModelRun:
@@ -118,6 +120,7 @@ class ModelRun:
             now = ActualState({model: registered} if registered is not None else {})
             planned = self.planned
             again = planned.scope.diff(planned.desired, now, planned.owner, models=[model])
+            again = again.without_retirements_in(planned.elsewhere)
             if again.problems:
                 raise InvalidInput(again.problems)
             # Ownership is dropped by the bookkeeping write that follows: not a repair.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from reconciler.errors import InvalidInput, Problem
 from reconciler.pins.documents import Document
@@ -100,6 +100,12 @@ def registry_problems(document: Document) -> list[Problem]:
                     "holds user:password@: put credentials in `username`/`password` as ${VAR} "
                     "references (a secret written in git is refused)",
                 )
+            elif not _port_ok(parts):
+                problem(
+                    "tracking_uri",
+                    "is no URI a registry answers at (its port is not a number; a ` #` in an "
+                    "unquoted YAML value starts a comment)",
+                )
             elif _SECRET_QUERY.search(parts.query):
                 problem(
                     "tracking_uri",
@@ -112,6 +118,14 @@ def registry_problems(document: Document) -> list[Problem]:
             "uses MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)",
         )
     return problems
+
+
+def _port_ok(parts: SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 (urllib checks the port when it is read)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from reconciler.errors import Problem
@@ -154,6 +154,20 @@ class Plan:
     registries: tuple[tuple[str, str, Workspace], ...] = ()
     # (environment, this repository's identity there) when it differs by registry (workspaces).
     repositories: tuple[tuple[str, str], ...] = ()
+
+    def without_retirements_in(self, environments: Collection[str]) -> Plan:
+        """The plan without retiring anything from `environments` (environments of this
+        repository that live in another registry: their pins are elsewhere, not removed)."""
+        if not any(r.environment in environments for r in self.retirements):
+            return self
+        dropped = {
+            id(step) for r in self.retirements if r.environment in environments for step in r.steps
+        }
+        return replace(
+            self,
+            retirements=tuple(r for r in self.retirements if r.environment not in environments),
+            steps=tuple(step for step in self.steps if id(step) not in dropped),
+        )
 
     def source_of(self, environment: str, model: str) -> Source | None:
         return dict(self.sources).get((environment, model))

@@ -224,6 +224,10 @@ def test_requires_across_registries_needs_from(two: TwoRegistries, repo: Repo) -
             "3: registry.tracking_uri: holds user:password@",
         ),
         (
+            "registry:\n  tracking_uri: http://bob:s3cr3t #tail@h\n",
+            "3: registry.tracking_uri: is no URI a registry answers at",
+        ),
+        (
             "registry:\n  tracking_uri: https://prod/?token=abc\n",
             "3: registry.tracking_uri: holds a credential in its query",
         ),
@@ -377,3 +381,21 @@ def test_import_compares_a_from_pin_by_its_source_number(two: TwoRegistries, rep
     text = (repo.root / "environments/production/churn.yaml").read_text(encoding="utf-8")
     assert "version: 1\n" in text  # staging's number of what serves, not prod's v2
     assert "from: staging\n" in text
+
+
+def test_one_server_reached_by_two_names_never_retires_the_other_environments_pins(
+    two: TwoRegistries, repo: Repo
+) -> None:
+    """`localhost` and `127.0.0.1`: two identities, one registry. Its ownership records name
+    staging in production's site; staging's pin is elsewhere, not removed: never retired."""
+    alias = FakeRegistry("alias-of-dev")
+    alias._models = two.dev._models  # the same server's data
+    alias.artifacts = two.dev.artifacts
+    two.prod = alias
+    assert two.run("apply", "--env", "staging").exit_code == 0
+    plan = two.run("plan", "--prune")
+    assert "retire" not in plan.stdout, plan.stdout
+    applied = two.run("apply", "--prune")
+    assert applied.exit_code == 0, applied.output
+    assert "retire" not in applied.output
+    assert two.dev.read_model("churn").in_stage("Staging") == ["2"]  # type: ignore[union-attr]
