@@ -15,7 +15,7 @@ from reconciler.cli.main import cli
 from reconciler.registry.connection import Connection
 from reconciler.registry.fake import FakeRegistry
 from reconciler.registry.lineage import Lineage
-from tests.conftest import Repo, commit_pins
+from tests.conftest import Repo, commit_pins, make_runner
 
 PROD_SETTINGS = """stage: Production
 registry:
@@ -399,3 +399,22 @@ def test_one_server_reached_by_two_names_never_retires_the_other_environments_pi
     assert applied.exit_code == 0, applied.output
     assert "retire" not in applied.output
     assert two.dev.read_model("churn").in_stage("Staging") == ["2"]  # type: ignore[union-attr]
+
+
+def test_a_refusal_in_one_registry_writes_nothing_in_the_other(
+    two: TwoRegistries, repo: Repo, tmp_path: Path
+) -> None:
+    """Another repository owns churn in staging (dev): the apply is refused there (exit 5) before
+    production's registry, applied first, is written: no copy, no lease."""
+    other = Repo(tmp_path / "other")
+    other.write("README.md", "another team\n")
+    other.commit("start")
+    other.pin("staging", "churn", 1)
+    other.commit("staging v1")
+    assert make_runner(other.root, two.dev)("apply").exit_code == 0
+    two.dev.writes.clear()
+    result = two.run("apply")
+    assert result.exit_code == 5, result.output
+    assert "another repository owns it there" in result.output
+    assert two.prod.writes == []
+    assert two.dev.writes == []
