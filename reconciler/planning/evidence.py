@@ -47,22 +47,27 @@ def policy_problems(
     moment = now or datetime.now(UTC)
     sources = sources or {}
     problems: list[Problem] = []
-    gated = []
+    gated: list[_Judged] = []
     for entry in plan.entries:
         pin = entry.pin
         env = desired.environments[pin.environment]
-        source = sources.get((pin.environment, pin.model))
-        if not entry.steps or pin.version in entry.current:
+        if not entry.steps or not (env.requires or env.gates or pin.gates):
             continue
-        if (pin.environment, pin.model) in orphans:
+        if pin.version in entry.current:
+            # It serves there already (drift around it is put right: an extra archived, an
+            # alias moved onto it): nothing is promoted, so nothing is gated. An adopted
+            # registry with a doubled stage plans cleanly.
+            continue
+        key = (pin.environment, pin.model)
+        source = sources.get(key)
+        if key in orphans:
             problems += _orphan(pin, env, actual.models[pin.model].versions[pin.version])
-            continue
-        if source is not None:
-            problems += _judge(
-                pin, env, desired, source.version, source.registered, source.registry, moment
+        elif source is not None:
+            shown = f"{source.version.version} (from {pin.source})"
+            gated.append(
+                _Judged(pin, env, source.version, source.registered, source.registry, shown)
             )
-            continue
-        if here is not None and env.requires and env.requires not in here:
+        elif here is not None and env.requires and env.requires not in here:
             problems.append(
                 Problem(
                     pin.file,
@@ -73,43 +78,50 @@ def policy_problems(
                     "(its evidence is there)",
                 )
             )
-    for entry in plan.entries:
-        pin = entry.pin
-        env = desired.environments[pin.environment]
-        if (
-            (pin.environment, pin.model) in orphans
-            or sources.get((pin.environment, pin.model)) is not None
-            or (here is not None and env.requires and env.requires not in here)
-        ):
-            continue  # judged above
-        if not entry.steps or not (env.requires or env.gates or pin.gates):
-            continue
-        if pin.version in entry.current:
-            # It serves there already (drift around it is put right: an extra archived, an
-            # alias moved onto it): nothing is promoted, so nothing is gated. An adopted
-            # registry with a doubled stage plans cleanly.
-            continue
-        gated.append((pin, env, actual.models[pin.model].versions[pin.version]))
-    # Metrics only for versions a metric gate judges, their logged models in one batch.
-    metrics = read_metrics(
-        registry,
-        [
-            version
-            for pin, env, version in gated
-            if any(g is not None and g.metrics for g in (env.gates, pin.gates))
-        ],
-    )
-    for pin, env, version in gated:
+        else:
+            registered = actual.models[pin.model]
+            version = registered.versions[pin.version]
+            gated.append(_Judged(pin, env, version, registered, registry, pin.version))
+    # Metrics only for versions a metric gate judges: one batch per registry read.
+    metrics: dict[tuple[int, str, str], VersionMetrics] = {}
+    for where in {id(j.registry): j.registry for j in gated}.values():
+        read = read_metrics(where, [j.version for j in gated if j.registry is where and j.metered])
+        metrics.update({(id(where), *key): found for key, found in read.items()})
+    for judged in gated:
+        version = judged.version
+        found = metrics.get((id(judged.registry), version.model, version.version))
+        problems += judged.check(desired, found or VersionMetrics(), moment)
+    return problems
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A changed pin and the version its policy is judged on: this registry's, or its source's
+    in another registry (`shown` then says so: `15 (from staging)`)."""
+
+    pin: Pin
+    env: Environment
+    version: ModelVersion
+    registered: RegisteredModel
+    registry: Registry
+    shown: str
+
+    @property
+    def metered(self) -> bool:
+        return any(g is not None and g.metrics for g in (self.env.gates, self.pin.gates))
+
+    def check(
+        self, desired: DesiredState, metrics: VersionMetrics, moment: datetime
+    ) -> list[Problem]:
+        pin, env = self.pin, self.env
         reached = None
         if env.requires:
             required = desired.environments[env.requires]
-            reached = reached_required(version, required, actual.models[pin.model])
+            reached = reached_required(self.version, required, self.registered)
         evidence = policy.Evidence(
-            metrics=metrics.get((version.model, version.version), VersionMetrics()),
-            tags=version.tags,
-            now=moment,
-            arrival=reached,
+            metrics=metrics, tags=self.version.tags, now=moment, arrival=reached
         )
+        problems: list[Problem] = []
         # The environment's rules, then the pin's own gates, each named by where it is written.
         for gates, rules_in, check_order in (
             (env.gates, env.settings_file or f"environments/{env.name}.yaml", True),
@@ -119,21 +131,19 @@ def policy_problems(
                 file=pin.file,
                 line=pin.version_line,
                 model=pin.model,
-                version=pin.version,
+                version=self.shown,
                 requires=env.requires,
                 gates=gates,
                 rule_source=rules_in,
                 evidence=evidence,
                 check_order=check_order,
             )
-    return problems
+        return problems
 
 
 def _orphan(pin: Pin, env: Environment, copy: ModelVersion) -> list[Problem]:
     """A copy whose source version is gone: its evidence is gone with it. It may serve again
     where it served before (a rollback to a version that once passed); nowhere new."""
-    if not (env.requires or env.gates or pin.gates):
-        return []
     if audit.parse(copy.tags.get(audit_tag(env.name))):
         return []
     return [
@@ -146,48 +156,6 @@ def _orphan(pin: Pin, env: Environment, copy: ModelVersion) -> list[Problem]:
             f"served in {env.name}, so it is no rollback either",
         )
     ]
-
-
-def _judge(
-    pin: Pin,
-    env: Environment,
-    desired: DesiredState,
-    version: ModelVersion,
-    registered: RegisteredModel,
-    registry: Registry,
-    moment: datetime,
-) -> list[Problem]:
-    """The policy for one pin judged on a version of another registry (its source)."""
-    if not (env.requires or env.gates or pin.gates):
-        return []
-    metered = any(g is not None and g.metrics for g in (env.gates, pin.gates))
-    metrics = read_metrics(registry, [version]) if metered else {}
-    reached = None
-    if env.requires:
-        reached = reached_required(version, desired.environments[env.requires], registered)
-    found = policy.Evidence(
-        metrics=metrics.get((version.model, version.version), VersionMetrics()),
-        tags=version.tags,
-        now=moment,
-        arrival=reached,
-    )
-    problems: list[Problem] = []
-    for gates, rules_in, check_order in (
-        (env.gates, env.settings_file or f"environments/{env.name}.yaml", True),
-        (pin.gates, f"{pin.file} gates", False),
-    ):
-        problems += policy.check(
-            file=pin.file,
-            line=pin.version_line,
-            model=pin.model,
-            version=f"{version.version} (from {pin.source})",
-            requires=env.requires,
-            gates=gates,
-            rule_source=rules_in,
-            evidence=found,
-            check_order=check_order,
-        )
-    return problems
 
 
 def read_metrics(

@@ -9,7 +9,6 @@ whose blocks say the same thing share a site: one connection, one read, one leas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.pins.registry_settings import RegistrySetting
@@ -85,10 +84,6 @@ def workspace_of(
     if setting is not None and setting.own_server:
         return None  # another server: the repository's workspace is the command's server's
     return default
-
-
-def site_of(all_sites: Iterable[Site], environment: str) -> Site:
-    return next(site for site in all_sites if site.holds(environment))
 
 
 def _setting(envs: list[Environment]) -> RegistrySetting | None:

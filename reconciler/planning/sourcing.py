@@ -36,6 +36,16 @@ class Source:
         return f"{self.environment} v{self.version}"
 
 
+def shown(number: str, source: str | None) -> str:
+    """A version as plans and status show it: `v16`; for a pin with `from:`, `v16 (staging
+    v15)` with `source` its label, or `copy of staging v15` before the copy exists."""
+    if source is None:
+        return f"v{number}"
+    if number == PENDING_COPY:
+        return f"copy of {source}"
+    return f"v{number} ({source})"
+
+
 @dataclass(frozen=True)
 class Copy:
     """A version apply copies into `registry` before moving it into `environment`."""

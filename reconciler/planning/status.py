@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.planning.sourcing import PENDING_COPY
+from reconciler.planning.sourcing import shown
 from reconciler.planning.steps import Plan
 from reconciler.records.bookkeeping import state_of
 from reconciler.registry.values import ActualState
@@ -34,11 +34,7 @@ class StatusRow:
     @property
     def shown_pinned(self) -> str:
         """`v16`, `v16 (staging v15)`, or `copy of staging v15` when not copied yet."""
-        if self.source is None:
-            return f"v{self.pinned}"
-        if self.pinned == PENDING_COPY:
-            return f"copy of {self.source}"
-        return f"v{self.pinned} ({self.source})"
+        return shown(self.pinned, self.source)
 
 
 def status_rows(plan: Plan, actual: ActualState) -> list[StatusRow]:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from reconciler.errors import Problem
 from reconciler.pins.values import Pin
-from reconciler.planning.sourcing import PENDING_COPY, Copy, Source
+from reconciler.planning.sourcing import Copy, Source, shown
 from reconciler.records.bookkeeping import Adoption, EnvRecord
 from reconciler.registry.workspaces import NO_WORKSPACES, Workspace
 
@@ -59,11 +59,7 @@ class Step:
     @property
     def shown_version(self) -> str:
         """`v16`, `v16 (staging v15)`, or `copy of staging v15` before the copy exists."""
-        if self.source is None:
-            return f"v{self.version}"
-        if self.version == PENDING_COPY:
-            return f"copy of {self.source}"
-        return f"v{self.version} ({self.source})"
+        return shown(self.version, self.source)
 
     def action(self) -> str:
         """What the step does, as plans and results show it: `v15 → Production, archives v6`."""

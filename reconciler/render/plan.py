@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.planning.review import Review, VersionFacts, key_metrics
-from reconciler.planning.sourcing import PENDING_COPY, Copy
+from reconciler.planning.sourcing import PENDING_COPY, Copy, shown
 from reconciler.planning.steps import Entry, Plan, Retirement, Step
 from reconciler.records.bookkeeping import describe_owner
 from reconciler.registry.workspaces import Workspace
@@ -34,11 +34,7 @@ def _pinned(plan: Plan, entry: Entry) -> str:
     """`v15`; for a pin with `from:`, `v16 (staging v15)`, or `copy of staging v15` before the
     copy exists."""
     source = plan.source_of(entry.pin.environment, entry.pin.model)
-    if source is None:
-        return f"v{entry.pin.version}"
-    if entry.pin.version == PENDING_COPY:
-        return f"copy of {source.label()}"
-    return f"v{entry.pin.version} ({source.label()})"
+    return shown(entry.pin.version, source.label() if source is not None else None)
 
 
 def _headline(plan: Plan, entry: Entry) -> str:

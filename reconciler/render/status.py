@@ -6,6 +6,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 
+from reconciler.planning.sourcing import PENDING_COPY
 from reconciler.planning.status import StatusRow
 from reconciler.render import escape
 from reconciler.render.common import versions
@@ -67,7 +68,7 @@ def status_json(rows: Sequence[StatusRow]) -> str:
                 "environment": row.environment,
                 "model": row.model,
                 # A copy not made yet has no number here: null, and `source` says which.
-                "pinned_version": None if row.shown_pinned.startswith("copy of") else row.pinned,
+                "pinned_version": None if row.pinned == PENDING_COPY else row.pinned,
                 "source": row.source,
                 "target": row.target,
                 "registry_versions": list(row.registry),
