@@ -16,7 +16,7 @@ from reconciler.cli import AppContext, cli
 from reconciler.pins.values import PRODUCTION
 from tests.conftest import Repo, commit_pins
 from tests.integration.conftest import Seeder
-from tests.support.server import start_or_fail, stop_server
+from tests.support.server import start_auth_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +27,7 @@ READER = ("reader", "reader-Pa55word-for-tests")
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("mlflow-auth-server")
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
-        f"admin_username = {ADMIN[0]}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = true\n"
-    )
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
-    }
-    url, process = start_or_fail(workdir, "--app-name", "basic-auth", env=env)
+    url, process = start_auth_server(workdir, *ADMIN)
     try:
         yield url
     finally:

@@ -24,7 +24,7 @@ from reconciler.registry.messages import HTTP_DEFAULTS, QUIET
 from reconciler.registry.mlflow_registry import MlflowRegistry
 from reconciler.registry.workspaces import Workspace
 from tests.support.proxy import RecordingProxy
-from tests.support.server import start_or_fail, stop_server
+from tests.support.server import start_auth_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +43,7 @@ def _basic(user: str, password: str) -> str:
 
 
 def _auth_server(workdir: Path, password: str, *extra: str) -> tuple[str, Any]:
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
-        f"admin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = true\n"
-    )
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
-    }
-    return start_or_fail(workdir, "--app-name", "basic-auth", *extra, env=env)
+    return start_auth_server(workdir, ADMIN, password, *extra)
 
 
 def _seed(url: str, password: str, workspace: str | None, versions: int) -> None:

@@ -22,7 +22,7 @@ from reconciler.registry.lineage import COPY_EXPERIMENT, TARGET_MODEL
 from tests.conftest import Repo, make_runner
 from tests.support.copy_models import log_models
 from tests.support.proxy import RecordingProxy
-from tests.support.server import start_or_fail, stop_server
+from tests.support.server import start_auth_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -251,20 +251,7 @@ AUTH_SETTINGS = PROD_SETTINGS + (
 def auth_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A prod registry that checks credentials (`mlflow server --app-name basic-auth`)."""
     workdir = tmp_path_factory.mktemp("mlflow-auth-prod")
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
-        f"admin_username = {ADMIN[0]}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
-    }
-    url, process = start_or_fail(workdir, "--app-name", "basic-auth", env=env)
+    url, process = start_auth_server(workdir, *ADMIN)
     try:
         yield url
     finally:

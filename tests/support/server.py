@@ -99,3 +99,25 @@ def start_or_fail(
         return start_server(workdir, *extra, env=env, port=port, backend=backend, workers=workers)
     except ServerFailed as error:
         pytest.fail(str(error))
+
+
+def start_auth_server(
+    workdir: Path, admin: str, password: str, *extra: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`mlflow server --app-name basic-auth` (start_or_fail), its own sqlite auth database,
+    `admin` with `password` its admin, READ the default permission."""
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
+        f"admin_username = {admin}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = true\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
+    }
+    return start_or_fail(workdir, "--app-name", "basic-auth", *extra, env=env)
