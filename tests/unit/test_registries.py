@@ -418,3 +418,17 @@ def test_a_refusal_in_one_registry_writes_nothing_in_the_other(
     assert "another repository owns it there" in result.output
     assert two.prod.writes == []
     assert two.dev.writes == []
+
+
+def test_verify_of_a_copy_not_made_yet_is_refused_by_name(two: TwoRegistries, repo: Repo) -> None:
+    repo.write(
+        "environments/production.yaml",
+        PROD_SETTINGS + "serving:\n  url: http://127.0.0.1:9/{model}\n  timeout: 1s\n",
+    )
+    repo.commit("serving")
+    result = two.run("verify", "--env", "production", "--format", "json")
+    assert result.exit_code == 1
+    assert "production: churn: staging v1 has not been copied into fake://prod yet" in (
+        result.output
+    )
+    assert json.loads(result.stdout)["error"]  # the JSON error document, one line of it
